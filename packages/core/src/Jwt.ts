@@ -1,0 +1,28 @@
+/**
+ * Reads the expiry a JWT announces. The payload is read, not verified: the client has no key,
+ * and it only uses the claim to know when to renew; the server stays the judge of validity.
+ *
+ * @since 0.1.0
+ */
+import { DateTime, Either, Encoding, Option, Schema } from "effect"
+
+const Payload = Schema.parseJson(Schema.Struct({ exp: Schema.optional(Schema.Unknown) }))
+const decodePayload = Schema.decodeUnknownOption(Payload)
+
+/**
+ * The `exp` claim (seconds since the epoch) of a JWT's payload, or `None` when the token is
+ * not a three-part JWT, its payload is not JSON, or `exp` is missing or not a usable number.
+ */
+export const expiry = (token: string): Option.Option<DateTime.Utc> => {
+  const parts = token.split(".")
+  if (parts.length !== 3) return Option.none()
+  const json = Encoding.decodeBase64UrlString(parts[1]!)
+  if (Either.isLeft(json)) return Option.none()
+  return decodePayload(json.right).pipe(
+    Option.flatMap(({ exp }) =>
+      typeof exp === "number" && Number.isFinite(exp) && exp > 0
+        ? DateTime.make(Math.floor(exp * 1000))
+        : Option.none()
+    )
+  )
+}

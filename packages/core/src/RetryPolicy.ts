@@ -1,0 +1,64 @@
+/**
+ * The retry policy for calls to the AMP authentication endpoints, as a `Schedule`.
+ *
+ * - At most `maxAttempts` attempts in all (the first one included).
+ * - Only transient failures are retried: 5xx/408, transport errors, timeouts and 429.
+ *   Wrong credentials, refused refreshes and malformed answers fail at once.
+ * - Before retry `n` (1-based) it waits `baseDelay * 2^(n-1)` plus up to 20 % random jitter,
+ *   capped at `maxDelay`; the jitter keeps many clients from retrying in lock-step.
+ * - A 429 with `Retry-After` waits at least what the server asked. If it asked for longer than
+ *   `maxDelay`, the 429 is returned at once instead of blocking the caller for that long.
+ * - A 429 without `Retry-After` is treated like a 503: the normal backoff.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, Random, Schedule } from "effect"
+import { type AuthError, isTransient } from "./TokenError.js"
+
+/** The knobs of the policy (from `API_RETRY_*`). */
+export interface RetryOptions {
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}
+
+/** The jitter added to each backoff delay, as a fraction of it. */
+export const jitterFraction = 0.2
+
+/** Whether `error` is worth another attempt under `options`. */
+export const isRetryable = (error: AuthError, options: RetryOptions): boolean =>
+  isTransient(error) &&
+  !(error._tag === "RateLimited" && error.retryAfter !== undefined &&
+    Duration.greaterThan(error.retryAfter, options.maxDelay))
+
+/** The delay before retry number `retry` (1-based), before jitter and the cap. */
+export const backoff = (options: RetryOptions, retry: number): Duration.Duration =>
+  Duration.times(options.baseDelay, 2 ** (retry - 1))
+
+/** The policy as a `Schedule` fed with the failures of the attempts. */
+export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, number], AuthError> =>
+  Schedule.identity<AuthError>().pipe(
+    Schedule.intersect(Schedule.recurs(options.maxAttempts - 1)),
+    Schedule.whileInput((error: AuthError) => isRetryable(error, options)),
+    // Only called when the schedule goes on, so the log line is only written for a real retry.
+    Schedule.modifyDelayEffect(([error, retried]) =>
+      Effect.gen(function*() {
+        const base = backoff(options, retried + 1)
+        const jittered = Duration.min(
+          Duration.times(base, 1 + (yield* Random.next) * jitterFraction),
+          options.maxDelay
+        )
+        const delay = error._tag === "RateLimited" && error.retryAfter !== undefined
+          ? Duration.max(error.retryAfter, jittered)
+          : jittered
+        yield* Effect.logWarning(
+          `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retried + 2} of ${options.maxAttempts})`
+        )
+        return delay
+      })
+    )
+  )
+
+/** Runs `attempt` under the policy. Each retry is logged with the error's message (no secret). */
+export const retry = (options: RetryOptions) => <A, R>(attempt: Effect.Effect<A, AuthError, R>) =>
+  Effect.retry(attempt, schedule(options))

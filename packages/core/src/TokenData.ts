@@ -1,0 +1,90 @@
+/**
+ * A token and its lifetime: what the service keeps in memory and what `token.json` holds.
+ *
+ * The file format is the Rust AMP client's, so files move freely between the two:
+ *
+ * ```json
+ * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00Z", "obtained_at": "2024-01-01T12:00:00Z" }
+ * ```
+ *
+ * Timestamps are RFC 3339; up to nine fractional digits and any offset are read (chrono writes
+ * nanoseconds), and UTC with milliseconds is written.
+ *
+ * @since 0.1.0
+ */
+import { DateTime, Duration, Option, ParseResult, Redacted, Schema } from "effect"
+import * as Jwt from "./Jwt.js"
+
+const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
+
+/** An RFC 3339 timestamp string decoded to a UTC `DateTime` (sub-millisecond digits dropped). */
+export const Rfc3339 = Schema.transformOrFail(
+  Schema.String,
+  Schema.DateTimeUtcFromSelf,
+  {
+    strict: true,
+    decode: (text, _, ast) => {
+      const parsed = rfc3339.test(text)
+        ? DateTime.make(text.replace(" ", "T").toUpperCase())
+        : Option.none()
+      return Option.match(parsed, {
+        onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, "expected an RFC 3339 timestamp")),
+        onSome: (dateTime) => ParseResult.succeed(DateTime.toUtc(dateTime))
+      })
+    },
+    encode: (dateTime) => ParseResult.succeed(DateTime.formatIso(dateTime))
+  }
+).annotations({ identifier: "Rfc3339" })
+
+/**
+ * A token as it may travel in an `Authorization` header: printable ASCII, no spaces. Anything
+ * else is refused, so a hostile server or file cannot inject headers.
+ */
+export const TokenString = Schema.String.pipe(
+  Schema.pattern(/^[\x21-\x7e]+$/),
+  Schema.annotations({ identifier: "TokenString" })
+)
+
+/** When no expiry can be read from the token, the Rust client's rule: 24 hours after obtaining. */
+export const defaultLifetime = Duration.hours(24)
+
+/** A token with the times the service needs. The token is `Redacted` as soon as it is decoded. */
+export class TokenData extends Schema.Class<TokenData>("TokenData")({
+  token: Schema.Redacted(TokenString),
+  expiresAt: Schema.propertySignature(Rfc3339).pipe(Schema.fromKey("expires_at")),
+  obtainedAt: Schema.propertySignature(Rfc3339).pipe(Schema.fromKey("obtained_at"))
+}) {
+  /**
+   * Builds the data for a token just received from the server: its expiry is the JWT's `exp`
+   * when the payload has one, otherwise 24 hours after `obtainedAt`.
+   */
+  static fromToken(token: Redacted.Redacted<string>, obtainedAt: DateTime.Utc): TokenData {
+    return new TokenData({
+      token,
+      obtainedAt,
+      expiresAt: Option.getOrElse(Jwt.expiry(Redacted.value(token)), () => DateTime.addDuration(obtainedAt, defaultLifetime))
+    })
+  }
+
+  /**
+   * The same data with the JWT's own `exp` as expiry where it has one. Used on files written by
+   * other clients, which may have assumed 24 hours.
+   */
+  withJwtExpiry(): TokenData {
+    return Option.match(Jwt.expiry(Redacted.value(this.token)), {
+      onNone: () => this,
+      onSome: (expiresAt) =>
+        DateTime.Equivalence(expiresAt, this.expiresAt) ? this : new TokenData({ ...this, expiresAt })
+    })
+  }
+}
+
+/** The token file's JSON text, decoded to and encoded from `TokenData`. */
+export const TokenFileJson = Schema.parseJson(TokenData)
+
+/** Decodes the token file's text; the error never contains the token. */
+export const decodeFile = Schema.decodeEither(TokenFileJson, { onExcessProperty: "ignore" })
+
+/** Encodes `TokenData` as the token file's text (pretty-printed, newline-terminated). */
+export const encodeFile = (data: TokenData): string =>
+  JSON.stringify(Schema.encodeSync(TokenData)(data), null, 2) + "\n"

@@ -1,0 +1,279 @@
+/**
+ * The token service: an always-valid AMP token for whoever asks.
+ *
+ * `getToken` answers from memory while the token is valid and outside the refresh margin: no
+ * lock, no I/O. Otherwise one fiber renews it (refresh while the token is still valid, a new
+ * login when refresh fails or the token has expired) while every other caller waits for that
+ * one result; the new token is kept in memory and saved to the `TokenStore`.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
+import * as AmpConfig from "./AmpConfig.js"
+import { AuthApi } from "./AuthApi.js"
+import { TokenData } from "./TokenData.js"
+import { type AuthError, NoTokenToRefresh, type TokenStoreError } from "./TokenError.js"
+import * as TokenInfo from "./TokenInfo.js"
+import { TokenStore } from "./TokenStore.js"
+
+/** Always-valid AMP tokens. */
+export class TokenService extends Context.Tag("@amp-effect/core/TokenService")<TokenService, {
+  /**
+   * A valid token: from memory when it is valid and not within the refresh margin, otherwise
+   * renewed (refresh, falling back to login; login when expired) and saved.
+   */
+  readonly getToken: Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError>
+  /** Logs in now, whatever the current token, and saves the new token. */
+  readonly obtainToken: Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError>
+  /**
+   * Refreshes the current token through the refresh endpoint now, with no fallback to login:
+   * fails with `NoTokenToRefresh` when there is no unexpired token, or with the refresh error.
+   */
+  readonly refreshToken: Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError | NoTokenToRefresh>
+  /** Renews now whatever the margin says: refresh when possible, else login. */
+  readonly forceRefresh: Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError>
+  /**
+   * Renews after the server rejected `rejected` (a 401): when it is still the current token it
+   * is replaced (refresh, else login); when another fiber already replaced it, the new token
+   * is returned without a call.
+   */
+  readonly renewRejected: (
+    rejected: Redacted.Redacted<string>
+  ) => Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError>
+  /** Facts about the current token, or `None` when there is none. Never a network call. */
+  readonly getTokenInfo: Effect.Effect<Option.Option<TokenInfo.TokenInfo>>
+  /** Forgets the token in memory and in the store. */
+  readonly clearToken: Effect.Effect<void, TokenStoreError>
+}>() {}
+
+/** Options of the service. */
+export interface TokenServiceOptions {
+  /** Renew this long before expiry. Default 5 minutes. */
+  readonly refreshMargin?: Duration.DurationInput
+}
+
+/** The default refresh margin: five minutes, as the Rust client. */
+export const defaultRefreshMargin = Duration.minutes(5)
+
+/** How a renewal is asked for. */
+type Mode =
+  | { readonly _tag: "Auto" } // getToken: only if the token is missing, expired or in the margin
+  | { readonly _tag: "Obtain" } // always log in
+  | { readonly _tag: "Refresh" } // always renew: refresh if possible, else log in
+  | { readonly _tag: "Rejected"; readonly token: Redacted.Redacted<string> } // renew if `token` is current
+
+interface Current {
+  readonly data: TokenData
+  readonly expiresAt: number
+  readonly refreshAt: number
+}
+
+interface State {
+  readonly current: Current | undefined
+  /** Counts finished renewals, so that waiters can tell that one ended while they waited. */
+  readonly generation: number
+  /** How the last renewal ended, shared with the fibers that waited for it. */
+  readonly lastFailure: AuthError | TokenStoreError | undefined
+}
+
+/** Builds the service over an `AuthApi` and a `TokenStore`, loading the stored token first. */
+export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
+  const api = yield* AuthApi
+  const store = yield* TokenStore
+  const margin = Duration.toMillis(options?.refreshMargin ?? defaultRefreshMargin)
+  const toCurrent = (data: TokenData): Current => {
+    const expiresAt = DateTime.toEpochMillis(data.expiresAt)
+    return { data, expiresAt, refreshAt: expiresAt - margin }
+  }
+
+  /** Reads the store; a failure or an expired token counts as none (an expired file is removed). */
+  const loadStored = Effect.gen(function*() {
+    const stored = yield* store.load.pipe(
+      Effect.map(Option.map((data) => data.withJwtExpiry())),
+      Effect.catchAll((error) =>
+        Effect.as(Effect.logWarning(`${error.message}; continuing without a stored token`), Option.none<TokenData>())
+      )
+    )
+    if (Option.isNone(stored)) return undefined
+    const now = yield* Clock.currentTimeMillis
+    const current = toCurrent(stored.value)
+    if (now < current.expiresAt) return current
+    yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
+    yield* store.remove.pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+    return undefined
+  })
+
+  const state = yield* Ref.make<State>({
+    current: yield* loadStored.pipe(Effect.withSpan("TokenService.load")),
+    generation: 0,
+    lastFailure: undefined
+  })
+  const semaphore = yield* Effect.makeSemaphore(1)
+
+  const save = (data: TokenData) =>
+    store.save(data).pipe(
+      Effect.catchAll((error) => Effect.logWarning(`${error.message}; the token is kept in memory only`))
+    )
+
+  const login = Effect.flatMap(api.obtain, fromServer)
+
+  /**
+   * The token lifecycle, in one place. Runs with the semaphore held:
+   * re-check (another fiber may have finished while we waited) → re-read the store (another
+   * process may have renewed) → refresh while valid, falling back to login → keep and save.
+   */
+  const renew = (mode: Mode, seenGeneration: number) =>
+    Effect.gen(function*() {
+      const before = yield* Ref.get(state)
+      if (before.generation !== seenGeneration) {
+        // A renewal finished while we waited for the semaphore: share its outcome.
+        if (before.lastFailure !== undefined) return yield* Effect.fail(before.lastFailure)
+        if (before.current !== undefined) return before.current.data.token
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (!needsRenewal(mode, before.current, now)) return before.current!.data.token
+
+      return yield* store.withLock(Effect.gen(function*() {
+        const fromStore = yield* loadStored
+        let current = before.current
+        if (fromStore !== undefined && !sameToken(fromStore, current)) {
+          // Another process renewed while we were deciding: use its token if it will do.
+          current = fromStore
+          if (!needsRenewal(mode, current, now)) {
+            yield* Effect.annotateCurrentSpan("source", "file")
+            return current
+          }
+        }
+        yield* Effect.annotateCurrentSpan("source", "server")
+        const canRefresh = mode._tag !== "Obtain" && current !== undefined && now < current.expiresAt
+        const data = canRefresh
+          ? yield* api.refresh(current!.data.token).pipe(
+            Effect.flatMap(fromServer),
+            Effect.catchAll((error) =>
+              Effect.zipRight(
+                Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`),
+                login
+              )
+            )
+          )
+          : yield* login
+        const renewed = toCurrent(data)
+        yield* save(data)
+        return renewed
+      })).pipe(
+        Effect.tap((current) =>
+          Ref.update(state, (s) => ({ current, generation: s.generation + 1, lastFailure: undefined }))
+        ),
+        Effect.tapError((error) =>
+          Ref.update(state, (s) => ({ ...s, generation: s.generation + 1, lastFailure: error }))
+        ),
+        Effect.map((current) => current.data.token)
+      )
+    })
+
+  /** Takes the semaphore, remembering which renewal generation was current before waiting. */
+  const serialized = (mode: Mode, name: string) =>
+    Effect.flatMap(Ref.get(state), ({ generation }) => semaphore.withPermits(1)(renew(mode, generation))).pipe(
+      Effect.withSpan(name)
+    )
+
+  const auto = serialized({ _tag: "Auto" }, "TokenService.renew")
+
+  // The hot path: no span, no lock, no I/O. A span per call would cost more than the lookup.
+  const getToken = Effect.flatMap(Ref.get(state), ({ current }) =>
+    current === undefined
+      ? auto
+      : Effect.flatMap(Clock.currentTimeMillis, (now) => now < current.refreshAt ? Effect.succeed(current.data.token) : auto))
+
+  const refreshToken = Effect.gen(function*() {
+    const { current } = yield* Ref.get(state)
+    const now = yield* Clock.currentTimeMillis
+    if (current === undefined) return yield* new NoTokenToRefresh({ reason: "no token" })
+    if (now >= current.expiresAt) return yield* new NoTokenToRefresh({ reason: "expired" })
+    return yield* semaphore.withPermits(1)(Effect.gen(function*() {
+      const data = yield* Effect.flatMap(api.refresh(current.data.token), fromServer)
+      yield* Ref.update(state, (s) => ({ current: toCurrent(data), generation: s.generation + 1, lastFailure: undefined }))
+      yield* save(data)
+      return data.token
+    }))
+  }).pipe(Effect.withSpan("TokenService.refreshToken"))
+
+  const getTokenInfo = Effect.flatMap(Ref.get(state), ({ current }) =>
+    current === undefined
+      ? Effect.succeedNone
+      : Effect.map(Clock.currentTimeMillis, (now) =>
+        Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))))
+
+  const clearToken = semaphore.withPermits(1)(
+    Effect.zipRight(
+      Ref.update(state, (s) => ({ ...s, current: undefined })),
+      store.remove
+    )
+  ).pipe(Effect.withSpan("TokenService.clearToken"))
+
+  return TokenService.of({
+    getToken,
+    obtainToken: serialized({ _tag: "Obtain" }, "TokenService.obtainToken"),
+    refreshToken,
+    forceRefresh: serialized({ _tag: "Refresh" }, "TokenService.forceRefresh"),
+    renewRejected: (token) => serialized({ _tag: "Rejected", token }, "TokenService.renewRejected"),
+    getTokenInfo,
+    clearToken
+  })
+})
+
+/** Whether `mode` calls for a new token, given the current one at `now`. */
+const needsRenewal = (mode: Mode, current: Current | undefined, now: number): boolean => {
+  if (current === undefined) return true
+  switch (mode._tag) {
+    case "Auto":
+      return now >= current.refreshAt
+    case "Rejected":
+      return Redacted.value(current.data.token) === Redacted.value(mode.token) || now >= current.expiresAt
+    case "Obtain":
+    case "Refresh":
+      return true
+  }
+}
+
+const sameToken = (candidate: Current, current: Current | undefined) =>
+  current !== undefined && Redacted.value(candidate.data.token) === Redacted.value(current.data.token)
+
+/** Stamps a token just received from the server with the time it was obtained. */
+const fromServer = (token: Redacted.Redacted<string>) =>
+  Effect.map(Clock.currentTimeMillis, (now) => TokenData.fromToken(token, DateTime.unsafeMake(now)))
+
+/** The service with explicit options; needs an `AuthApi` and a `TokenStore`. */
+export const layer = (options?: TokenServiceOptions): Layer.Layer<TokenService, never, AuthApi | TokenStore> =>
+  Layer.effect(TokenService, make(options))
+
+/** The service with the refresh margin from `AMP_TOKEN_REFRESH_MARGIN_SECONDS`. */
+export const layerConfig: Layer.Layer<TokenService, AmpConfig.AmpConfigError, AuthApi | TokenStore> = Layer.effect(
+  TokenService,
+  Effect.flatMap(AmpConfig.refreshMargin, (refreshMargin) => make({ refreshMargin }))
+)
+
+/**
+ * A service that always answers with `token` (default `"mock-token"`): no network, no disk,
+ * nothing left behind. For application tests that do not care about the token's lifecycle.
+ */
+export const layerMock = (token = "mock-token"): Layer.Layer<TokenService> =>
+  Layer.effect(
+    TokenService,
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const data = TokenData.fromToken(Redacted.make(token), DateTime.unsafeMake(now))
+      const fixed = Effect.succeed(data.token)
+      return TokenService.of({
+        getToken: fixed,
+        obtainToken: fixed,
+        refreshToken: fixed,
+        forceRefresh: fixed,
+        renewRejected: () => fixed,
+        getTokenInfo: Effect.map(
+          Clock.currentTimeMillis,
+          (at) => Option.some(TokenInfo.make(data, Math.max(at, now), defaultRefreshMargin))
+        ),
+        clearToken: Effect.void
+      })
+    })
+  )

@@ -1,0 +1,13 @@
+/**
+ * @since 0.1.0
+ */
+export * as AmpConfig from "./AmpConfig.js"
+export * as AuthApi from "./AuthApi.js"
+export * as Jwt from "./Jwt.js"
+export * as PersistencePolicy from "./PersistencePolicy.js"
+export * as RetryPolicy from "./RetryPolicy.js"
+export * as TokenData from "./TokenData.js"
+export * as TokenError from "./TokenError.js"
+export * as TokenInfo from "./TokenInfo.js"
+export * as TokenService from "./TokenService.js"
+export * as TokenStore from "./TokenStore.js"
