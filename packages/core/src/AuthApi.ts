@@ -149,7 +149,8 @@ export const retryAfter = (header: string | undefined): Effect.Effect<Duration.D
     if (header === undefined) return undefined
     const text = header.trim()
     if (/^\d+$/.test(text)) return Duration.seconds(Number(text))
-    return Option.match(DateTime.make(text), {
+    // `new Date` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
+    return Option.match(DateTime.make(new Date(text)), {
       onNone: () => undefined,
       onSome: (date) => Duration.millis(Math.max(0, DateTime.toEpochMillis(date) - now))
     })

@@ -1,0 +1,259 @@
+import { describe, expect, it } from "@effect/vitest"
+import { DateTime, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { TokenData } from "../src/TokenData.js"
+import { InvalidCredentials, RefreshRejected, ServerError, TokenStoreError } from "../src/TokenError.js"
+import * as TokenService from "../src/TokenService.js"
+import * as TokenStore from "../src/TokenStore.js"
+import * as LogCapture from "./utils/LogCapture.js"
+import * as ScriptedAuthApi from "./utils/ScriptedAuthApi.js"
+
+/** A token service over a scripted API and an in-memory store, both exposed to the test. */
+const setup = (options?: { readonly stored?: TokenData; readonly store?: TokenStore.TokenStore["Type"] }) =>
+  Effect.gen(function*() {
+    const api = ScriptedAuthApi.make()
+    const store = options?.store ?? (yield* TokenStore.makeMemory)
+    if (options?.stored) yield* store.save(options.stored)
+    const service = yield* TokenService.make().pipe(
+      Effect.provide(Layer.merge(api.layer, Layer.succeed(TokenStore.TokenStore, store)))
+    )
+    return { api: api.script, store, service }
+  })
+
+const tokenData = (payload: Record<string, unknown>, obtainedAtMillis: number) =>
+  TokenData.fromToken(Redacted.make(ScriptedAuthApi.jwt(payload)), DateTime.unsafeMake(obtainedAtMillis))
+
+const value = Redacted.value<string>
+
+describe("TokenService", () => {
+  it.effect("obtains once, saves, then answers from memory without calls", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      const first = yield* service.getToken
+      const second = yield* service.getToken
+      expect(api.obtainCalls).toBe(1)
+      expect(api.refreshCalls).toBe(0)
+      expect(value(second)).toBe(value(first))
+      const saved = yield* store.load
+      expect(Option.map(saved, (data) => value(data.token))).toEqual(Option.some(value(first)))
+    }))
+
+  it.effect("1,000 concurrent callers cause exactly one login", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      api.latency = Duration.millis(50)
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 1000 }, () => service.getToken), {
+        concurrency: "unbounded"
+      }))
+      yield* TestClock.adjust("50 millis")
+      const tokens = yield* Fiber.join(fiber)
+      expect(api.obtainCalls).toBe(1)
+      expect(new Set(tokens.map(value)).size).toBe(1)
+    }))
+
+  it.effect("1,000 concurrent callers share one failed login instead of each trying", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      api.latency = Duration.millis(50)
+      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad" }))
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 1000 }, () => Effect.exit(service.getToken)), {
+        concurrency: "unbounded"
+      }))
+      yield* TestClock.adjust("50 millis")
+      const exits = yield* Fiber.join(fiber)
+      expect(api.obtainCalls).toBe(1)
+      expect(exits.every((exit) => Exit.isFailure(exit))).toBe(true)
+      const errors = exits.map((exit) => Exit.isFailure(exit) ? exit.cause : undefined)
+      expect(errors.every((cause) => cause?._tag === "Fail" && cause.error._tag === "InvalidCredentials")).toBe(true)
+      // The failure is not sticky: the next caller tries again.
+      yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("50 millis")
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("refreshes only once inside the 5 minute margin, then serves the new token", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      const first = yield* service.getToken // exp = 1 h
+      yield* TestClock.adjust(Duration.subtract(Duration.minutes(55), Duration.millis(1)))
+      expect(value(yield* service.getToken)).toBe(value(first))
+      expect(api.refreshCalls).toBe(0)
+      yield* TestClock.adjust("1 millis") // exactly 5 minutes before expiry
+      const refreshed = yield* Effect.all(Array.from({ length: 100 }, () => service.getToken), {
+        concurrency: "unbounded"
+      })
+      expect(api.refreshCalls).toBe(1)
+      expect(api.obtainCalls).toBe(1)
+      expect(api.refreshedFrom).toEqual([value(first)])
+      expect(new Set(refreshed.map(value))).toEqual(new Set([api.issued[1]]))
+    }))
+
+  it.effect("an expired token is replaced by a login, never refreshed", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("1 hours")
+      yield* service.getToken
+      expect(api.refreshCalls).toBe(0)
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("a failed refresh falls back to a login", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "Invalid token." }))
+      const token = yield* service.getToken
+      expect(api.refreshCalls).toBe(1)
+      expect(api.obtainCalls).toBe(2)
+      expect(value(token)).toBe(api.issued[1])
+      const saved = yield* store.load
+      expect(Option.map(saved, (data) => value(data.token))).toEqual(Option.some(api.issued[1]))
+    }))
+
+  it.effect("loads a valid stored token when built: no call at all", () =>
+    Effect.gen(function*() {
+      const stored = tokenData({ exp: 7200 }, 0)
+      const { api, service } = yield* setup({ stored })
+      expect(value(yield* service.getToken)).toBe(value(stored.token))
+      expect(api.obtainCalls + api.refreshCalls).toBe(0)
+    }))
+
+  it.effect("removes an expired stored token when built and logs in on demand", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust("3 hours")
+      const stored = tokenData({ exp: 3600 }, 0)
+      const { api, service, store } = yield* setup({ stored })
+      expect(yield* store.load).toEqual(Option.none())
+      expect(yield* service.getTokenInfo).toEqual(Option.none())
+      yield* service.getToken
+      expect(api.obtainCalls).toBe(1)
+    }))
+
+  it.effect("the JWT's exp wins over a stored expires_at", () =>
+    Effect.gen(function*() {
+      // A file that claims 24 h, for a token whose exp says 4 minutes: inside the margin.
+      const token = Redacted.make(ScriptedAuthApi.jwt({ exp: 240 }))
+      const stored = new TokenData({
+        token,
+        obtainedAt: DateTime.unsafeMake(0),
+        expiresAt: DateTime.unsafeMake(Duration.toMillis("24 hours"))
+      })
+      const { api, service } = yield* setup({ stored })
+      const info = yield* service.getTokenInfo
+      expect(Option.map(info, (i) => DateTime.toEpochMillis(i.expiresAt))).toEqual(Option.some(240_000))
+      yield* service.getToken // inside the margin: refresh
+      expect(api.refreshCalls).toBe(1)
+    }))
+
+  it.effect("adopts a token another process saved while this one decided to renew", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      const other = tokenData({ exp: 7200 }, Duration.toMillis("56 minutes"))
+      yield* store.save(other)
+      expect(value(yield* service.getToken)).toBe(value(other.token))
+      expect(api.refreshCalls).toBe(0)
+      expect(api.obtainCalls).toBe(1)
+    }))
+
+  it.effect("serves from memory and warns when the store cannot save", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const failing = TokenStore.TokenStore.of({
+        description: "broken",
+        load: Effect.succeedNone,
+        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "ReadOnlyFileSystem" }),
+        remove: Effect.void,
+        withLock: (effect) => effect
+      })
+      const { api, service } = yield* logs.provide(setup({ store: failing }))
+      const token = yield* logs.provide(service.getToken)
+      expect(value(yield* service.getToken)).toBe(value(token))
+      expect(api.obtainCalls).toBe(1)
+      expect(logs.warnings().some((line) => line.includes("ReadOnlyFileSystem") && line.includes("memory only")))
+        .toBe(true)
+    }))
+
+  it.effect("clearToken empties memory and store; the next getToken logs in", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      yield* service.getToken
+      yield* service.clearToken
+      expect(yield* store.load).toEqual(Option.none())
+      expect(yield* service.getTokenInfo).toEqual(Option.none())
+      yield* service.getToken
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("obtainToken always logs in; forceRefresh refreshes a valid token", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      yield* service.getToken
+      yield* service.obtainToken
+      expect(api.obtainCalls).toBe(2)
+      yield* service.forceRefresh
+      expect(api.refreshCalls).toBe(1)
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("refreshToken refuses without a token or with an expired one, and never logs in", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      const none = yield* Effect.flip(service.refreshToken)
+      expect(none._tag === "NoTokenToRefresh" && none.reason).toBe("no token")
+      yield* service.getToken
+      yield* TestClock.adjust("2 hours")
+      const expired = yield* Effect.flip(service.refreshToken)
+      expect(expired._tag === "NoTokenToRefresh" && expired.reason).toBe("expired")
+      expect(api.obtainCalls).toBe(1)
+      expect(api.refreshCalls).toBe(0)
+      yield* service.getToken
+      yield* service.refreshToken
+      expect(api.refreshCalls).toBe(1)
+      api.refreshFailures.push(new ServerError({ endpoint: "refresh-token", status: 503 }))
+      const failed = yield* Effect.flip(service.refreshToken)
+      expect(failed._tag).toBe("ServerError")
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("renewRejected renews the rejected current token once, and not a token already replaced", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      const stale = yield* service.getToken
+      const renewed = yield* Effect.all(Array.from({ length: 50 }, () => service.renewRejected(stale)), {
+        concurrency: "unbounded"
+      })
+      expect(api.refreshCalls + api.obtainCalls).toBe(2) // the first login and one renewal
+      expect(new Set(renewed.map(value))).toEqual(new Set([api.issued[1]]))
+      // A late rejection of the old token does not renew again.
+      yield* service.renewRejected(stale)
+      expect(api.refreshCalls + api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("getTokenInfo follows the Clock", () =>
+    Effect.gen(function*() {
+      const { service } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      const info = Option.getOrThrow(yield* service.getTokenInfo)
+      expect(Duration.toMillis(info.expiresIn)).toBe(Duration.toMillis("4 minutes"))
+      expect(Duration.toMillis(info.age)).toBe(Duration.toMillis("56 minutes"))
+      expect(info.expiresSoon).toBe(true)
+      expect(info.isExpired).toBe(false)
+      yield* TestClock.adjust("4 minutes")
+      const expired = Option.getOrThrow(yield* service.getTokenInfo)
+      expect(expired.isExpired).toBe(true)
+      expect(expired.expiresSoon).toBe(false)
+      expect(Duration.toMillis(expired.expiresIn)).toBe(0)
+    }))
+
+  it.effect("layerMock answers a fixed token with no API and no store", () =>
+    Effect.gen(function*() {
+      const service = yield* TokenService.TokenService
+      expect(value(yield* service.getToken)).toBe("test-token")
+      expect(value(yield* service.obtainToken)).toBe("test-token")
+      expect(Option.isSome(yield* service.getTokenInfo)).toBe(true)
+    }).pipe(Effect.provide(TokenService.layerMock("test-token"))))
+})
