@@ -105,19 +105,22 @@ const classify = (
     (text) => scrub(text, secrets())
   )
   if (status >= 200 && status < 300) {
-    return Effect.flatMap(Effect.either(response.json), (body) =>
-      Option.match(body._tag === "Right" ? decodeTokenResponse(body.right) : Option.none(), {
-        // The body is not quoted: a half-right answer may still contain a token.
-        onNone: () =>
-          new MalformedResponse({
-            endpoint,
-            status,
-            reason: body._tag === "Left"
-              ? "the body is not JSON"
-              : "expected a JSON object with a \"token\" string of printable characters"
-          }),
-        onSome: ({ token }) => Effect.succeed(Redacted.make(token))
-      }))
+    return Effect.flatMap(
+      Effect.either(response.json),
+      (body) =>
+        Option.match(body._tag === "Right" ? decodeTokenResponse(body.right) : Option.none(), {
+          // The body is not quoted: a half-right answer may still contain a token.
+          onNone: () =>
+            new MalformedResponse({
+              endpoint,
+              status,
+              reason: body._tag === "Left"
+                ? "the body is not JSON"
+                : "expected a JSON object with a \"token\" string of printable characters"
+            }),
+          onSome: ({ token }) => Effect.succeed(Redacted.make(token))
+        })
+    )
   }
   if (status === 429) {
     return Effect.flatMap(

@@ -45,7 +45,7 @@ export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, n
       Effect.gen(function*() {
         const base = backoff(options, retried + 1)
         const jittered = Duration.min(
-          Duration.times(base, 1 + (yield* Random.next) * jitterFraction),
+          Duration.millis(Math.round(Duration.toMillis(base) * (1 + (yield* Random.next) * jitterFraction))),
           options.maxDelay
         )
         const delay = error._tag === "RateLimited" && error.retryAfter !== undefined

@@ -16,7 +16,9 @@ const TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDQxOTY4MDB9.c2ln"
 
 /** An HttpClient answering from a script, recording each request. */
 const scripted = (replies: Array<Reply>) => {
-  const requests: Array<{ readonly method: string; readonly url: string; readonly headers: Record<string, string>; readonly body: string }> = []
+  const requests: Array<
+    { readonly method: string; readonly url: string; readonly headers: Record<string, string>; readonly body: string }
+  > = []
   const client = HttpClient.make((request, url) =>
     Effect.suspend(() => {
       requests.push({
@@ -52,7 +54,10 @@ const options: AuthApi.AuthApiOptions = {
 
 const api = (replies: Array<Reply>) => {
   const http = scripted(replies)
-  return Effect.map(AuthApi.make(options).pipe(Effect.provide(http.layer)), (service) => ({ service, requests: http.requests }))
+  return Effect.map(
+    AuthApi.make(options).pipe(Effect.provide(http.layer)),
+    (service) => ({ service, requests: http.requests })
+  )
 }
 
 describe("AuthApi", () => {
@@ -134,7 +139,10 @@ describe("AuthApi", () => {
   it.effect("honours Retry-After as an HTTP date", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(Date.parse("2024-01-01T00:00:00Z"))
-      const { requests, service } = yield* api([{ status: 429, headers: { "retry-after": "Mon, 01 Jan 2024 00:00:01 GMT" } }])
+      const { requests, service } = yield* api([{
+        status: 429,
+        headers: { "retry-after": "Mon, 01 Jan 2024 00:00:01 GMT" }
+      }])
       const fiber = yield* Effect.fork(service.obtain)
       yield* TestClock.adjust("999 millis")
       expect(requests).toHaveLength(1)

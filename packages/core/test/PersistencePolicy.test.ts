@@ -9,7 +9,11 @@ const decide = (env: Record<string, string>) =>
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
   )
 
-const real = { AMP_USERNAME: "alice", AMP_PASSWORD: "hunter2", AMP_API_BASE_URL: "https://amp-test.blockstream.com/api" }
+const real = {
+  AMP_USERNAME: "alice",
+  AMP_PASSWORD: "hunter2",
+  AMP_API_BASE_URL: "https://amp-test.blockstream.com/api"
+}
 
 describe("PersistencePolicy", () => {
   const cases: ReadonlyArray<readonly [string, Record<string, string>, boolean]> = [
@@ -24,7 +28,11 @@ describe("PersistencePolicy", () => {
     ["127.0.0.1 URL", { AMP_TOKEN_PERSISTENCE: "true", AMP_API_BASE_URL: "http://127.0.0.1:4000/api" }, false],
     ["[::1] URL", { AMP_TESTS: "live", AMP_API_BASE_URL: "http://[::1]:4000/api" }, false],
     ["mock host", { AMP_TOKEN_PERSISTENCE: "true", AMP_API_BASE_URL: "https://amp-mock.internal/api" }, false],
-    ["mainnet with persistence", { AMP_TOKEN_PERSISTENCE: "true", AMP_API_BASE_URL: "https://amp.blockstream.com/api" }, true]
+    [
+      "mainnet with persistence",
+      { AMP_TOKEN_PERSISTENCE: "true", AMP_API_BASE_URL: "https://amp.blockstream.com/api" },
+      true
+    ]
   ]
   for (const [name, env, expected] of cases) {
     it.effect(`${name} → ${expected ? "persist" : "do not persist"}`, () =>

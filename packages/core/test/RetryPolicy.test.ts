@@ -59,10 +59,12 @@ describe("RetryPolicy", () => {
 
   it.effect("never retries wrong credentials or a malformed answer", () =>
     Effect.gen(function*() {
-      for (const error of [
-        new InvalidCredentials({ status: 400, detail: "" }),
-        new MalformedResponse({ endpoint: "obtain_token", status: 200, reason: "x" })
-      ]) {
+      for (
+        const error of [
+          new InvalidCredentials({ status: 400, detail: "" }),
+          new MalformedResponse({ endpoint: "obtain_token", status: 200, reason: "x" })
+        ]
+      ) {
         const { attempts, effect } = flaky([error])
         const failed = yield* Effect.flip(RetryPolicy.retry(options)(effect))
         expect(failed._tag).toBe(error._tag)

@@ -38,10 +38,22 @@ describe("TokenData", () => {
     ["not JSON", "{ token: "],
     ["an array", "[]"],
     ["a missing field", JSON.stringify({ token: "t", expires_at: "2024-01-02T12:00:00Z" })],
-    ["a non-RFC 3339 time", JSON.stringify({ token: "t", expires_at: "tomorrow", obtained_at: "2024-01-01T00:00:00Z" })],
-    ["an impossible date", JSON.stringify({ token: "t", expires_at: "2024-13-45T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })],
-    ["a token with a newline", JSON.stringify({ token: "a\nb", expires_at: "2024-01-02T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })],
-    ["an empty token", JSON.stringify({ token: "", expires_at: "2024-01-02T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })]
+    [
+      "a non-RFC 3339 time",
+      JSON.stringify({ token: "t", expires_at: "tomorrow", obtained_at: "2024-01-01T00:00:00Z" })
+    ],
+    [
+      "an impossible date",
+      JSON.stringify({ token: "t", expires_at: "2024-13-45T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })
+    ],
+    [
+      "a token with a newline",
+      JSON.stringify({ token: "a\nb", expires_at: "2024-01-02T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })
+    ],
+    [
+      "an empty token",
+      JSON.stringify({ token: "", expires_at: "2024-01-02T12:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })
+    ]
   ]
   for (const [name, text] of bad) {
     it(`refuses ${name}`, () => {

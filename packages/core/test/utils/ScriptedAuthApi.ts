@@ -2,9 +2,9 @@
  * A scripted `AuthApi` for tests: counts calls, issues JWT-shaped tokens whose `exp` follows
  * `Clock` (so `TestClock` drives expiry), and fails on demand.
  */
+import { Clock, Duration, Effect, Layer, Redacted } from "effect"
 import * as AuthApi from "../../src/AuthApi.js"
 import type * as TokenError from "../../src/TokenError.js"
-import { Clock, Duration, Effect, Layer, Redacted } from "effect"
 
 /** A JWT-shaped token with the given payload (signature is junk: nobody verifies it here). */
 export const jwt = (payload: Record<string, unknown>): string => {
