@@ -1,4 +1,5 @@
 /**
  * @since 0.1.0
  */
+export * as MockAmpServer from "./MockAmpServer.js"
 export * as NodeAmp from "./NodeAmp.js"
