@@ -11,7 +11,20 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  Schema
+} from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { TokenString } from "./TokenData.js"
@@ -27,6 +40,7 @@ import {
   ServerError,
   TransportError
 } from "./TokenError.js"
+import * as TokenMetrics from "./TokenMetrics.js"
 
 /** The AMP authentication endpoints. Swap the layer to script them in tests. */
 export class AuthApi extends Context.Tag("@amp-effect/core/AuthApi")<AuthApi, {
@@ -66,7 +80,43 @@ export const make = Effect.fnUntraced(function*(options: AuthApiOptions) {
       Effect.timeoutFail({ duration: timeout, onTimeout: () => new RequestTimeout({ endpoint, timeout }) })
     )
 
-  const obtain = attempt(
+  // A whole call: attempts under the retry policy, in one span that records how many attempts
+  // it took and how it ended, counted in the endpoint's metric.
+  const call = (
+    endpoint: Endpoint,
+    request: HttpClientRequest.HttpClientRequest,
+    secrets: () => ReadonlyArray<string>
+  ) =>
+    Effect.suspend(() => {
+      let attempts = 0
+      return Effect.suspend(() => {
+        attempts++
+        return attempt(endpoint, request, secrets)
+      }).pipe(
+        RetryPolicy.retry(options.retry),
+        Effect.onExit((exit) => {
+          const outcome = Exit.isSuccess(exit) ? "success" : Option.getOrElse(
+            Option.map(Cause.failureOption(exit.cause), (error) => error._tag),
+            () => "interrupted"
+          )
+          return Effect.zipRight(
+            Effect.annotateCurrentSpan({ attempts, outcome }),
+            Metric.increment(
+              Metric.tagged(
+                endpoint === "obtain_token" ? TokenMetrics.logins : TokenMetrics.refreshes,
+                "outcome",
+                outcome
+              )
+            )
+          )
+        }),
+        Effect.withSpan(endpoint === "obtain_token" ? "AuthApi.obtain" : "AuthApi.refresh", {
+          attributes: { endpoint }
+        })
+      )
+    })
+
+  const obtain = call(
     "obtain_token",
     HttpClientRequest.post(`${base}/user/obtain_token`).pipe(
       HttpClientRequest.acceptJson,
@@ -78,17 +128,17 @@ export const make = Effect.fnUntraced(function*(options: AuthApiOptions) {
         })
     ),
     () => [Redacted.value(options.password)]
-  ).pipe(RetryPolicy.retry(options.retry))
+  )
 
   const refresh = (token: Redacted.Redacted<string>) =>
-    attempt(
+    call(
       "refresh-token",
       HttpClientRequest.get(`${base}/user/refresh-token`).pipe(
         HttpClientRequest.acceptJson,
         HttpClientRequest.setHeader("authorization", `token ${Redacted.value(token)}`)
       ),
       () => [Redacted.value(token), Redacted.value(options.password)]
-    ).pipe(RetryPolicy.retry(options.retry))
+    )
 
   return AuthApi.of({ obtain, refresh })
 })

@@ -12,8 +12,9 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Random, Schedule } from "effect"
+import { Duration, Effect, Metric, Random, Schedule } from "effect"
 import { type AuthError, isTransient } from "./TokenError.js"
+import * as TokenMetrics from "./TokenMetrics.js"
 
 /** The knobs of the policy (from `API_RETRY_*`). */
 export interface RetryOptions {
@@ -51,6 +52,10 @@ export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, n
         const delay = error._tag === "RateLimited" && error.retryAfter !== undefined
           ? Duration.max(error.retryAfter, jittered)
           : jittered
+        yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
+          TokenMetrics.label("endpoint", "endpoint" in error ? error.endpoint : "unknown"),
+          TokenMetrics.label("cause", error._tag)
+        ]))
         yield* Effect.logWarning(
           `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retried + 2} of ${options.maxAttempts})`
         )

@@ -8,12 +8,13 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Metric, Option, Redacted, Ref } from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import { AuthApi } from "./AuthApi.js"
 import { TokenData } from "./TokenData.js"
 import { type AuthError, NoTokenToRefresh, type TokenStoreError } from "./TokenError.js"
 import * as TokenInfo from "./TokenInfo.js"
+import * as TokenMetrics from "./TokenMetrics.js"
 import { TokenStore } from "./TokenStore.js"
 
 /** Always-valid AMP tokens. */
@@ -91,7 +92,13 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
     const stored = yield* store.load.pipe(
       Effect.map(Option.map((data) => data.withJwtExpiry())),
       Effect.catchAll((error) =>
-        Effect.as(Effect.logWarning(`${error.message}; continuing without a stored token`), Option.none<TokenData>())
+        Effect.as(
+          Effect.zipRight(
+            persistenceFailed(error),
+            Effect.logWarning(`${error.message}; continuing without a stored token`)
+          ),
+          Option.none<TokenData>()
+        )
       )
     )
     if (Option.isNone(stored)) return undefined
@@ -99,7 +106,9 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
     const current = toCurrent(stored.value)
     if (now < current.expiresAt) return current
     yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
-    yield* store.remove.pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+    yield* store.remove.pipe(
+      Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
+    )
     return undefined
   })
 
@@ -112,7 +121,12 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
 
   const save = (data: TokenData) =>
     store.save(data).pipe(
-      Effect.catchAll((error) => Effect.logWarning(`${error.message}; the token is kept in memory only`))
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          persistenceFailed(error),
+          Effect.logWarning(`${error.message}; the token is kept in memory only`)
+        )
+      )
     )
 
   const login = Effect.flatMap(api.obtain, fromServer)
@@ -140,26 +154,29 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
           // Another process renewed while we were deciding: use its token if it will do.
           current = fromStore
           if (!needsRenewal(mode, current, now)) {
-            yield* Effect.annotateCurrentSpan("source", "file")
+            yield* renewed("file", current, now)
             return current
           }
         }
-        yield* Effect.annotateCurrentSpan("source", "server")
         const canRefresh = mode._tag !== "Obtain" && current !== undefined && now < current.expiresAt
         const data = canRefresh
           ? yield* api.refresh(current!.data.token).pipe(
             Effect.flatMap(fromServer),
             Effect.catchAll((error) =>
               Effect.zipRight(
-                Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`),
+                Effect.zipRight(
+                  Metric.increment(TokenMetrics.refreshFallbacks),
+                  Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
+                ),
                 login
               )
             )
           )
           : yield* login
-        const renewed = toCurrent(data)
+        const fresh = toCurrent(data)
+        yield* renewed("server", fresh, now)
         yield* save(data)
-        return renewed
+        return fresh
       })).pipe(
         Effect.tap((current) =>
           Ref.update(state, (s) => ({ current, generation: s.generation + 1, lastFailure: undefined }))
@@ -183,26 +200,38 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
   const getToken = Effect.flatMap(Ref.get(state), ({ current }) =>
     current === undefined
       ? auto
-      : Effect.flatMap(Clock.currentTimeMillis, (now) => now < current.refreshAt ? Effect.succeed(current.data.token) : auto))
+      : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now < current.refreshAt ? Effect.succeed(current.data.token) : auto))
 
-  const refreshToken = Effect.gen(function*() {
+  const refreshToken = semaphore.withPermits(1)(Effect.gen(function*() {
     const { current } = yield* Ref.get(state)
     const now = yield* Clock.currentTimeMillis
     if (current === undefined) return yield* new NoTokenToRefresh({ reason: "no token" })
     if (now >= current.expiresAt) return yield* new NoTokenToRefresh({ reason: "expired" })
-    return yield* semaphore.withPermits(1)(Effect.gen(function*() {
-      const data = yield* Effect.flatMap(api.refresh(current.data.token), fromServer)
-      yield* Ref.update(state, (s) => ({ current: toCurrent(data), generation: s.generation + 1, lastFailure: undefined }))
-      yield* save(data)
-      return data.token
-    }))
-  }).pipe(Effect.withSpan("TokenService.refreshToken"))
+    const data = yield* Effect.flatMap(api.refresh(current.data.token), fromServer)
+    const fresh = toCurrent(data)
+    yield* Ref.update(state, (s) => ({ current: fresh, generation: s.generation + 1, lastFailure: undefined }))
+    yield* renewed("server", fresh, now)
+    yield* save(data)
+    return data.token
+  })).pipe(Effect.withSpan("TokenService.refreshToken"))
 
-  const getTokenInfo = Effect.flatMap(Ref.get(state), ({ current }) =>
-    current === undefined
-      ? Effect.succeedNone
-      : Effect.map(Clock.currentTimeMillis, (now) =>
-        Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))))
+  const getTokenInfo = Effect.flatMap(
+    Ref.get(state),
+    ({ current }) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const info = current === undefined
+          ? Option.none()
+          : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
+        return Effect.as(
+          Metric.set(
+            TokenMetrics.secondsUntilExpiry,
+            current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000
+          ),
+          info
+        )
+      })
+  )
 
   const clearToken = semaphore.withPermits(1)(
     Effect.zipRight(
@@ -238,6 +267,17 @@ const needsRenewal = (mode: Mode, current: Current | undefined, now: number): bo
 
 const sameToken = (candidate: Current, current: Current | undefined) =>
   current !== undefined && Redacted.value(candidate.data.token) === Redacted.value(current.data.token)
+
+/** Records where a renewed token came from, on the span and in the metrics. */
+const renewed = (source: "server" | "file", current: Current, now: number) =>
+  Effect.all([
+    Effect.annotateCurrentSpan("source", source),
+    Metric.increment(Metric.tagged(TokenMetrics.renewals, "source", source)),
+    Metric.set(TokenMetrics.secondsUntilExpiry, Math.max(0, current.expiresAt - now) / 1000)
+  ], { discard: true })
+
+const persistenceFailed = (error: TokenStoreError) =>
+  Metric.increment(Metric.tagged(TokenMetrics.persistenceFailures, "operation", error.operation))
 
 /** Stamps a token just received from the server with the time it was obtained. */
 const fromServer = (token: Redacted.Redacted<string>) =>

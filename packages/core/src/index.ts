@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+export * as AmpClient from "./AmpClient.js"
 export * as AmpConfig from "./AmpConfig.js"
 export * as AuthApi from "./AuthApi.js"
 export * as Jwt from "./Jwt.js"
@@ -9,5 +10,6 @@ export * as RetryPolicy from "./RetryPolicy.js"
 export * as TokenData from "./TokenData.js"
 export * as TokenError from "./TokenError.js"
 export * as TokenInfo from "./TokenInfo.js"
+export * as TokenMetrics from "./TokenMetrics.js"
 export * as TokenService from "./TokenService.js"
 export * as TokenStore from "./TokenStore.js"

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import { TokenData } from "../src/TokenData.js"
 import { InvalidCredentials, RefreshRejected, ServerError, TokenStoreError } from "../src/TokenError.js"
+import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
 import * as LogCapture from "./utils/LogCapture.js"
@@ -247,6 +248,32 @@ describe("TokenService", () => {
       expect(expired.isExpired).toBe(true)
       expect(expired.expiresSoon).toBe(false)
       expect(Duration.toMillis(expired.expiresIn)).toBe(0)
+    }))
+
+  it.effect("counts fallbacks, renewals by source and persistence failures in metrics", () =>
+    Effect.gen(function*() {
+      const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
+      const fallbacks = yield* count(TokenMetrics.refreshFallbacks)
+      const fromServer = yield* count(Metric.tagged(TokenMetrics.renewals, "source", "server"))
+      const saveFailures = yield* count(Metric.tagged(TokenMetrics.persistenceFailures, "operation", "save"))
+      const failing = TokenStore.TokenStore.of({
+        description: "broken",
+        load: Effect.succeedNone,
+        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "NoSpace" }),
+        remove: Effect.void,
+        withLock: (effect) => effect
+      })
+      const { api, service } = yield* setup({ store: failing })
+      yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
+      yield* service.getToken
+      expect((yield* count(TokenMetrics.refreshFallbacks)) - fallbacks).toBe(1)
+      expect((yield* count(Metric.tagged(TokenMetrics.renewals, "source", "server"))) - fromServer).toBe(2)
+      expect((yield* count(Metric.tagged(TokenMetrics.persistenceFailures, "operation", "save"))) - saveFailures)
+        .toBe(2)
+      const gauge = yield* Metric.value(TokenMetrics.secondsUntilExpiry)
+      expect(gauge.value).toBe(3600)
     }))
 
   it.effect("layerMock answers a fixed token with no API and no store", () =>
