@@ -10,8 +10,8 @@
  *   pnpm demo -- --live        # real AMP API (uses a temporary token file)
  */
 import { AmpConfig, AuthApi, TokenService } from "@amp-effect/core"
-import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import { NodeAmp } from "@amp-effect/node"
+import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
@@ -122,7 +122,10 @@ const program = Effect.gen(function*() {
     yield* say(yield* calls)
 
     yield* step("6. A wrong password is a typed error, and is not retried")
-    const wrong = yield* service({ ...credentials, password: Redacted.make("not-the-password") }, Path.join(dir, "other.json"))
+    const wrong = yield* service(
+      { ...credentials, password: Redacted.make("not-the-password") },
+      Path.join(dir, "other.json")
+    )
     const error = yield* Effect.flip(wrong.getToken)
     yield* say(`${error._tag}: ${error.message}`)
     yield* say(yield* calls)

@@ -144,7 +144,12 @@ export const credentials: Effect.Effect<Credentials, AmpConfigError> = Effect.al
  * "exponential" backoff would be a constant one and surprise whoever set it.
  */
 export const retry: Effect.Effect<RetryOptions, AmpConfigError> = Effect.gen(function*() {
-  const maxAttempts = yield* variable("API_RETRY_MAX_ATTEMPTS", AtLeastOne, "3", "expected a whole number of at least 1")
+  const maxAttempts = yield* variable(
+    "API_RETRY_MAX_ATTEMPTS",
+    AtLeastOne,
+    "3",
+    "expected a whole number of at least 1"
+  )
   const baseDelayMs = yield* variable("API_RETRY_BASE_DELAY_MS", WholeNumber, "1000", "expected milliseconds (>= 0)")
   const maxDelayMs = yield* variable("API_RETRY_MAX_DELAY_MS", WholeNumber, "30000", "expected milliseconds (>= 0)")
   if (maxDelayMs < baseDelayMs) {

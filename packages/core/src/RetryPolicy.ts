@@ -26,21 +26,54 @@ export interface RetryOptions {
 /** The jitter added to each backoff delay, as a fraction of it. */
 export const jitterFraction = 0.2
 
-/** Whether `error` is worth another attempt under `options`. */
-export const isRetryable = (error: AuthError, options: RetryOptions): boolean =>
-  isTransient(error) &&
-  !(error._tag === "RateLimited" && error.retryAfter !== undefined &&
-    Duration.greaterThan(error.retryAfter, options.maxDelay))
+/**
+ * What the policy needs to know of an error: its tag (for logs and metrics), its message, and
+ * the wait a 429 asked for, if any. Both the authentication errors and the authenticated
+ * client's errors have this shape, so they share one policy.
+ */
+export interface RetryableError {
+  readonly _tag: string
+  readonly message: string
+  readonly retryAfter?: Duration.Duration | undefined
+}
+
+/** What the policy is applied to: which errors are transient, and a label for the metric. */
+export interface RetryTarget<E extends RetryableError> {
+  readonly isTransient: (error: E) => boolean
+  /** The `endpoint` label of the `amp_token_retries_total` metric. */
+  readonly endpoint: (error: E) => string
+}
+
+/** The authentication endpoints: transient per `TokenError.isTransient`. */
+export const authTarget: RetryTarget<AuthError> = {
+  isTransient,
+  endpoint: (error) => "endpoint" in error ? error.endpoint : "unknown"
+}
+
+/**
+ * Whether `error` is worth another attempt: transient, and not a 429 asking to wait longer than
+ * the maximum delay.
+ */
+export const isRetryable = <E extends RetryableError>(
+  error: E,
+  options: RetryOptions,
+  target: RetryTarget<E>
+): boolean =>
+  target.isTransient(error) &&
+  !(error.retryAfter !== undefined && Duration.greaterThan(error.retryAfter, options.maxDelay))
 
 /** The delay before retry number `retry` (1-based), before jitter and the cap. */
 export const backoff = (options: RetryOptions, retry: number): Duration.Duration =>
   Duration.times(options.baseDelay, 2 ** (retry - 1))
 
 /** The policy as a `Schedule` fed with the failures of the attempts. */
-export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, number], AuthError> =>
-  Schedule.identity<AuthError>().pipe(
+export const schedule = <E extends RetryableError>(
+  options: RetryOptions,
+  target: RetryTarget<E>
+): Schedule.Schedule<[E, number], E> =>
+  Schedule.identity<E>().pipe(
     Schedule.intersect(Schedule.recurs(options.maxAttempts - 1)),
-    Schedule.whileInput((error: AuthError) => isRetryable(error, options)),
+    Schedule.whileInput((error: E) => isRetryable(error, options, target)),
     // Only called when the schedule goes on, so the log line is only written for a real retry.
     Schedule.modifyDelayEffect(([error, retried]) =>
       Effect.gen(function*() {
@@ -49,11 +82,9 @@ export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, n
           Duration.millis(Math.round(Duration.toMillis(base) * (1 + (yield* Random.next) * jitterFraction))),
           options.maxDelay
         )
-        const delay = error._tag === "RateLimited" && error.retryAfter !== undefined
-          ? Duration.max(error.retryAfter, jittered)
-          : jittered
+        const delay = error.retryAfter !== undefined ? Duration.max(error.retryAfter, jittered) : jittered
         yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
-          TokenMetrics.label("endpoint", "endpoint" in error ? error.endpoint : "unknown"),
+          TokenMetrics.label("endpoint", target.endpoint(error)),
           TokenMetrics.label("cause", error._tag)
         ]))
         yield* Effect.logWarning(
@@ -65,5 +96,8 @@ export const schedule = (options: RetryOptions): Schedule.Schedule<[AuthError, n
   )
 
 /** Runs `attempt` under the policy. Each retry is logged with the error's message (no secret). */
-export const retry = (options: RetryOptions) => <A, R>(attempt: Effect.Effect<A, AuthError, R>) =>
-  Effect.retry(attempt, schedule(options))
+export const retry = <E extends RetryableError = AuthError>(
+  options: RetryOptions,
+  target: RetryTarget<E> = authTarget as unknown as RetryTarget<E>
+) =>
+<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.retry(attempt, schedule(options, target))

@@ -62,7 +62,10 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
     return new TokenData({
       token,
       obtainedAt,
-      expiresAt: Option.getOrElse(Jwt.expiry(Redacted.value(token)), () => DateTime.addDuration(obtainedAt, defaultLifetime))
+      expiresAt: Option.getOrElse(
+        Jwt.expiry(Redacted.value(token)),
+        () => DateTime.addDuration(obtainedAt, defaultLifetime)
+      )
     })
   }
 

@@ -47,9 +47,7 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   override get message() {
     return this.retryAfter === undefined
       ? `AMP rate limited ${this.endpoint} (HTTP 429, no Retry-After)`
-      : `AMP rate limited ${this.endpoint} (HTTP 429): the server asks to wait ${
-        Duration.format(this.retryAfter)
-      }`
+      : `AMP rate limited ${this.endpoint} (HTTP 429): the server asks to wait ${Duration.format(this.retryAfter)}`
   }
 }
 
@@ -159,7 +157,8 @@ const detailSuffix = (detail: string) => detail.length === 0 ? "" : `: ${detail}
 export const scrub = (text: string, secrets: ReadonlyArray<string>, maxLength = 200): string => {
   let safe = text.replace(/\s+/g, " ").trim()
   for (const secret of secrets) {
-    if (secret.length > 0) safe = safe.split(secret).join("<redacted>")
+    // A secret of one to three characters would garble every message and protect nothing.
+    if (secret.length >= 4) safe = safe.split(secret).join("<redacted>")
   }
   return safe.length > maxLength ? `${safe.slice(0, maxLength)}…` : safe
 }

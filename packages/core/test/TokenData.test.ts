@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Duration, Either, Option, Redacted } from "effect"
 import * as Jwt from "../src/Jwt.js"
 import * as TokenData from "../src/TokenData.js"
+import * as TokenError from "../src/TokenError.js"
 import { jwt } from "./utils/ScriptedAuthApi.js"
 
 const rustFile = `{
@@ -97,4 +98,12 @@ describe("Jwt.expiry", () => {
       expect(Jwt.expiry(token)).toEqual(Option.none())
     })
   }
+})
+
+describe("TokenError.scrub", () => {
+  it("replaces every occurrence of a secret, folds whitespace and cuts long text", () => {
+    expect(TokenError.scrub("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
+    expect(TokenError.scrub("x".repeat(300), []).length).toBe(201)
+    expect(TokenError.scrub("Transport error (POST http://x)", ["p"])).toBe("Transport error (POST http://x)")
+  })
 })

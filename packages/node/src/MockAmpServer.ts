@@ -10,10 +10,10 @@
  *
  * @since 0.1.0
  */
-import { randomBytes, randomUUID } from "node:crypto"
-import * as Http from "node:http"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, FiberSet, Layer, Option, Schema } from "effect"
 import type { Scope } from "effect"
+import { randomBytes, randomUUID } from "node:crypto"
+import * as Http from "node:http"
 
 // -----------------------------------------------------------------------------
 // Public types
@@ -71,6 +71,9 @@ export type MockFault =
   | { readonly _tag: "Malformed"; readonly body: string; readonly status?: number | undefined }
   | { readonly _tag: "Reset" }
 
+const hang: MockFault = { _tag: "Hang" }
+const reset: MockFault = { _tag: "Reset" }
+
 /**
  * Constructors for {@link MockFault}s. Plain object literals work just as well.
  *
@@ -93,11 +96,11 @@ export const MockFault = {
   /** Wait `duration`, then answer normally. */
   delay: (duration: Duration.DurationInput): MockFault => ({ _tag: "Delay", duration }),
   /** Never answer. */
-  hang: { _tag: "Hang" } satisfies MockFault as MockFault,
+  hang,
   /** Answer with a raw (typically unparsable) body, status 200 by default. */
   malformed: (body = "{\"token\":", status?: number): MockFault => ({ _tag: "Malformed", body, status }),
   /** Drop the connection without answering. */
-  reset: { _tag: "Reset" } satisfies MockFault as MockFault
+  reset
 } as const
 
 /**
@@ -295,7 +298,8 @@ const matchRoute = (url: string | undefined): Route | undefined => {
       return { endpoint: "assets", assetUuid: undefined }
   }
   if (segments.length === 2 && segments[0] === "assets") {
-    return { endpoint: "assets", assetUuid: decodeURIComponent(segments[1]!) }
+    // Compared raw: asset UUIDs need no decoding, and a bad `%` escape must not throw here
+    return { endpoint: "assets", assetUuid: segments[1]! }
   }
   return undefined
 }
@@ -512,8 +516,11 @@ const make = Effect.fnUntraced(function*(options: MockAmpServerOptions) {
         case "obtain":
           return yield* obtainToken(req, res)
         case "refresh":
-          return yield* withAuth(req, res, (subject, nowMillis) =>
-            sendJson(res, 200, { token: issueToken(subject, nowMillis) }))
+          return yield* withAuth(
+            req,
+            res,
+            (subject, nowMillis) => sendJson(res, 200, { token: issueToken(subject, nowMillis) })
+          )
         case "changelog":
           return yield* withAuth(req, res, () => sendJson(res, 200, changelog))
         case "assets": {

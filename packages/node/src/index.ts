@@ -3,3 +3,4 @@
  */
 export * as MockAmpServer from "./MockAmpServer.js"
 export * as NodeAmp from "./NodeAmp.js"
+export * as Cli from "./Cli.js"

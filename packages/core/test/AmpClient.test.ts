@@ -1,0 +1,445 @@
+/**
+ * The authenticated client over an in-memory AMP (an `HttpClient` that plays the server: it
+ * issues tokens, checks them, revokes them and counts every call). `@amp-effect/core` knows
+ * nothing of Node, so the real loopback server is exercised by the examples' and CLI tests.
+ */
+import { Headers, HttpClient, HttpClientResponse } from "@effect/platform"
+import type { HttpClientRequest } from "@effect/platform"
+import { RequestError } from "@effect/platform/HttpClientError"
+import { describe, expect, it } from "@effect/vitest"
+import {
+  ConfigProvider,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  Tracer
+} from "effect"
+import * as AmpClient from "../src/AmpClient.js"
+import * as AuthApi from "../src/AuthApi.js"
+import * as TokenService from "../src/TokenService.js"
+import * as TokenStore from "../src/TokenStore.js"
+
+const baseUrl = "https://amp.test/api"
+const password = "s3cret-pass"
+
+type Endpoint = "obtain" | "refresh" | "assets" | "changelog" | "info" | "other"
+
+/** What a scripted request does instead of the normal answer. */
+type Fault =
+  | { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string }
+  | { readonly transport: true }
+  | { readonly hang: true }
+  | { readonly waitFor: Deferred.Deferred<void> }
+
+const assetJson = {
+  asset_uuid: "uuid-1",
+  asset_id: "aa".repeat(32),
+  name: "One",
+  ticker: "ONE",
+  precision: 0,
+  domain: null,
+  is_registered: true,
+  is_authorized: true,
+  is_locked: false,
+  issuer: 7
+}
+
+/** A small AMP: tokens `tok-1`, `tok-2`, ...; `revokeAll` makes the issued ones answer 401. */
+const makeFakeAmp = () => {
+  const counters: Record<Endpoint, number> = { obtain: 0, refresh: 0, assets: 0, changelog: 0, info: 0, other: 0 }
+  const faults: Record<Endpoint, Array<Fault>> = {
+    obtain: [],
+    refresh: [],
+    assets: [],
+    changelog: [],
+    info: [],
+    other: []
+  }
+  const valid = new Set<string>()
+  const seen: Array<{ readonly method: string; readonly url: string; readonly authorization: string | undefined }> = []
+  let issued = 0
+  const issue = () => {
+    const token = `tok-${++issued}`
+    valid.add(token)
+    return json(200, { token })
+  }
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+    new Response(typeof body === "string" ? body : JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/json", ...headers }
+    })
+  const endpointOf = (path: string): Endpoint => {
+    if (path === "/api/user/obtain_token") return "obtain"
+    if (path === "/api/user/refresh-token") return "refresh"
+    if (path.startsWith("/api/assets/")) return "assets"
+    if (path === "/api/changelog") return "changelog"
+    if (path === "/api/info") return "info"
+    return "other"
+  }
+  const authorized = (request: HttpClientRequest.HttpClientRequest) => {
+    const header = request.headers["authorization"]
+    return header !== undefined && header.startsWith("token ") && valid.has(header.slice(6))
+  }
+  const answer = (endpoint: Endpoint, request: HttpClientRequest.HttpClientRequest, url: URL): Response => {
+    switch (endpoint) {
+      case "obtain": {
+        const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+        return JSON.parse(body).password === password
+          ? issue()
+          : json(400, { non_field_errors: ["Unable to log in with provided credentials."] })
+      }
+      case "refresh":
+        return authorized(request) ? issue() : json(401, { detail: "Invalid token." })
+      case "info":
+        return json(200, { version: "fake-1" })
+      case "changelog":
+        return authorized(request) ? json(200, { "fake-1": { added: ["x"] } }) : json(401, { detail: "Invalid token." })
+      case "assets": {
+        if (!authorized(request)) return json(401, { detail: "Invalid token." })
+        if (url.pathname === "/api/assets/") return json(200, [assetJson])
+        if (url.pathname === "/api/assets/uuid-1") return json(200, assetJson)
+        if (url.pathname === "/api/assets/bad") return json(200, { name: 1 })
+        return json(404, { detail: "Not found." })
+      }
+      default:
+        return json(404, { detail: "Not found." })
+    }
+  }
+  const client = HttpClient.make((request, url) =>
+    Effect.gen(function*() {
+      const endpoint = endpointOf(url.pathname)
+      counters[endpoint]++
+      seen.push({ method: request.method, url: url.toString(), authorization: request.headers["authorization"] })
+      const fault = faults[endpoint].shift()
+      if (fault !== undefined) {
+        if ("transport" in fault) {
+          return yield* new RequestError({ request, reason: "Transport", cause: new Error("connection reset") })
+        }
+        if ("hang" in fault) return yield* Effect.never
+        if ("waitFor" in fault) yield* Deferred.await(fault.waitFor)
+        else return HttpClientResponse.fromWeb(request, json(fault.status, fault.body ?? "{}", fault.headers))
+      }
+      // Let concurrent requests interleave, as they would over a network.
+      yield* Effect.yieldNow()
+      return HttpClientResponse.fromWeb(request, answer(endpoint, request, url))
+    })
+  )
+  return {
+    counters,
+    seen,
+    script: (endpoint: Endpoint, ...scripted: Array<Fault>) => faults[endpoint].push(...scripted),
+    revokeAll: () => valid.clear(),
+    revoke: (token: string) => valid.delete(token),
+    issuedCount: () => issued,
+    layer: Layer.succeed(HttpClient.HttpClient, client)
+  }
+}
+
+const retry = { maxAttempts: 3, baseDelay: Duration.millis(1), maxDelay: Duration.millis(20) }
+
+/** The client over the fake, with a real AuthApi and TokenService and a memory store. */
+const setup = (
+  options?: { readonly retryNonIdempotent?: boolean; readonly requestTimeout?: Duration.DurationInput }
+) => {
+  const amp = makeFakeAmp()
+  const requestTimeout = options?.requestTimeout ?? Duration.seconds(5)
+  const tokens = TokenService.layer().pipe(
+    Layer.provide(
+      AuthApi.layer({ baseUrl, username: "user", password: Redacted.make(password), retry, requestTimeout })
+    ),
+    Layer.provide(TokenStore.layerMemory)
+  )
+  const layer = AmpClient.layer({
+    baseUrl: `${baseUrl}/`,
+    retry,
+    requestTimeout,
+    ...(options?.retryNonIdempotent === undefined ? {} : { retryNonIdempotent: options.retryNonIdempotent })
+  }).pipe(Layer.provideMerge(tokens), Layer.provide(amp.layer))
+  return { amp, layer }
+}
+
+const client = AmpClient.AmpClient
+
+describe("AmpClient", () => {
+  it.effect("prepends the base URL and sends `Authorization: token <t>`; /info goes without a token", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      const assets = yield* amp_.listAssets
+      expect(assets).toHaveLength(1)
+      const response = yield* amp_.httpClient.get("changelog")
+      expect(response.status).toBe(200)
+      expect(yield* amp_.info).toEqual(new AmpClient.Info({ version: "fake-1" }))
+      const calls = amp.seen.filter((call) => !call.url.includes("/user/"))
+      expect(calls).toEqual([
+        { method: "GET", url: `${baseUrl}/assets/`, authorization: "token tok-1" },
+        { method: "GET", url: `${baseUrl}/changelog`, authorization: "token tok-1" },
+        { method: "GET", url: `${baseUrl}/info`, authorization: undefined }
+      ])
+      expect(amp.counters.obtain).toBe(1)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("decodes assets with Schema and reports 404 and malformed bodies as typed errors", () => {
+    const { layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      const asset = yield* amp_.getAsset("uuid-1")
+      expect(asset).toMatchObject({ assetUuid: "uuid-1", name: "One", ticker: "ONE", isLocked: false })
+      expect(asset.domain).toBeUndefined() // null on the wire
+      const missing = yield* Effect.flip(amp_.getAsset("nope"))
+      expect(missing).toMatchObject({ _tag: "ApiStatusError", status: 404, path: "/api/assets/nope" })
+      const bad = yield* Effect.flip(amp_.getAsset("bad"))
+      expect(bad._tag).toBe("ApiMalformedResponse")
+      expect(bad.message).toContain("/api/assets/bad")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a 401 with a revoked token renews once (refresh refused → login) and the request succeeds", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.revokeAll()
+      const assets = yield* amp_.listAssets
+      expect(assets).toHaveLength(1)
+      // first login, then for the 401: one refresh (refused: the token is revoked) and one login
+      expect(amp.counters).toMatchObject({ obtain: 2, refresh: 1, assets: 3 })
+      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
+        "token tok-1",
+        "token tok-1",
+        "token tok-2"
+      ])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a 403 is handled like a 401", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.script("assets", { status: 403 })
+      yield* amp_.listAssets
+      // tok-1 is still valid here, so the renewal is a refresh
+      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 3 })
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("50 concurrent requests rejected with the same stale token cause one renewal, not 50", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.revokeAll()
+      const results = yield* Effect.all(Array.from({ length: 50 }, () => amp_.listAssets), { concurrency: "unbounded" })
+      expect(results).toHaveLength(50)
+      expect(amp.counters.refresh).toBe(1)
+      expect(amp.counters.obtain).toBe(2) // the first login + the one renewal
+      expect(amp.counters.assets).toBe(1 + 50 + 50)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("when another fiber already replaced the rejected token, the new one is used without a call", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      const tokens = yield* TokenService.TokenService
+      yield* amp_.listAssets
+      const gate = yield* Deferred.make<void>()
+      // The request leaves with tok-1 and is held; meanwhile the token is renewed to tok-2 and
+      // tok-1 revoked; then the held request is answered 401.
+      amp.script("assets", { waitFor: gate })
+      const fiber = yield* Effect.fork(amp_.listAssets)
+      yield* Effect.yieldNow()
+      yield* tokens.forceRefresh
+      amp.revoke("tok-1")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(fiber)
+      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1 })
+      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
+        "token tok-1",
+        "token tok-1",
+        "token tok-2"
+      ])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a second rejection, after the renewal, is a typed Unauthorized", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("changelog", { status: 401 }, { status: 401 })
+      const error = yield* Effect.flip(amp_.changelog)
+      expect(error).toBeInstanceOf(AmpClient.Unauthorized)
+      expect(error).toMatchObject({ method: "GET", path: "/api/changelog", status: 401 })
+      expect(amp.counters).toMatchObject({ changelog: 2, obtain: 1, refresh: 1 })
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a renewal that fails (wrong password) fails the request with the renewal's typed error", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.revokeAll()
+      amp.script("obtain", { status: 400, body: "{\"detail\":\"bad\"}" })
+      const error = yield* Effect.flip(amp_.listAssets)
+      expect(error._tag).toBe("InvalidCredentials")
+      expect(amp.counters.assets).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("transient failures of a GET are retried under the policy: 503, reset, then success", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("assets", { status: 503 }, { transport: true })
+      expect(yield* amp_.listAssets).toHaveLength(1)
+      expect(amp.counters.assets).toBe(3)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("a GET that keeps failing fails with the last transient error after maxAttempts", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("assets", { status: 502 }, { status: 500 }, { status: 503 }, { status: 503 })
+      const error = yield* Effect.flip(amp_.listAssets)
+      expect(error).toMatchObject({ _tag: "ApiServerError", status: 503 })
+      expect(amp.counters.assets).toBe(3)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("a POST is not retried unless the caller opts in", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("other", { status: 503 }, { status: 503 })
+      const error = yield* Effect.flip(amp_.httpClient.post("/things"))
+      expect(error._tag).toBe("ApiServerError")
+      expect(amp.counters.other).toBe(1)
+      const response = yield* AmpClient.withRetryNonIdempotent(amp_.httpClient.post("/things"))
+      expect(response.status).toBe(404) // the fake knows no /things: the second attempt got through
+      expect(amp.counters.other).toBe(1 + 2)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("retryNonIdempotent: true retries every method", () => {
+    const { amp, layer } = setup({ retryNonIdempotent: true })
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("other", { transport: true })
+      expect((yield* amp_.httpClient.post("/things")).status).toBe(404)
+      expect(amp.counters.other).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("a 429 asking for longer than the maximum delay fails at once with the wait", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      amp.script("assets", { status: 429, headers: { "retry-after": "120" } })
+      const error = yield* Effect.flip(amp_.listAssets)
+      expect(error).toMatchObject({ _tag: "ApiRateLimited", retryAfter: Duration.seconds(120) })
+      expect(error.message).toContain("2m")
+      expect(amp.counters.assets).toBe(1)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("each attempt is cut at the request timeout", () => {
+    const { amp, layer } = setup({ requestTimeout: Duration.millis(50) })
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.script("assets", { hang: true }, { hang: true }, { hang: true })
+      const error = yield* Effect.flip(amp_.listAssets)
+      expect(error._tag).toBe("ApiRequestTimeout")
+      expect(amp.counters.assets).toBe(1 + 3)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("the Authorization header is redacted in spans, even when the redaction list was emptied", () => {
+    const { amp, layer } = setup()
+    const spans: Array<Tracer.Span> = []
+    return Effect.gen(function*() {
+      const base = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (...args) => {
+          const span = base.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: (f, fiber) => base.context(f, fiber)
+      })
+      const amp_ = yield* client
+      yield* amp_.listAssets.pipe(
+        Effect.withTracer(recording),
+        Effect.locally(Headers.currentRedactedNames, [])
+      )
+      const http = spans.filter((span) => span.attributes.has("http.request.header.authorization"))
+      expect(http).toHaveLength(1)
+      expect(String(http[0]!.attributes.get("http.request.header.authorization"))).toBe("<redacted>")
+      const everything = JSON.stringify(spans.map((span) => [span.name, [...span.attributes.values()].map(String)]))
+      expect(everything).not.toContain("tok-1")
+      expect(amp.seen.some((call) => call.authorization === "token tok-1")).toBe(true)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("errors and log lines never carry the token or the password", () => {
+    const { amp, layer } = setup()
+    const lines: Array<string> = []
+    const capture = Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ message }) => lines.push(JSON.stringify(message)))
+    )
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.script("assets", { status: 401, body: "{\"detail\":\"token tok-1 is bad\"}" }, { status: 401 })
+      const error = yield* Effect.flip(amp_.listAssets)
+      const text = JSON.stringify(error) + error.message + lines.join("\n")
+      expect(text).not.toContain("tok-1")
+      expect(text).not.toContain("tok-2")
+      expect(text).not.toContain(password)
+    }).pipe(Effect.provide(Layer.merge(layer, capture)), Logger.withMinimumLogLevel(LogLevel.All))
+  })
+
+  it.effect("layerConfig reads the base URL, retry policy and timeout from the configuration", () => {
+    const amp = makeFakeAmp()
+    const layer = AmpClient.layerConfig.pipe(
+      Layer.provide(TokenService.layerMock("tok-x")),
+      Layer.provide(amp.layer)
+    )
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* Effect.flip(amp_.listAssets) // tok-x is unknown to the fake: 401, renewed to tok-x, 401
+      expect(amp.seen[0]).toMatchObject({ url: "http://127.0.0.9:1/api/assets/", authorization: "token tok-x" })
+      expect(amp.counters.assets).toBe(2)
+    }).pipe(
+      Effect.provide(layer),
+      Effect.withConfigProvider(ConfigProvider.fromJson({ AMP_API_BASE_URL: "http://127.0.0.9:1/api/" }))
+    )
+  })
+
+  it.effect("layerConfig fails with AmpConfigError on a bad base URL", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        Effect.provide(
+          client,
+          AmpClient.layerConfig.pipe(
+            Layer.provide(TokenService.layerMock()),
+            Layer.provide(makeFakeAmp().layer)
+          )
+        )
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(String(Option.getOrThrow(Exit.causeOption(exit)))).toContain("AMP_API_BASE_URL")
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromJson({ AMP_API_BASE_URL: "ftp://nope" }))))
+})
