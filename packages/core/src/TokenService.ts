@@ -56,6 +56,12 @@ export interface TokenServiceOptions {
 /** The default refresh margin: five minutes, as the Rust client. */
 export const defaultRefreshMargin = Duration.minutes(5)
 
+/**
+ * When a renewal fails while the current token is still valid, `getToken` keeps serving that
+ * token and tries again this much later (or at expiry, whichever comes first).
+ */
+export const renewalRetryDelay = Duration.seconds(30)
+
 /** How a renewal is asked for. */
 type Mode =
   | { readonly _tag: "Auto" } // getToken: only if the token is missing, expired or in the margin
@@ -87,33 +93,38 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
     return { data, expiresAt, refreshAt: expiresAt - margin }
   }
 
-  /** Reads the store; a failure or an expired token counts as none (an expired file is removed). */
-  const loadStored = Effect.gen(function*() {
-    const stored = yield* store.load.pipe(
-      Effect.map(Option.map((data) => data.withJwtExpiry())),
-      Effect.catchAll((error) =>
-        Effect.as(
-          Effect.zipRight(
-            persistenceFailed(error),
-            Effect.logWarning(`${error.message}; continuing without a stored token`)
-          ),
-          Option.none<TokenData>()
+  /**
+   * Reads the store; a failure or an expired token counts as none. An expired token is removed
+   * only under the store's lock (`removeExpired`), so that a fresh token another process saved
+   * in the meantime is never deleted.
+   */
+  const loadStored = (removeExpired: boolean) =>
+    Effect.gen(function*() {
+      const stored = yield* store.load.pipe(
+        Effect.map(Option.map((data) => data.withJwtExpiry())),
+        Effect.catchAll((error) =>
+          Effect.as(
+            Effect.zipRight(
+              persistenceFailed(error),
+              Effect.logWarning(`${error.message}; continuing without a stored token`)
+            ),
+            Option.none<TokenData>()
+          )
         )
       )
-    )
-    if (Option.isNone(stored)) return undefined
-    const now = yield* Clock.currentTimeMillis
-    const current = toCurrent(stored.value)
-    if (now < current.expiresAt) return current
-    yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
-    yield* store.remove.pipe(
-      Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
-    )
-    return undefined
-  })
+      if (Option.isNone(stored)) return undefined
+      const now = yield* Clock.currentTimeMillis
+      const current = toCurrent(stored.value)
+      if (now < current.expiresAt || !removeExpired) return now < current.expiresAt ? current : undefined
+      yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
+      yield* store.remove.pipe(
+        Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
+      )
+      return undefined
+    })
 
   const state = yield* Ref.make<State>({
-    current: yield* loadStored.pipe(Effect.withSpan("TokenService.load")),
+    current: yield* loadStored(false).pipe(Effect.withSpan("TokenService.load")),
     generation: 0,
     lastFailure: undefined
   })
@@ -144,11 +155,12 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
         if (before.lastFailure !== undefined) return yield* Effect.fail(before.lastFailure)
         if (before.current !== undefined) return before.current.data.token
       }
-      const now = yield* Clock.currentTimeMillis
-      if (!needsRenewal(mode, before.current, now)) return before.current!.data.token
+      if (!needsRenewal(mode, before.current, yield* Clock.currentTimeMillis)) return before.current!.data.token
 
       return yield* store.withLock(Effect.gen(function*() {
-        const fromStore = yield* loadStored
+        // Waiting for another process's lock can take a while: decide with the time of now.
+        const now = yield* Clock.currentTimeMillis
+        const fromStore = yield* loadStored(true)
         let current = before.current
         if (fromStore !== undefined && !sameToken(fromStore, current)) {
           // Another process renewed while we were deciding: use its token if it will do.
@@ -178,6 +190,8 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
         yield* save(data)
         return fresh
       })).pipe(
+        // getToken with a token that still works: a failed renewal is not the caller's problem yet.
+        Effect.catchAll((error) => mode._tag === "Auto" ? keepServing(before.current, error) : Effect.fail(error)),
         Effect.tap((current) =>
           Ref.update(state, (s) => ({ current, generation: s.generation + 1, lastFailure: undefined }))
         ),
@@ -187,6 +201,23 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
         Effect.map((current) => current.data.token)
       )
     })
+
+  /**
+   * After a failed renewal in the refresh margin, the current token is still valid: serve it,
+   * and try again after `renewalRetryDelay` (or at expiry) instead of on every call.
+   */
+  const keepServing = (current: Current | undefined, error: AuthError | TokenStoreError) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      current === undefined || now >= current.expiresAt
+        ? Effect.fail(error)
+        : Effect.as(
+          Effect.logWarning(
+            `Could not renew the AMP token (${error.message}); the current one is valid for ${
+              Duration.format(Duration.millis(current.expiresAt - now))
+            } more, trying again in ${Duration.format(renewalRetryDelay)}`
+          ),
+          { ...current, refreshAt: Math.min(current.expiresAt, now + Duration.toMillis(renewalRetryDelay)) }
+        ))
 
   /** Takes the semaphore, remembering which renewal generation was current before waiting. */
   const serialized = (mode: Mode, name: string) =>
@@ -208,12 +239,14 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
     const now = yield* Clock.currentTimeMillis
     if (current === undefined) return yield* new NoTokenToRefresh({ reason: "no token" })
     if (now >= current.expiresAt) return yield* new NoTokenToRefresh({ reason: "expired" })
-    const data = yield* Effect.flatMap(api.refresh(current.data.token), fromServer)
-    const fresh = toCurrent(data)
+    const fresh = yield* store.withLock(Effect.gen(function*() {
+      const data = yield* Effect.flatMap(api.refresh(current.data.token), fromServer)
+      yield* save(data)
+      return toCurrent(data)
+    }))
     yield* Ref.update(state, (s) => ({ current: fresh, generation: s.generation + 1, lastFailure: undefined }))
     yield* renewed("server", fresh, now)
-    yield* save(data)
-    return data.token
+    return fresh.data.token
   })).pipe(Effect.withSpan("TokenService.refreshToken"))
 
   const getTokenInfo = Effect.flatMap(

@@ -120,15 +120,50 @@ describe("TokenService", () => {
       expect(api.obtainCalls + api.refreshCalls).toBe(0)
     }))
 
-  it.effect("removes an expired stored token when built and logs in on demand", () =>
+  it.effect("ignores an expired stored token when built, and removes it at the next renewal (under the lock)", () =>
     Effect.gen(function*() {
       yield* TestClock.adjust("3 hours")
       const stored = tokenData({ exp: 3600 }, 0)
       const { api, service, store } = yield* setup({ stored })
-      expect(yield* store.load).toEqual(Option.none())
       expect(yield* service.getTokenInfo).toEqual(Option.none())
+      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "" }))
+      const error = yield* Effect.flip(service.getToken)
+      expect(error._tag).toBe("InvalidCredentials")
+      expect(api.refreshCalls).toBe(0)
+      expect(yield* store.load).toEqual(Option.none())
       yield* service.getToken
-      expect(api.obtainCalls).toBe(1)
+      expect(api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("keeps serving a still-valid token when renewal fails in the margin, and tries again 30 s later", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { api, service } = yield* setup()
+      const first = yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
+      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      expect(value(yield* logs.provide(service.getToken))).toBe(value(first))
+      expect(logs.warnings().some((line) => line.includes("the current one is valid for 4m"))).toBe(true)
+      expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2])
+      // Within the next 30 s: answered from memory, no call.
+      yield* TestClock.adjust("29 seconds")
+      expect(value(yield* service.getToken)).toBe(value(first))
+      expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2])
+      // Then it tries again, and this time the refresh works.
+      yield* TestClock.adjust("1 seconds")
+      expect(value(yield* service.getToken)).toBe(api.issued[1])
+      expect([api.refreshCalls, api.obtainCalls]).toEqual([2, 2])
+    }))
+
+  it.effect("an expired token whose renewal fails is an error, not a stale answer", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("1 hours")
+      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      const error = yield* Effect.flip(service.getToken)
+      expect(error._tag).toBe("ServerError")
     }))
 
   it.effect("the JWT's exp wins over a stored expires_at", () =>

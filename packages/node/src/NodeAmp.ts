@@ -10,18 +10,20 @@
  *
  * @since 0.1.0
  */
-import { AmpConfig, AuthApi, PersistencePolicy, TokenService, TokenStore } from "@amp-effect/core"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { AmpClient, AmpConfig, AuthApi, PersistencePolicy, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodePath from "@effect/platform-node/NodePath"
 import { Effect, Layer } from "effect"
+import * as NodeTokenStore from "./NodeTokenStore.js"
 
-/** The token file at `path`, on Node's file system. */
+/**
+ * The token file at `path`, on Node's file system, shared safely by any number of processes of
+ * this machine: atomic saves, mode 0600, and a lock beside it whose owner is this process (a
+ * lock left by a killed process is taken over at once). See `TokenStore.makeFile`.
+ */
 export const layerFileStore = (
   path: string,
   options?: TokenStore.FileStoreOptions
-): Layer.Layer<TokenStore.TokenStore> =>
-  TokenStore.layerFile(path, options).pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
+): Layer.Layer<TokenStore.TokenStore> => NodeTokenStore.layer(path, options)
 
 /**
  * The store the persistence policy picks from the environment: the `AMP_TOKEN_FILE` file when
@@ -57,4 +59,16 @@ export const layerWithStore = <E, R>(
 /** Everything from the environment, the store chosen by the persistence policy. */
 export const layerConfig: Layer.Layer<TokenService.TokenService, AmpConfig.AmpConfigError> = layerWithStore(
   layerPolicyStore
+)
+
+/**
+ * The authenticated `AmpClient` and the `TokenService` behind it, everything from the
+ * environment (store by the persistence policy), over Node's HTTP client.
+ */
+export const layerClient: Layer.Layer<
+  AmpClient.AmpClient | TokenService.TokenService,
+  AmpConfig.AmpConfigError
+> = AmpClient.layerConfig.pipe(
+  Layer.provideMerge(layerConfig),
+  Layer.provide(NodeHttpClient.layerUndici)
 )

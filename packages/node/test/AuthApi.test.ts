@@ -8,7 +8,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 
-const options = (server: MockAmpServer.Service, overrides?: Partial<AuthApi.AuthApiOptions>): AuthApi.AuthApiOptions => ({
+const options = (
+  server: MockAmpServer.Service,
+  overrides?: Partial<AuthApi.AuthApiOptions>
+): AuthApi.AuthApiOptions => ({
   baseUrl: server.baseUrl,
   username: "mock_user",
   password: Redacted.make("mock_pass"),

@@ -22,8 +22,8 @@ describe.skipIf(!live)("live AMP API", () => {
       try {
         const first = yield* Effect.flatMap(TokenService.TokenService, (s) => s.getToken).pipe(Effect.provide(layer))
         expect(Fs.statSync(file).mode & 0o777).toBe(0o600)
-        const info = yield* Effect.flatMap(TokenService.TokenService, (s) =>
-          Effect.zipLeft(s.getTokenInfo, s.getToken)).pipe(Effect.provide(layer))
+        const info = yield* Effect.flatMap(TokenService.TokenService, (s) => Effect.zipLeft(s.getTokenInfo, s.getToken))
+          .pipe(Effect.provide(layer))
         expect(Option.map(info, (i) => i.isExpired)).toEqual(Option.some(false))
         const refreshed = yield* Effect.flatMap(TokenService.TokenService, (s) => s.refreshToken).pipe(
           Effect.provide(layer)

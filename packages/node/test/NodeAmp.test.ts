@@ -1,13 +1,14 @@
-import { TokenService, TokenStore } from "@amp-effect/core"
+import { AmpClient, TokenService, TokenStore } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import type { Layer } from "effect"
+import { ConfigProvider, Effect, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as NodeAmp from "../src/NodeAmp.js"
 import { MockAmpServer } from "../src/MockAmpServer.js"
+import * as NodeAmp from "../src/NodeAmp.js"
 
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-node-test-"))),
@@ -89,25 +90,47 @@ describe("NodeAmp", () => {
       expect(error.variable).toBe("API_RETRY_MAX_ATTEMPTS")
     }))
 
-  it.live("the demo runs end to end against the embedded server", () =>
-    Effect.promise(() =>
-      new Promise<{ code: number | null; out: string }>((resolve) => {
-        const root = fileURLToPath(new URL("../../..", import.meta.url))
-        const child = ChildProcess.spawn(
-          process.execPath,
-          ["--import", "tsx", "examples/token-persistence.ts"],
-          { cwd: root }
-        )
-        let out = ""
-        child.stdout.on("data", (chunk) => (out += chunk))
-        child.stderr.on("data", (chunk) => (out += chunk))
-        child.on("close", (code) => resolve({ code, out }))
-      })
-    ).pipe(Effect.map(({ code, out }) => {
-      expect(code).toBe(0)
-      expect(out).toContain("server calls so far: 1 login(s), 0 refresh(es)")
-      expect(out).toContain("1000 answers, 1 distinct token(s)")
-      expect(out).toContain("InvalidCredentials")
-      expect(out).toMatch(/token\.json: absent/)
-    })), 60_000)
+  it.live(
+    "the demo runs end to end against the embedded server",
+    () =>
+      Effect.promise(() =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const root = fileURLToPath(new URL("../../..", import.meta.url))
+          const child = ChildProcess.spawn(
+            process.execPath,
+            ["--import", "tsx", "examples/token-persistence.ts"],
+            { cwd: root }
+          )
+          let out = ""
+          child.stdout.on("data", (chunk) => (out += chunk))
+          child.stderr.on("data", (chunk) => (out += chunk))
+          child.on("close", (code) => resolve({ code, out }))
+        })
+      ).pipe(Effect.map(({ code, out }) => {
+        expect(code).toBe(0)
+        expect(out).toContain("server calls so far: 1 login(s), 0 refresh(es)")
+        expect(out).toContain("1000 answers, 1 distinct token(s)")
+        expect(out).toContain("InvalidCredentials")
+        expect(out).toMatch(/token\.json: absent/)
+      })),
+    60_000
+  )
+})
+
+describe("NodeAmp.layerClient", () => {
+  it.scopedLive("gives an authenticated AmpClient from the environment: one login for many calls", () =>
+    Effect.gen(function*() {
+      const server = yield* MockAmpServer.make()
+      const env = { AMP_API_BASE_URL: server.baseUrl, AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass" }
+      const assets = yield* Effect.flatMap(
+        AmpClient.AmpClient,
+        (amp) => Effect.all(Array.from({ length: 20 }, () => amp.listAssets), { concurrency: "unbounded" })
+      ).pipe(
+        Effect.provide(NodeAmp.layerClient),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      )
+      expect(assets.every((list) => list.length === assets[0]!.length && list.length > 0)).toBe(true)
+      const counters = yield* server.counters
+      expect([counters.obtain, counters.assets]).toEqual([1, 20])
+    }))
 })
