@@ -3,13 +3,26 @@
  * loose and hostile files, its lock, failing file systems, and real processes killed mid-write
  * or racing for one login against the mock server.
  */
-import { AuthApi, TokenData, TokenService, TokenStore } from "@amp-effect/core"
+import { AuthApi, TokenData, TokenMetrics, TokenService, TokenStore } from "@amp-effect/core"
 import { FileSystem } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { type PlatformError, SystemError, type SystemErrorReason } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, TestClock } from "effect"
+import {
+  DateTime,
+  Duration,
+  Effect,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  Option,
+  Redacted,
+  TestClock,
+  Tracer
+} from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
@@ -343,6 +356,35 @@ describe("TokenStore.layerFile: the lock", () => {
       expect(waited).toBeGreaterThanOrEqual(350)
       expect(waited).toBeLessThan(3000)
       expect(yield* readText(`${path}.lock`)).toBe(held)
+    }))
+
+  it.scopedLive("a wait for another holder is one TokenStore.lockWait span and one lock_waits count", () =>
+    Effect.gen(function*() {
+      const path = tokenPathIn(yield* tempDir)
+      const before = (yield* Metric.value(TokenMetrics.lockWaits)).count
+      const spans: Array<{ readonly name: string; readonly attributes: ReadonlyMap<string, unknown> }> = []
+      // The default tracer, recording every span it makes.
+      const base = yield* Effect.tracer
+      const tracer = Tracer.make({
+        span: (...args) => {
+          const span = base.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: base.context
+      })
+      // The first store holds the lock for 300 ms; the second has to wait for it.
+      const holder = yield* Effect.fork(
+        withStore(path, (store) => store.withLock(Effect.sleep("300 millis")), { lockLease: Duration.seconds(10) })
+      )
+      yield* Effect.sleep("50 millis")
+      yield* withStore(path, (store) => store.withLock(Effect.void)).pipe(Effect.withTracer(tracer))
+      yield* Fiber.join(holder)
+      const waits = spans.filter((span) => span.name === "TokenStore.lockWait")
+      expect(waits).toHaveLength(1)
+      expect(waits[0]!.attributes.get("waited")).toBe(true)
+      expect(waits[0]!.attributes.get("attempts")).toBeGreaterThan(1)
+      expect((yield* Metric.value(TokenMetrics.lockWaits)).count - before).toBe(1)
     }))
 
   it.scopedLive("a lock whose owner (same host) is dead is taken over at once, with a warning", () =>

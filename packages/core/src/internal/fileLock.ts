@@ -19,9 +19,10 @@
  * @internal
  */
 import type { PlatformError } from "@effect/platform/Error"
-import { Clock, Data, DateTime, Duration, Effect, Either, Option, Schedule, Schema, Scope } from "effect"
+import { Clock, Data, DateTime, Duration, Effect, Either, Metric, Option, Schedule, Schema, Scope } from "effect"
 import { Rfc3339 } from "../TokenData.js"
 import { TokenStoreError } from "../TokenError.js"
+import * as TokenMetrics from "../TokenMetrics.js"
 import * as TokenFile from "./tokenFile.js"
 
 /** What the lock file holds. Snake case like the token file; readable by a person with `cat`. */
@@ -218,31 +219,48 @@ export const make = (ctx: LockContext) => {
       )
     )
 
-  /** Waits for the lock and registers its release in `scope`; `None` when running unlocked. */
+  /**
+   * Waits for the lock and registers its release in `scope`; `None` when running unlocked.
+   * One span per wait, with how many attempts it took; a wait for another process is counted.
+   */
   const acquire = (scope: Scope.Scope) =>
-    Effect.acquireRelease(attempt, release).pipe(
-      Scope.extend(scope),
-      Effect.retry({ schedule: backoff, while: (error) => error._tag === "Busy" }),
-      Effect.map(Option.some),
-      Effect.catchAll((error) =>
-        error._tag === "Busy"
-          ? Effect.fail(
-            new TokenStoreError({
-              operation: "lock",
-              path: lockPath,
-              reason: `still held by ${error.holder} after waiting ${Duration.format(ctx.timeout)}`
-            })
+    Effect.suspend(() => {
+      let attempts = 0
+      const counted = Effect.suspend(() => {
+        attempts++
+        return attempt
+      })
+      return Effect.acquireRelease(counted, release).pipe(
+        Scope.extend(scope),
+        Effect.retry({ schedule: backoff, while: (error) => error._tag === "Busy" }),
+        Effect.map(Option.some),
+        Effect.catchAll((error) =>
+          error._tag === "Busy"
+            ? Effect.fail(
+              new TokenStoreError({
+                operation: "lock",
+                path: lockPath,
+                reason: `still held by ${error.holder} after waiting ${Duration.format(ctx.timeout)}`
+              })
+            )
+            : Effect.as(
+              Effect.logWarning(
+                `Could not take the token lock ${lockPath} (${
+                  TokenFile.describe(error)
+                }); renewing without it, so other processes may log in too`
+              ),
+              Option.none<string>()
+            )
+        ),
+        Effect.onExit(() =>
+          Effect.zipRight(
+            Effect.annotateCurrentSpan({ attempts, waited: attempts > 1 }),
+            attempts > 1 ? Metric.increment(TokenMetrics.lockWaits) : Effect.void
           )
-          : Effect.as(
-            Effect.logWarning(
-              `Could not take the token lock ${lockPath} (${
-                TokenFile.describe(error)
-              }); renewing without it, so other processes may log in too`
-            ),
-            Option.none<string>()
-          )
+        ),
+        Effect.withSpan("TokenStore.lockWait", { attributes: { lock: lockPath } })
       )
-    )
+    })
 
   return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TokenStoreError, R> =>
     Effect.acquireUseRelease(
