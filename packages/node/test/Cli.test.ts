@@ -3,8 +3,9 @@
  * against the embedded mock AMP server, each test in its own temporary directory, with an
  * environment that holds only what the test gives it.
  */
+import { TokenService } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { ConfigProvider, DateTime, Duration, Effect, Option } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
@@ -12,6 +13,7 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
+import * as NodeAmp from "../src/NodeAmp.js"
 
 const bin = fileURLToPath(new URL("../bin/amp-token.ts", import.meta.url))
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
@@ -154,6 +156,26 @@ describe("amp-token", { timeout: 60_000 }, () => {
       for (const output of [none, login, json, human, refreshed, fallback, clear]) {
         for (const issued of all) expect(output.stdout + output.stderr).not.toContain(issued)
       }
+    }))
+
+  it.scopedLive("status --json agrees with TokenService.getTokenInfo on the same file", () =>
+    Effect.gen(function*() {
+      const { dir, env, file } = yield* setup
+      expect((yield* amp(dir, ["login", "--token-file", file], env)).code).toBe(0)
+      const status = JSON.parse((yield* amp(dir, ["status", "--json", "--token-file", file], env)).stdout)
+      const info = yield* Effect.flatMap(TokenService.TokenService, (service) => service.getTokenInfo).pipe(
+        Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore(file))),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      )
+      const expected = Option.getOrThrow(info)
+      expect(status.has_token).toBe(true)
+      expect(status.expires_at).toBe(DateTime.formatIso(expected.expiresAt))
+      expect(status.obtained_at).toBe(DateTime.formatIso(expected.obtainedAt))
+      expect(status.is_expired).toBe(expected.isExpired)
+      expect(status.expires_soon).toBe(expected.expiresSoon)
+      // Computed a moment apart, in two processes.
+      expect(Math.abs(status.expires_in_seconds - Duration.toSeconds(expected.expiresIn))).toBeLessThan(5)
+      expect(Math.abs(status.age_seconds - Duration.toSeconds(expected.age))).toBeLessThan(5)
     }))
 
   it.scopedLive("status: an expired token exits 1; one within the refresh margin is 'expires soon' and exits 0", () =>
