@@ -54,7 +54,13 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = 
     "Logins so far: 1",
     /Renewals for the revoked token: 1 refresh \(refused: the token was revoked\), 1 login/
   ]],
-  ["testing-with-mocks", ["MSO Mock Security One", "MBT Mock Bond Two (locked)"]]
+  ["testing-with-mocks", ["MSO Mock Security One", "MBT Mock Bond Two (locked)"]],
+  ["observability", [
+    /span AuthApi\.obtain .* attempts=1 outcome=success/,
+    "http.request.header.authorization=<redacted>",
+    "amp_token_refresh_fallbacks_total",
+    /amp_token_logins_total\{outcome="success"\} \d+/
+  ]]
 ]
 
 describe("examples", { timeout: 60_000 }, () => {

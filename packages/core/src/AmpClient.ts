@@ -250,14 +250,15 @@ export const make = Effect.fnUntraced(function*(options: AmpClientOptions) {
     request: HttpClientRequest.HttpClientRequest,
     token: Option.Option<Redacted.Redacted<string>>
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, ApiError> => {
-    const where = describe(request)
+    // Only an error needs to say where it happened: no URL parsing on the way to a success.
+    const where = () => describe(request)
     const authorized = Option.match(token, {
       onNone: () => request,
       // The token leaves its Redacted box here, at the last moment, and only in this header.
       onSome: (token) => HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`)
     })
     return http.execute(authorized).pipe(
-      Effect.mapError((error) => fromHttpClientError(where, error, token)),
+      Effect.mapError((error) => fromHttpClientError(where(), error, token)),
       Effect.flatMap((response): Effect.Effect<HttpClientResponse.HttpClientResponse, ApiError> => {
         const status = response.status
         if (status === 429) {
@@ -265,21 +266,23 @@ export const make = Effect.fnUntraced(function*(options: AmpClientOptions) {
             discard(response),
             Effect.flatMap(
               retryAfter(response.headers["retry-after"]),
-              (wait) => new ApiRateLimited(wait === undefined ? where : { ...where, retryAfter: wait })
+              (wait) => new ApiRateLimited(wait === undefined ? where() : { ...where(), retryAfter: wait })
             )
           )
         }
         if (status >= 500 || status === 408) {
-          return Effect.zipRight(discard(response), new ApiServerError({ ...where, status }))
+          return Effect.zipRight(discard(response), new ApiServerError({ ...where(), status }))
         }
         return Effect.succeed(response)
       }),
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new ApiRequestTimeout({ ...where, timeout }) }),
-      // Whatever else is configured, this header stays out of logs and spans.
-      Effect.locallyWith(
-        Headers.currentRedactedNames,
-        (names) => names.includes("authorization") ? names : [...names, "authorization"]
-      )
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new ApiRequestTimeout({ ...where(), timeout }) }),
+      // Whatever else is configured, this header stays out of logs and spans. It is redacted by
+      // default, so the (costlier) local override is only paid where an application removed it.
+      (sending) =>
+        Effect.flatMap(FiberRef.get(Headers.currentRedactedNames), (names) =>
+          names.includes("authorization")
+            ? sending
+            : Effect.locally(sending, Headers.currentRedactedNames, [...names, "authorization"]))
     )
   }
 
@@ -287,14 +290,12 @@ export const make = Effect.fnUntraced(function*(options: AmpClientOptions) {
   const retrying = <A, E extends RetryPolicy.RetryableError>(
     request: HttpClientRequest.HttpClientRequest,
     attempt: Effect.Effect<A, E>
-  ): Effect.Effect<A, E> =>
-    Effect.flatMap(
-      FiberRef.get(retryNonIdempotentRef),
-      (optedIn) =>
-        optedIn || options.retryNonIdempotent === true || idempotentMethods.has(request.method)
-          ? RetryPolicy.retry(options.retry, clientRetryTarget as RetryPolicy.RetryTarget<E>)(attempt)
-          : attempt
-    )
+  ): Effect.Effect<A, E> => {
+    const retried = RetryPolicy.retry(options.retry, clientRetryTarget as RetryPolicy.RetryTarget<E>)(attempt)
+    return idempotentMethods.has(request.method) || options.retryNonIdempotent === true
+      ? retried
+      : Effect.flatMap(FiberRef.get(retryNonIdempotentRef), (optedIn) => optedIn ? retried : attempt)
+  }
 
   const withBase = (request: HttpClientRequest.HttpClientRequest) =>
     HttpClientRequest.setUrl(request, joinUrl(base, request.url))
@@ -308,21 +309,27 @@ export const make = Effect.fnUntraced(function*(options: AmpClientOptions) {
   const authenticated = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.suspend(() => {
       let renewed = false
-      const attempt = Effect.gen(function*() {
-        const token = yield* tokens.getToken
-        let response = yield* send(request, Option.some(token))
-        if (isRejection(response.status) && !renewed) {
-          renewed = true
-          yield* discard(response)
-          yield* Effect.logDebug(`AMP rejected the token (HTTP ${response.status}); renewing it`)
-          response = yield* send(request, Option.some(yield* tokens.renewRejected(token)))
-        }
-        if (isRejection(response.status)) {
-          yield* discard(response)
-          return yield* new Unauthorized({ ...describe(request), status: response.status })
-        }
-        return response
-      })
+      // The rare path, after a 401/403: renew once and send again; a second rejection is final.
+      const recover = (token: Redacted.Redacted<string>, rejected: HttpClientResponse.HttpClientResponse) =>
+        Effect.gen(function*() {
+          let response = rejected
+          if (!renewed) {
+            renewed = true
+            yield* discard(response)
+            yield* Effect.logDebug(`AMP rejected the token (HTTP ${response.status}); renewing it`)
+            response = yield* send(request, Option.some(yield* tokens.renewRejected(token)))
+          }
+          if (isRejection(response.status)) {
+            yield* discard(response)
+            return yield* new Unauthorized({ ...describe(request), status: response.status })
+          }
+          return response
+        })
+      const attempt = Effect.flatMap(tokens.getToken, (token) =>
+        Effect.flatMap(
+          send(request, Option.some(token)),
+          (response) => isRejection(response.status) ? recover(token, response) : Effect.succeed(response)
+        ))
       return retrying(request, attempt)
     })
 

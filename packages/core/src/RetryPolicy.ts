@@ -95,9 +95,24 @@ export const schedule = <E extends RetryableError>(
     )
   )
 
-/** Runs `attempt` under the policy. Each retry is logged with the error's message (no secret). */
+/**
+ * Runs `attempt` under the policy. Each retry is logged with the error's message (no secret).
+ *
+ * The schedule is only set up once the first attempt has failed: a call that succeeds at once
+ * (nearly all of them) pays for nothing but a `catchAll`.
+ */
 export const retry = <E extends RetryableError = AuthError>(
   options: RetryOptions,
   target: RetryTarget<E> = authTarget as unknown as RetryTarget<E>
 ) =>
-<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.retry(attempt, schedule(options, target))
+<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.catchAll(attempt, (first) => {
+    // The schedule sees the first failure as its first input, then drives the real attempts.
+    let replayed = false
+    const again = Effect.suspend(() => {
+      if (replayed) return attempt
+      replayed = true
+      return Effect.fail(first)
+    })
+    return Effect.retry(again, schedule(options, target))
+  })

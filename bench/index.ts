@@ -1,0 +1,100 @@
+/**
+ * `pnpm bench`: every figure of the benchmark, in one run of a few minutes at most.
+ *
+ * Prints a table and writes the same rows to `bench/results.json` (not committed): an array of
+ * `{"name", "value", "unit", "target", "met"}`, where `target` is a comparison such as
+ * `">= 0.5"` or `null` for a figure that is only reported, and `met` is a boolean or `null`.
+ * Each comparison runs side by side in one process, so its ratio holds on a noisy machine.
+ * Missed targets are listed after the table with what limits them. The exit code is 0 even
+ * then: the bench reports, it does not gate.
+ *
+ *   pnpm bench                      # everything
+ *   pnpm bench throughput memory    # some figures (names below)
+ */
+import { Cause, Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as ClientOverhead from "./clientOverhead.js"
+import { type Figure, type FigureResult } from "./harness.js"
+import * as Memory from "./memory.js"
+import * as Processes from "./processes.js"
+import * as Stampede from "./stampede.js"
+import * as Throughput from "./throughput.js"
+
+/** In running order: the in-process micro-benchmark first, on a quiet process; child processes last. */
+const sections: ReadonlyArray<readonly [string, Effect.Effect<FigureResult, unknown>]> = [
+  ["throughput", Throughput.run],
+  ["memory", Memory.run],
+  ["stampede", Stampede.run],
+  ["client", ClientOverhead.run],
+  ["warm-start", Processes.runWarmStart],
+  ["processes", Processes.runProcesses]
+]
+
+const resultsFile = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "results.json")
+
+const formatValue = (value: number) =>
+  Math.abs(value) >= 10_000 ? Math.round(value).toLocaleString("en") : String(value)
+
+const printTable = (figures: ReadonlyArray<Figure>) => {
+  const rows = figures.map((figure) => [
+    figure.name,
+    formatValue(figure.value),
+    figure.unit,
+    figure.target ?? "",
+    figure.met === null ? "" : figure.met ? "met" : "NOT MET"
+  ])
+  const header = ["figure", "value", "unit", "target", "met"]
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, column) => column === 1 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)).join(
+      "  "
+    ).trimEnd()
+  console.log(line(header))
+  console.log(widths.map((width) => "-".repeat(width)).join("  "))
+  for (const row of rows) console.log(line(row))
+}
+
+const main = Effect.gen(function*() {
+  const only = process.argv.slice(2)
+  const chosen = only.length === 0 ? sections : sections.filter(([name]) => only.includes(name))
+  const cpus = Os.cpus()
+  console.log(
+    `amp-effect bench: Node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ` +
+      `${Math.round(Os.totalmem() / 2 ** 30)} GiB, load average ${Os.loadavg()[0]!.toFixed(1)} at start`
+  )
+  const started = performance.now()
+  const figures: Array<Figure> = []
+  const notes: Array<string> = []
+  for (const [name, section] of chosen) {
+    const sectionStarted = performance.now()
+    process.stdout.write(`  ${name} ...`)
+    const result = yield* Effect.exit(section)
+    const seconds = ((performance.now() - sectionStarted) / 1000).toFixed(1)
+    if (result._tag === "Success") {
+      figures.push(...result.value.figures)
+      notes.push(...result.value.notes)
+      console.log(` ${seconds} s`)
+    } else {
+      notes.push(`${name}: the figure could not be taken: ${Cause.pretty(result.cause).split("\n")[0]}`)
+      console.log(` failed after ${seconds} s`)
+    }
+  }
+  console.log("")
+  printTable(figures)
+  const missed = figures.filter((figure) => figure.met === false)
+  console.log(
+    `\n${figures.filter((figure) => figure.met === true).length} targets met, ${missed.length} missed; ` +
+      `${((performance.now() - started) / 1000).toFixed(0)} s in all`
+  )
+  for (const note of notes) console.log(`  - ${note}`)
+  Fs.writeFileSync(resultsFile, JSON.stringify(figures, null, 2) + "\n")
+  console.log(`\nWrote ${Path.relative(process.cwd(), resultsFile)}`)
+})
+
+Effect.runPromise(main).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
