@@ -115,7 +115,8 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
       if (Option.isNone(stored)) return undefined
       const now = yield* Clock.currentTimeMillis
       const current = toCurrent(stored.value)
-      if (now < current.expiresAt || !removeExpired) return now < current.expiresAt ? current : undefined
+      if (now < current.expiresAt) return current
+      if (!removeExpired) return undefined
       yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
       yield* store.remove.pipe(
         Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
