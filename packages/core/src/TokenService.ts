@@ -8,7 +8,20 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Metric, Option, Redacted, Ref } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  DateTime,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  Ref
+} from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import { AuthApi } from "./AuthApi.js"
 import { TokenData } from "./TokenData.js"
@@ -77,6 +90,8 @@ interface Current {
 
 interface State {
   readonly current: Current | undefined
+  /** The renewal under way, if any: `getToken` callers wait for it instead of queueing. */
+  readonly pending: Deferred.Deferred<Redacted.Redacted<string>, AuthError | TokenStoreError> | undefined
   /** Counts finished renewals, so that waiters can tell that one ended while they waited. */
   readonly generation: number
   /** How the last renewal ended, shared with the fibers that waited for it. */
@@ -126,6 +141,7 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
 
   const state = yield* Ref.make<State>({
     current: yield* loadStored(false).pipe(Effect.withSpan("TokenService.load")),
+    pending: undefined,
     generation: 0,
     lastFailure: undefined
   })
@@ -144,9 +160,49 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
   const login = Effect.flatMap(api.obtain, fromServer)
 
   /**
-   * The token lifecycle, in one place. Runs with the semaphore held:
-   * re-check (another fiber may have finished while we waited) → re-read the store (another
-   * process may have renewed) → refresh while valid, falling back to login → keep and save.
+   * The token lifecycle, in one place, run under the store's lock (other processes renew one
+   * at a time): re-read the store (another process may have just renewed) → refresh while the
+   * token is valid, falling back to a login → keep and save.
+   */
+  const lifecycle = (mode: Mode, known: Current | undefined) =>
+    store.withLock(Effect.gen(function*() {
+      // Waiting for another process's lock can take a while: decide with the time of now.
+      const now = yield* Clock.currentTimeMillis
+      const fromStore = yield* loadStored(true)
+      let current = known
+      if (fromStore !== undefined && !sameToken(fromStore, current)) {
+        // Another process renewed while we were deciding: use its token if it will do.
+        current = fromStore
+        if (!needsRenewal(mode, current, now)) {
+          yield* renewed("file", current, now)
+          return current
+        }
+      }
+      const canRefresh = mode._tag !== "Obtain" && current !== undefined && now < current.expiresAt
+      const data = canRefresh
+        ? yield* api.refresh(current!.data.token).pipe(
+          Effect.flatMap(fromServer),
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              Effect.zipRight(
+                Metric.increment(TokenMetrics.refreshFallbacks),
+                Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
+              ),
+              login
+            )
+          )
+        )
+        : yield* login
+      const fresh = toCurrent(data)
+      yield* renewed("server", fresh, now)
+      yield* save(data)
+      return fresh
+    }))
+
+  /**
+   * A renewal, with the semaphore held: re-check (another fiber may have finished while we
+   * waited, and its outcome is shared), then run the lifecycle, announcing it as `pending` so
+   * that `getToken` callers arriving meanwhile wait for its outcome too.
    */
   const renew = (mode: Mode, seenGeneration: number) =>
     Effect.gen(function*() {
@@ -158,48 +214,27 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
       }
       if (!needsRenewal(mode, before.current, yield* Clock.currentTimeMillis)) return before.current!.data.token
 
-      return yield* store.withLock(Effect.gen(function*() {
-        // Waiting for another process's lock can take a while: decide with the time of now.
-        const now = yield* Clock.currentTimeMillis
-        const fromStore = yield* loadStored(true)
-        let current = before.current
-        if (fromStore !== undefined && !sameToken(fromStore, current)) {
-          // Another process renewed while we were deciding: use its token if it will do.
-          current = fromStore
-          if (!needsRenewal(mode, current, now)) {
-            yield* renewed("file", current, now)
-            return current
-          }
-        }
-        const canRefresh = mode._tag !== "Obtain" && current !== undefined && now < current.expiresAt
-        const data = canRefresh
-          ? yield* api.refresh(current!.data.token).pipe(
-            Effect.flatMap(fromServer),
-            Effect.catchAll((error) =>
-              Effect.zipRight(
-                Effect.zipRight(
-                  Metric.increment(TokenMetrics.refreshFallbacks),
-                  Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
-                ),
-                login
-              )
-            )
-          )
-          : yield* login
-        const fresh = toCurrent(data)
-        yield* renewed("server", fresh, now)
-        yield* save(data)
-        return fresh
-      })).pipe(
+      const pending = yield* Deferred.make<Redacted.Redacted<string>, AuthError | TokenStoreError>()
+      return yield* Ref.update(state, (s) => ({ ...s, pending })).pipe(
+        Effect.zipRight(lifecycle(mode, before.current)),
         // getToken with a token that still works: a failed renewal is not the caller's problem yet.
         Effect.catchAll((error) => mode._tag === "Auto" ? keepServing(before.current, error) : Effect.fail(error)),
         Effect.tap((current) =>
-          Ref.update(state, (s) => ({ current, generation: s.generation + 1, lastFailure: undefined }))
+          Ref.update(state, (s) => ({ ...s, current, generation: s.generation + 1, lastFailure: undefined }))
         ),
         Effect.tapError((error) =>
           Ref.update(state, (s) => ({ ...s, generation: s.generation + 1, lastFailure: error }))
         ),
-        Effect.map((current) => current.data.token)
+        Effect.map((current) => current.data.token),
+        // Whoever waits on `pending` gets this renewal's outcome, however it ends (it is
+        // announced inside, so an interruption never leaves it announced and unresolved); if
+        // the renewal was interrupted, they start one of their own.
+        Effect.onExit((exit) =>
+          Effect.zipRight(
+            Ref.update(state, (s) => s.pending === pending ? { ...s, pending: undefined } : s),
+            Deferred.done(pending, exit)
+          )
+        )
       )
     })
 
@@ -226,7 +261,21 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
       Effect.withSpan(name)
     )
 
-  const auto = serialized({ _tag: "Auto" }, "TokenService.renew")
+  const serializedAuto = serialized({ _tag: "Auto" }, "TokenService.renew")
+
+  /**
+   * `getToken`'s slow path. While a renewal is under way, wait for its outcome with everyone
+   * else (one wake-up for all, not a hand-off of the semaphore from one waiter to the next);
+   * otherwise take the semaphore and re-check.
+   */
+  const auto: Effect.Effect<Redacted.Redacted<string>, AuthError | TokenStoreError> = Effect.flatMap(
+    Ref.get(state),
+    ({ pending }) =>
+      pending === undefined ? serializedAuto : Effect.catchAllCause(
+        Deferred.await(pending),
+        (cause) => Cause.isInterruptedOnly(cause) ? serializedAuto : Effect.failCause(cause)
+      )
+  )
 
   // The hot path: no span, no lock, no I/O. A span per call would cost more than the lookup.
   const getToken = Effect.flatMap(Ref.get(state), ({ current }) =>
@@ -245,7 +294,7 @@ export const make = Effect.fnUntraced(function*(options?: TokenServiceOptions) {
       yield* save(data)
       return toCurrent(data)
     }))
-    yield* Ref.update(state, (s) => ({ current: fresh, generation: s.generation + 1, lastFailure: undefined }))
+    yield* Ref.update(state, (s) => ({ ...s, current: fresh, generation: s.generation + 1, lastFailure: undefined }))
     yield* renewed("server", fresh, now)
     return fresh.data.token
   })).pipe(Effect.withSpan("TokenService.refreshToken"))

@@ -71,6 +71,23 @@ describe("TokenService", () => {
       expect(api.obtainCalls).toBe(2)
     }))
 
+  it.effect("a caller interrupted during the login does not strand the callers waiting for it", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      api.latency = Duration.millis(50)
+      const first = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("10 millis")
+      const second = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("10 millis")
+      expect(api.obtainCalls).toBe(1)
+      yield* Fiber.interrupt(first)
+      // The waiter starts a login of its own, and gets its token.
+      yield* TestClock.adjust("50 millis")
+      const token = yield* Fiber.join(second)
+      expect(api.obtainCalls).toBe(2)
+      expect(value(token)).toBe(api.issued.at(-1))
+    }))
+
   it.effect("refreshes only once inside the 5 minute margin, then serves the new token", () =>
     Effect.gen(function*() {
       const { api, service } = yield* setup()
