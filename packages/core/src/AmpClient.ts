@@ -27,7 +27,7 @@ import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
 import { retryAfter } from "./AuthApi.js"
 import * as RetryPolicy from "./RetryPolicy.js"
-import { type AuthError, scrub, type TokenStoreError } from "./TokenError.js"
+import { type AuthError, describeCause, scrub, type TokenStoreError } from "./TokenError.js"
 import { TokenService } from "./TokenService.js"
 
 // -----------------------------------------------------------------------------
@@ -411,9 +411,7 @@ const fromHttpClientError = (
   token: Option.Option<Redacted.Redacted<string>>
 ): ApiError => {
   const secrets = Option.match(token, { onNone: () => [], onSome: (token) => [Redacted.value(token)] })
-  const cause = error.cause instanceof Error ? error.cause : undefined
-  const inner = cause?.cause instanceof Error ? `: ${cause.cause.message}` : ""
-  const detail = cause === undefined ? "" : scrub(`${cause.message}${inner}`, secrets)
+  const detail = scrub(describeCause(error), secrets)
   return error._tag === "RequestError" && error.reason === "Transport"
     ? new ApiTransportError({ ...where, reason: detail.length === 0 ? "no answer" : detail })
     : new ApiRequestError({ ...where, reason: detail.length === 0 ? error.reason : `${error.reason}: ${detail}` })

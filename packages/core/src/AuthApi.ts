@@ -30,6 +30,7 @@ import * as RetryPolicy from "./RetryPolicy.js"
 import { TokenString } from "./TokenData.js"
 import {
   type AuthError,
+  describeCause,
   type Endpoint,
   InvalidCredentials,
   MalformedResponse,
@@ -93,7 +94,7 @@ export const make = Effect.fnUntraced(function*(options: AuthApiOptions) {
         attempts++
         return attempt(endpoint, request, secrets)
       }).pipe(
-        RetryPolicy.retry(options.retry),
+        RetryPolicy.retry(options.retry, RetryPolicy.authTarget),
         Effect.onExit((exit) => {
           const outcome = Exit.isSuccess(exit) ? "success" : Option.getOrElse(
             Option.map(Cause.failureOption(exit.cause), (error) => error._tag),
@@ -210,9 +211,8 @@ export const retryAfter = (header: string | undefined): Effect.Effect<Duration.D
   })
 
 const describeTransportError = (error: { readonly message: string; readonly cause?: unknown }): string => {
-  const cause = error.cause instanceof Error ? error.cause : undefined
-  const inner = cause?.cause instanceof Error ? `: ${cause.cause.message}` : ""
-  return cause === undefined ? error.message : `${error.message}: ${cause.message}${inner}`
+  const cause = describeCause(error)
+  return cause.length === 0 ? error.message : `${error.message}: ${cause}`
 }
 
 /** The service from explicit options; needs an `HttpClient`. */

@@ -101,18 +101,16 @@ export const schedule = <E extends RetryableError>(
  * The schedule is only set up once the first attempt has failed: a call that succeeds at once
  * (nearly all of them) pays for nothing but a `catchAll`.
  */
-export const retry = <E extends RetryableError = AuthError>(
-  options: RetryOptions,
-  target: RetryTarget<E> = authTarget as unknown as RetryTarget<E>
-) =>
-<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.catchAll(attempt, (first) => {
-    // The schedule sees the first failure as its first input, then drives the real attempts.
-    let replayed = false
-    const again = Effect.suspend(() => {
-      if (replayed) return attempt
-      replayed = true
-      return Effect.fail(first)
+export const retry =
+  <E extends RetryableError>(options: RetryOptions, target: RetryTarget<E>) =>
+  <A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.catchAll(attempt, (first) => {
+      // The schedule sees the first failure as its first input, then drives the real attempts.
+      let replayed = false
+      const again = Effect.suspend(() => {
+        if (replayed) return attempt
+        replayed = true
+        return Effect.fail(first)
+      })
+      return Effect.retry(again, schedule(options, target))
     })
-    return Effect.retry(again, schedule(options, target))
-  })

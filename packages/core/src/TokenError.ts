@@ -149,6 +149,18 @@ export const isTransient = (error: AuthError): boolean => {
 const detailSuffix = (detail: string) => detail.length === 0 ? "" : `: ${detail}`
 
 /**
+ * The messages of an error's cause and of that cause's own cause ("fetch failed: connect
+ * ECONNREFUSED 127.0.0.1:9"), or "" when it has none: what a transport failure really was.
+ *
+ * @internal
+ */
+export const describeCause = (error: { readonly cause?: unknown }): string => {
+  const cause = error.cause instanceof Error ? error.cause : undefined
+  if (cause === undefined) return ""
+  return cause.cause instanceof Error ? `${cause.message}: ${cause.cause.message}` : cause.message
+}
+
+/**
  * Makes server-supplied text safe to keep in an error: whitespace folded, every occurrence of
  * a secret replaced, and cut to `maxLength` characters.
  *

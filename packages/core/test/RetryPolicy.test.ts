@@ -28,7 +28,7 @@ describe("RetryPolicy", () => {
   it.effect("waits base·2^(n-1) plus at most 20 % jitter, capped at the max delay", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky([server503, server503, server503])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options)(effect))
+      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
       yield* TestClock.adjust("20 seconds")
       expect(yield* Fiber.join(fiber)).toBe("ok")
       expect(attempts.length).toBe(4)
@@ -43,7 +43,7 @@ describe("RetryPolicy", () => {
   it.effect("makes at most maxAttempts attempts in all, then fails with the last error", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky(Array.from({ length: 10 }, () => server503))
-      const fiber = yield* Effect.fork(Effect.flip(RetryPolicy.retry(options)(effect)))
+      const fiber = yield* Effect.fork(Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect)))
       yield* TestClock.adjust("1 minutes")
       const error = yield* Fiber.join(fiber)
       expect(error._tag).toBe("ServerError")
@@ -53,7 +53,7 @@ describe("RetryPolicy", () => {
   it.effect("API_RETRY_MAX_ATTEMPTS=1 means no retry", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky([server503])
-      yield* Effect.flip(RetryPolicy.retry({ ...options, maxAttempts: 1 })(effect))
+      yield* Effect.flip(RetryPolicy.retry({ ...options, maxAttempts: 1 }, RetryPolicy.authTarget)(effect))
       expect(attempts.length).toBe(1)
     }))
 
@@ -66,7 +66,7 @@ describe("RetryPolicy", () => {
         ]
       ) {
         const { attempts, effect } = flaky([error])
-        const failed = yield* Effect.flip(RetryPolicy.retry(options)(effect))
+        const failed = yield* Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
         expect(failed._tag).toBe(error._tag)
         expect(attempts.length).toBe(1)
       }
@@ -76,7 +76,7 @@ describe("RetryPolicy", () => {
     Effect.gen(function*() {
       const limited = new RateLimited({ endpoint: "obtain_token", retryAfter: Duration.millis(2500) })
       const { attempts, effect } = flaky([limited])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options)(effect))
+      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
       yield* TestClock.adjust("2499 millis")
       expect(attempts.length).toBe(1)
       yield* TestClock.adjust("1 millis")
@@ -88,7 +88,7 @@ describe("RetryPolicy", () => {
     Effect.gen(function*() {
       const limited = new RateLimited({ endpoint: "obtain_token", retryAfter: Duration.seconds(120) })
       const { attempts, effect } = flaky([limited])
-      const error = yield* Effect.flip(RetryPolicy.retry(options)(effect))
+      const error = yield* Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
       expect(error).toBe(limited)
       expect(error.message).toContain("2m")
       expect(attempts.length).toBe(1)
@@ -97,7 +97,7 @@ describe("RetryPolicy", () => {
   it.effect("a 429 without Retry-After backs off like a 503", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky([new RateLimited({ endpoint: "obtain_token" })])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options)(effect))
+      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
       yield* TestClock.adjust("999 millis")
       expect(attempts.length).toBe(1)
       yield* TestClock.adjust("201 millis")

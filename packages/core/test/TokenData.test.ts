@@ -100,6 +100,15 @@ describe("Jwt.expiry", () => {
   }
 })
 
+describe("TokenError.describeCause", () => {
+  it("names the cause and the cause's cause, or nothing", () => {
+    const refused = new Error("fetch failed", { cause: new Error("connect ECONNREFUSED 127.0.0.1:9") })
+    expect(TokenError.describeCause({ cause: refused })).toBe("fetch failed: connect ECONNREFUSED 127.0.0.1:9")
+    expect(TokenError.describeCause({ cause: new Error("socket hang up") })).toBe("socket hang up")
+    expect(TokenError.describeCause({ cause: "not an error" })).toBe("")
+  })
+})
+
 describe("TokenError.scrub", () => {
   it("replaces every occurrence of a secret, folds whitespace and cuts long text", () => {
     expect(TokenError.scrub("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
