@@ -1,7 +1,6 @@
 /**
  * @since 0.1.0
  */
-export * as Cli from "./Cli.js"
 export * as MockAmpServer from "./MockAmpServer.js"
 export * as NodeAmp from "./NodeAmp.js"
 export * as NodeTokenStore from "./NodeTokenStore.js"

@@ -10,13 +10,9 @@ import { AmpClient, TokenService } from "@amp-effect/core"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted, Tracer } from "effect"
-import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
-import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
-import * as Cli from "../src/Cli.js"
 import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 import * as NodeAmp from "../src/NodeAmp.js"
 
@@ -306,41 +302,4 @@ describe("Observability", { timeout: 60_000 }, () => {
       (effect) => Effect.flatMap(Effect.tracer, (base) => Effect.withTracer(effect, recordingTracer(base, spans)))
     )
   })
-
-  it.scopedLive("getTokenInfo and `amp-token status --json` agree on the same token file", () =>
-    Effect.gen(function*() {
-      const server = yield* MockAmpServer.make()
-      const dir = yield* tempDir
-      const file = Path.join(dir, "token.json")
-      const { tokens } = yield* application(server, file)
-      yield* tokens.getToken
-      const info = yield* tokens.getTokenInfo
-      const fromService = Cli.statusJson(info)
-      const fromCli = JSON.parse(yield* ampToken(dir, ["status", "--json"], { AMP_TOKEN_FILE: file }))
-      expect(fromCli).toMatchObject({
-        has_token: true,
-        expires_at: fromService.expires_at,
-        obtained_at: fromService.obtained_at,
-        is_expired: fromService.is_expired,
-        expires_soon: fromService.expires_soon
-      })
-      // The CLI ran a little later: its countdowns may differ by the seconds that took.
-      expect(Math.abs(fromCli.expires_in_seconds - fromService.expires_in_seconds!)).toBeLessThanOrEqual(30)
-      expect(Math.abs(fromCli.age_seconds - fromService.age_seconds!)).toBeLessThanOrEqual(30)
-    }))
 })
-
-const bin = fileURLToPath(new URL("../bin/amp-token.ts", import.meta.url))
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
-
-/** `amp-token args` in `cwd` with exactly `env` (plus PATH); its stdout, or a failure. */
-const ampToken = (cwd: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
-  Effect.async<string, Error>((resume) => {
-    execFile(
-      process.execPath,
-      ["--import", tsx, bin, ...args],
-      { cwd, env: { PATH: process.env["PATH"] ?? "", ...env }, timeout: 20_000 },
-      (error, stdout, stderr) =>
-        resume(error === null ? Effect.succeed(stdout) : Effect.fail(new Error(`${error.message}\n${stderr}`)))
-    )
-  })

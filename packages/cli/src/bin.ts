@@ -1,12 +1,13 @@
-#!/usr/bin/env -S npx tsx
+#!/usr/bin/env node
 /**
- * The `amp-token` executable: `pnpm amp-token <command>` from the repository root, or
- * `amp-token <command>` where the package is installed. See `src/Cli.ts`.
+ * The `amp-token` executable. Installed, it is the bundle `dist/amp-token.js` (see
+ * `scripts/bundle.mjs`); in the workspace, `pnpm amp-token <command>` runs this file with tsx.
+ * See `Cli.ts` for the commands.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
-import * as Cli from "../src/Cli.js"
+import * as Cli from "./Cli.js"
 
 Cli.run(process.argv).pipe(
   Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),

@@ -1,9 +1,11 @@
 /**
- * `amp-token` as its users run it: a child process (`node --import tsx bin/amp-token.ts`)
+ * `amp-token` as its users run it: a child process (`node --import tsx src/bin.ts`)
  * against the embedded mock AMP server, each test in its own temporary directory, with an
  * environment that holds only what the test gives it.
  */
 import { TokenService } from "@amp-effect/core"
+import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
+import * as NodeAmp from "@amp-effect/node/NodeAmp"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, DateTime, Duration, Effect, Option } from "effect"
 import { execFile } from "node:child_process"
@@ -12,10 +14,8 @@ import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
-import * as NodeAmp from "../src/NodeAmp.js"
 
-const bin = fileURLToPath(new URL("../bin/amp-token.ts", import.meta.url))
+const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
 
 interface Run {

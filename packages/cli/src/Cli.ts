@@ -20,6 +20,7 @@
  */
 import type { TokenError } from "@amp-effect/core"
 import { AmpConfig, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
+import { NodeAmp } from "@amp-effect/node"
 import { Command, Options } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -40,7 +41,6 @@ import {
   Redacted,
   Ref
 } from "effect"
-import * as NodeAmp from "./NodeAmp.js"
 
 // -----------------------------------------------------------------------------
 // Options shared by every command
