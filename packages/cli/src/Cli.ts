@@ -9,9 +9,10 @@
  * ```
  *
  * Every command takes `--token-file PATH` (default `$AMP_TOKEN_FILE`, else `./token.json`),
- * `--base-url URL` (default `$AMP_API_BASE_URL`) and `--log-level LEVEL` (logs go to stderr).
- * The retry and timeout variables of the library apply. The CLI always uses its token file,
- * whatever the persistence policy says: keeping that file is what it is for.
+ * `--base-url URL` (default `$AMP_API_BASE_URL`) and `--log-level LEVEL` (logs go to stderr),
+ * before or after the command's name. The retry and timeout variables of the library apply. The
+ * CLI always uses its token file, whatever the persistence policy says: keeping that file is
+ * what it is for.
  *
  * A failure prints one line on stderr naming its cause and exits non-zero. Nothing prints the
  * password; only `amp-token token` prints the token.
@@ -19,12 +20,12 @@
  * @since 0.1.0
  */
 import type { TokenError } from "@amp-effect/core"
-import { AmpConfig, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
-import { NodeAmp } from "@amp-effect/node"
+import { AmpConfig, AuthApi, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
+import * as NodeTokenStore from "@amp-effect/node/NodeTokenStore"
 import { Command, Options } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { FileSystem, Path } from "@effect/platform"
+import { FetchHttpClient, FileSystem, Path } from "@effect/platform"
 import {
   Cause,
   Clock,
@@ -41,6 +42,7 @@ import {
   Redacted,
   Ref
 } from "effect"
+import packageJson from "../package.json" with { type: "json" }
 
 // -----------------------------------------------------------------------------
 // Options shared by every command
@@ -58,72 +60,121 @@ const baseUrlOption = Options.text("base-url").pipe(
   Options.optional
 )
 
-const common = { tokenFile: tokenFileOption, baseUrl: baseUrlOption } as const
+const logLevelOption = Options.choiceWithValue("log-level", [
+  ["all", LogLevel.All],
+  ["trace", LogLevel.Trace],
+  ["debug", LogLevel.Debug],
+  ["info", LogLevel.Info],
+  ["warning", LogLevel.Warning],
+  ["error", LogLevel.Error],
+  ["fatal", LogLevel.Fatal],
+  ["none", LogLevel.None]
+]).pipe(
+  Options.withDescription("How much to log on stderr (default: warning)"),
+  Options.optional
+)
+
+/**
+ * Declared on `amp-token` itself and on every command, so that they work on either side of the
+ * command's name (`amp-token --token-file X status`, `amp-token status --token-file X`); the
+ * command's own value wins.
+ */
+const common = { tokenFile: tokenFileOption, baseUrl: baseUrlOption, logLevel: logLevelOption } as const
 
 interface CommonFlags {
   readonly tokenFile: Option.Option<string>
   readonly baseUrl: Option.Option<string>
+  readonly logLevel: Option.Option<LogLevel.LogLevel>
 }
 
 /** Ends the command with `code` after its output was printed; no further message. */
 class Exit extends Data.TaggedError("Exit")<{ readonly code: number }> {}
 
-/** `login`/`refresh` got a token but could not write it to the token file. */
+/** A command got or kept a token but could not write it to the token file. */
 class NotSaved extends Data.TaggedError("NotSaved")<{ readonly error: TokenError.TokenStoreError }> {}
 
-type Failure = AmpConfig.AmpConfigError | TokenError.AuthError | TokenError.TokenStoreError | NotSaved | Exit
+/** The token file is there but cannot be used (a directory, unreadable): nothing else was tried. */
+class Unusable extends Data.TaggedError("Unusable")<{ readonly error: TokenError.TokenStoreError }> {}
+
+type Failure =
+  | AmpConfig.AmpConfigError
+  | TokenError.AuthError
+  | TokenError.TokenStoreError
+  | NotSaved
+  | Unusable
+  | Exit
+
+/** What a command runs with: its token file, resolved, under the flags' configuration. */
+interface Context {
+  readonly file: string
+}
+
+/** The root command, whose options the commands fall back to. */
+const root = Command.make("amp-token", common)
 
 /**
  * Runs `f` with the flags applied: `--base-url` overrides `AMP_API_BASE_URL` for everything
- * read through `Config`, and the token file is the flag's, else `AMP_TOKEN_FILE`'s, resolved
- * against the working directory.
+ * read through `Config`, the token file is the flag's, else `AMP_TOKEN_FILE`'s, resolved
+ * against the working directory, and `--log-level` sets the minimum log level.
  */
 const withFlags = <A, E, R>(
-  flags: CommonFlags,
-  f: (tokenFile: string) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | AmpConfig.AmpConfigError, R | Path.Path> =>
-  Effect.configProviderWith((current) => {
-    const provider = Option.match(flags.baseUrl, {
-      onNone: () => current,
-      onSome: (url) =>
-        ConfigProvider.fromMap(new Map([["AMP_API_BASE_URL", url]])).pipe(ConfigProvider.orElse(() => current))
-    })
-    return Effect.gen(function*() {
-      const path = yield* Path.Path
-      const file = yield* Option.match(flags.tokenFile, {
-        onNone: () => AmpConfig.tokenFile,
-        onSome: (file) =>
-          file.trim().length === 0
-            ? Effect.fail(
-              new AmpConfig.AmpConfigError({ variable: "--token-file", value: file, reason: "expected a file path" })
-            )
-            : Effect.succeed(file)
+  own: CommonFlags,
+  f: (context: Context) => Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(root, (parent) => {
+    const flags: CommonFlags = {
+      tokenFile: Option.orElse(own.tokenFile, () => parent.tokenFile),
+      baseUrl: Option.orElse(own.baseUrl, () => parent.baseUrl),
+      logLevel: Option.orElse(own.logLevel, () => parent.logLevel)
+    }
+    return Effect.configProviderWith((current) => {
+      const provider = Option.match(flags.baseUrl, {
+        onNone: () => current,
+        onSome: (url) =>
+          ConfigProvider.fromMap(new Map([["AMP_API_BASE_URL", url]])).pipe(ConfigProvider.orElse(() => current))
       })
-      const resolved = path.resolve(file)
-      yield* Effect.logDebug(
-        `Token file ${resolved}, AMP API ${yield* Effect.orElseSucceed(AmpConfig.baseUrl, () => "(invalid)")}`
+      return Effect.gen(function*() {
+        const path = yield* Path.Path
+        const file = yield* Option.match(flags.tokenFile, {
+          onNone: () => AmpConfig.tokenFile,
+          onSome: (file) =>
+            file.trim().length === 0
+              ? Effect.fail(
+                new AmpConfig.AmpConfigError({ variable: "--token-file", value: file, reason: "expected a file path" })
+              )
+              : Effect.succeed(file)
+        })
+        const resolved = path.resolve(file)
+        yield* Effect.logDebug(
+          `Token file ${resolved}, AMP API ${yield* Effect.orElseSucceed(AmpConfig.baseUrl, () => "(invalid)")}`
+        )
+        return yield* f({ file: resolved })
+      }).pipe(
+        Effect.withConfigProvider(provider),
+        // The value came from the flag, so name the flag.
+        Effect.mapError((error) =>
+          error instanceof AmpConfig.AmpConfigError && error.variable === "AMP_API_BASE_URL" &&
+            Option.isSome(flags.baseUrl)
+            ? new AmpConfig.AmpConfigError({ ...error, variable: "--base-url" })
+            : error
+        ),
+        (effect) => Option.isSome(flags.logLevel) ? Logger.withMinimumLogLevel(effect, flags.logLevel.value) : effect
       )
-      return yield* f(resolved)
-    }).pipe(
-      Effect.withConfigProvider(provider),
-      // The value came from the flag, so name the flag.
-      Effect.mapError((error) =>
-        error instanceof AmpConfig.AmpConfigError && error.variable === "AMP_API_BASE_URL" &&
-          Option.isSome(flags.baseUrl)
-          ? new AmpConfig.AmpConfigError({ ...error, variable: "--base-url" })
-          : error
-      )
-    )
+    })
   })
 
 /**
  * The token service over the token file at `file` (credentials, base URL, retries from the
- * configuration), with a store that remembers a failed save so that `login` and `refresh` can
- * report it instead of exiting 0 with nothing written.
+ * configuration), with a store that remembers a failed save, so that a command can report it
+ * instead of exiting 0 with nothing written. Credentials are read here, when a command needs a
+ * server: `status`, `clear` and a `token` served from the file never ask for them.
+ *
+ * The CLI talks to AMP through the runtime's `fetch` rather than the library's undici client:
+ * one request per run needs no connection pool, and the bundle stays half the size.
  */
 const withTokenService = <A, E, R>(
   file: string,
-  f: (tokens: TokenService.TokenService["Type"], saveFailure: Effect.Effect<void, NotSaved>) => Effect.Effect<A, E, R>
+  f: (tokens: TokenService.TokenService["Type"], saved: Effect.Effect<void, NotSaved>) => Effect.Effect<A, E, R>
 ) =>
   Effect.gen(function*() {
     const failed = yield* Ref.make(Option.none<TokenError.TokenStoreError>())
@@ -134,18 +185,19 @@ const withTokenService = <A, E, R>(
           ...store,
           save: (data) => Effect.tapError(store.save(data), (error) => Ref.set(failed, Option.some(error)))
         }))
-    ).pipe(Layer.provide(NodeAmp.layerFileStore(file)))
-    const saveFailure = Effect.flatMap(
+    ).pipe(Layer.provide(NodeTokenStore.layer(file)))
+    const service = TokenService.layerConfig.pipe(
+      Layer.provide(Layer.merge(AuthApi.layerConfig.pipe(Layer.provide(FetchHttpClient.layer)), recording))
+    )
+    const saved = Effect.flatMap(
       Ref.get(failed),
-      Option.match({
-        onNone: () => Effect.void,
-        onSome: (error) => Effect.fail(new NotSaved({ error }))
-      })
+      Option.match({ onNone: () => Effect.void, onSome: (error) => Effect.fail(new NotSaved({ error })) })
     )
-    return yield* Effect.flatMap(TokenService.TokenService, (service) => f(service, saveFailure)).pipe(
-      Effect.provide(NodeAmp.layerWithStore(recording))
-    )
+    return yield* Effect.flatMap(TokenService.TokenService, (tokens) => f(tokens, saved)).pipe(Effect.provide(service))
   })
+
+/** The token file store at `file`, for the commands that only read or remove it. */
+const fileStore = (file: string) => Effect.provide(TokenStore.TokenStore, NodeTokenStore.layer(file))
 
 /** One line about the token just saved: where, and until when. Never the token. */
 const describeSaved = (tokens: TokenService.TokenService["Type"], file: string, what: string) =>
@@ -160,51 +212,77 @@ const describeSaved = (tokens: TokenService.TokenService["Type"], file: string, 
 // Commands
 // -----------------------------------------------------------------------------
 
+/**
+ * `token`: the file's token when it is valid beyond the refresh margin, with no credentials
+ * and no network; otherwise a renewal through the token service. The token is printed only
+ * once it is in the file: a token file that cannot be read or written is a failure, not a
+ * login on every call.
+ */
 const token = Command.make("token", common, (flags) =>
-  withFlags(flags, (file) =>
-    withTokenService(file, (tokens) =>
+  withFlags(flags, ({ file }) =>
+    Effect.gen(function*() {
+      const stored = yield* Effect.flatMap(fileStore(file), (store) => store.load).pipe(
+        Effect.mapError((error) => new Unusable({ error }))
+      )
+      const margin = yield* AmpConfig.refreshMargin
+      const now = yield* Clock.currentTimeMillis
+      const fresh = Option.filter(
+        Option.map(stored, (data) => data.withJwtExpiry()),
+        (data) => now < DateTime.toEpochMillis(data.expiresAt) - Duration.toMillis(margin)
+      )
+      const value = Option.isSome(fresh)
+        ? fresh.value.token
+        : yield* withTokenService(file, (tokens, saved) => Effect.zipLeft(tokens.getToken, saved))
       // stdout carries the token and nothing else, for `$(amp-token token)`.
-      Effect.flatMap(tokens.getToken, (token) => Console.log(Redacted.value(token)))))).pipe(
+      yield* Console.log(Redacted.value(value))
+    }))).pipe(
     Command.withDescription(
       "Print a valid token on stdout, and nothing else: from the file, refreshed or from a new login as needed"
     )
   )
 
-const login = Command.make(
-  "login",
-  common,
-  (flags) =>
-    withFlags(flags, (file) =>
-      withTokenService(file, (tokens, saveFailure) =>
-        tokens.obtainToken.pipe(
-          Effect.zipRight(saveFailure),
-          Effect.zipRight(describeSaved(tokens, file, "Logged in"))
-        )))
-).pipe(Command.withDescription("Log in with AMP_USERNAME / AMP_PASSWORD and save the new token"))
+/** `login` and `refresh`: renew with `renew`, then say where the token went (once it is there). */
+const renewing = (
+  name: string,
+  renew: (
+    tokens: TokenService.TokenService["Type"]
+  ) => Effect.Effect<unknown, TokenError.AuthError | TokenError.TokenStoreError>,
+  done: string,
+  description: string
+) =>
+  Command.make(
+    name,
+    common,
+    (flags) =>
+      withFlags(flags, ({ file }) =>
+        withTokenService(file, (tokens, saved) =>
+          renew(tokens).pipe(Effect.zipRight(saved), Effect.zipRight(describeSaved(tokens, file, done)))))
+  ).pipe(
+    Command.withDescription(description)
+  )
 
-const refresh = Command.make(
+const login = renewing(
+  "login",
+  (tokens) => tokens.obtainToken,
+  "Logged in",
+  "Log in with AMP_USERNAME / AMP_PASSWORD and save the new token"
+)
+
+const refresh = renewing(
   "refresh",
-  common,
-  (flags) =>
-    withFlags(flags, (file) =>
-      withTokenService(file, (tokens, saveFailure) =>
-        tokens.forceRefresh.pipe(
-          Effect.zipRight(saveFailure),
-          Effect.zipRight(describeSaved(tokens, file, "Token renewed"))
-        )))
-).pipe(
-  Command.withDescription("Renew the token now (refresh, falling back to a new login) and save it")
+  (tokens) => tokens.forceRefresh,
+  "Token renewed",
+  "Renew the token now (refresh, falling back to a new login) and save it"
 )
 
 const clear = Command.make("clear", common, (flags) =>
-  withFlags(flags, (file) =>
+  withFlags(flags, ({ file }) =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const existed = yield* Effect.orElseSucceed(fs.exists(file), () => true)
-      const store = yield* TokenStore.TokenStore
-      yield* store.remove
+      yield* Effect.flatMap(fileStore(file), (store) => store.remove)
       yield* Console.log(existed ? `Removed the token file ${file}` : `No token file at ${file}`)
-    }).pipe(Effect.provide(NodeAmp.layerFileStore(file))))).pipe(Command.withDescription("Remove the token file"))
+    }))).pipe(Command.withDescription("Remove the token file"))
 
 const json = Options.boolean("json").pipe(
   Options.withDescription(
@@ -212,7 +290,12 @@ const json = Options.boolean("json").pipe(
   )
 )
 
-/** The JSON `status --json` prints: exactly these keys; times RFC 3339; null without a token. */
+/**
+ * The JSON `status --json` prints: exactly these keys; times RFC 3339; null without a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StatusJson {
   readonly has_token: boolean
   readonly expires_at: string | null
@@ -223,7 +306,12 @@ export interface StatusJson {
   readonly expires_soon: boolean | null
 }
 
-/** `status --json`'s object for what the file holds (`None`: no token). */
+/**
+ * `status --json`'s object for what the file holds (`None`: no token).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const statusJson = (info: Option.Option<TokenInfo.TokenInfo>): StatusJson =>
   Option.match(info, {
     onNone: () => ({
@@ -246,35 +334,34 @@ export const statusJson = (info: Option.Option<TokenInfo.TokenInfo>): StatusJson
     })
   })
 
+const statusText = (file: string, info: Option.Option<TokenInfo.TokenInfo>): string =>
+  Option.match(info, {
+    onNone: () => `Token file: ${file}\nNo token.`,
+    onSome: (info) =>
+      [
+        `Token file: ${file}`,
+        `Expires at: ${DateTime.formatIso(info.expiresAt)} (${
+          info.isExpired ? "expired" : `in ${formatSeconds(info.expiresIn)}`
+        })`,
+        `Obtained at: ${DateTime.formatIso(info.obtainedAt)} (${formatSeconds(info.age)} ago)`,
+        `Expired: ${info.isExpired ? "yes" : "no"}`,
+        `Expires soon: ${info.expiresSoon ? "yes (the next use renews it)" : "no"}`
+      ].join("\n")
+  })
+
 const status = Command.make(
   "status",
   { ...common, json },
   (flags) =>
-    withFlags(flags, (file) =>
+    withFlags(flags, ({ file }) =>
       Effect.gen(function*() {
-        // No network and no credentials: the file and the clock only.
-        const store = yield* Effect.provide(TokenStore.TokenStore, NodeAmp.layerFileStore(file))
-        const stored = yield* store.load
+        // No network and no credentials: the file and the clock only. The expiry is judged as
+        // the library judges it: by the JWT's `exp` where it has one, whatever `expires_at` says.
+        const stored = yield* Effect.flatMap(fileStore(file), (store) => store.load)
         const margin = yield* AmpConfig.refreshMargin
         const now = yield* Clock.currentTimeMillis
         const info = Option.map(stored, (data) => TokenInfo.make(data.withJwtExpiry(), now, margin))
-        if (flags.json) {
-          yield* Console.log(JSON.stringify(statusJson(info)))
-        } else {
-          yield* Console.log(Option.match(info, {
-            onNone: () => `Token file: ${file}\nNo token.`,
-            onSome: (info) =>
-              [
-                `Token file: ${file}`,
-                `Expires at: ${DateTime.formatIso(info.expiresAt)} (${
-                  info.isExpired ? "expired" : `in ${formatSeconds(info.expiresIn)}`
-                })`,
-                `Obtained at: ${DateTime.formatIso(info.obtainedAt)} (${formatSeconds(info.age)} ago)`,
-                `Expired: ${info.isExpired ? "yes" : "no"}`,
-                `Expires soon: ${info.expiresSoon ? "yes (the next use renews it)" : "no"}`
-              ].join("\n")
-          }))
-        }
+        yield* Console.log(flags.json ? JSON.stringify(statusJson(info)) : statusText(file, info))
         if (Option.isNone(info) || info.value.isExpired) return yield* new Exit({ code: 1 })
       }))
 ).pipe(
@@ -283,15 +370,22 @@ const status = Command.make(
   )
 )
 
-/** The `amp-token` command and its subcommands. */
-export const command = Command.make("amp-token", {}, () =>
-  Effect.zipRight(
-    Console.error("amp-token: choose a command: token, status, login, refresh or clear (see amp-token --help)"),
-    new Exit({ code: 2 })
-  )).pipe(
-    Command.withDescription("Keep an always-valid Blockstream AMP API token in a file"),
-    Command.withSubcommands([token, status, login, refresh, clear])
-  )
+/**
+ * The `amp-token` command and its subcommands.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const command = root.pipe(
+  Command.withHandler(() =>
+    Effect.zipRight(
+      Console.error("amp-token: choose a command: token, status, login, refresh or clear (see amp-token --help)"),
+      new Exit({ code: 2 })
+    )
+  ),
+  Command.withDescription("Keep an always-valid Blockstream AMP API token in a file"),
+  Command.withSubcommands([token, status, login, refresh, clear])
+)
 
 // -----------------------------------------------------------------------------
 // Running
@@ -322,6 +416,8 @@ const describeFailure = (error: Exclude<Failure, Exit>): string => {
       return `configuration: ${error.message}`
     case "NotSaved":
       return `the token was obtained but not saved: ${error.error.message}`
+    case "Unusable":
+      return `cannot use the token file: ${error.error.message}`
     default:
       return error.message
   }
@@ -333,15 +429,42 @@ const formatSeconds = (duration: Duration.Duration): string => {
   return seconds === 0 ? "0s" : Duration.format(Duration.seconds(seconds))
 }
 
-const cliVersion = "0.1.0"
+const ansiEscape = /\u001b\[[0-9;]*m/g
+
+/** The console with colour codes removed from what it prints (help and usage errors). */
+const plainConsole = Effect.map(Console.consoleWith(Effect.succeed), (console): Console.Console => ({
+  ...console,
+  log: (...args) => console.log(...args.map(stripAnsi)),
+  error: (...args) => console.error(...args.map(stripAnsi))
+}))
+
+const stripAnsi = (value: unknown) => typeof value === "string" ? value.replace(ansiEscape, "") : value
+
+/**
+ * How to run: `colors` is whether the help may use colour codes (the executable says yes only
+ * when stdout is a terminal and `NO_COLOR` is unset).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions {
+  readonly colors: boolean
+}
 
 /**
  * Runs the CLI on `argv` (`process.argv`: runtime, script, arguments) and answers the exit
- * code. Everything it prints is already printed: output on stdout, logs and the failure line
- * on stderr. Logs at warning and above unless `--log-level` says otherwise.
+ * code: 0 success, 1 failure, 2 usage error, 70 internal error. Everything it prints is already
+ * printed: output on stdout, logs and the failure line on stderr. Logs at warning and above
+ * unless `--log-level` says otherwise.
+ *
+ * @since 0.1.0
+ * @category running
  */
-export const run = (argv: ReadonlyArray<string>): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
-  Command.run(command, { name: "amp-token", version: cliVersion })(argv).pipe(
+export const run = (
+  argv: ReadonlyArray<string>,
+  options: RunOptions = { colors: false }
+): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
+  Command.run(command, { name: "amp-token", version: packageJson.version })(argv).pipe(
     Effect.as(0),
     Effect.catchAll((error) => {
       if (ValidationError.isValidationError(error)) {
@@ -358,5 +481,6 @@ export const run = (argv: ReadonlyArray<string>): Effect.Effect<number, never, C
       )
     ),
     Effect.provide(stderrLogger),
-    Logger.withMinimumLogLevel(LogLevel.Warning)
+    Logger.withMinimumLogLevel(LogLevel.Warning),
+    (effect) => options.colors ? effect : Effect.flatMap(plainConsole, (console) => Effect.withConsole(effect, console))
   )

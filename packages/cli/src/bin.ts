@@ -6,12 +6,30 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import * as Cli from "./Cli.js"
 
-Cli.run(process.argv).pipe(
-  Effect.flatMap((code) => Effect.sync(() => void (process.exitCode = code))),
+// An interrupted run is not a success: a script running `$(amp-token token)` under `timeout`
+// must not take an empty output for a token. Exit as a shell reports a death by that signal.
+let signalled: number | undefined
+process.once("SIGINT", () => signalled ??= 130)
+process.once("SIGTERM", () => signalled ??= 143)
+
+const colors = process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") === ""
+
+Cli.run(process.argv, { colors }).pipe(
   Effect.provide(NodeContext.layer),
   // Cli.run prints its own failures and logs on stderr; keep the runtime from adding any.
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) =>
+      onExit(
+        Exit.isSuccess(exit)
+          ? typeof exit.value === "number" ? exit.value : 0
+          : Cause.isInterruptedOnly(exit.cause)
+          ? signalled ?? 130
+          : 70
+      )
+  })
 )

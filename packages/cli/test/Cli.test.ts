@@ -1,22 +1,25 @@
 /**
- * `amp-token` as its users run it: a child process (`node --import tsx src/bin.ts`)
- * against the embedded mock AMP server, each test in its own temporary directory, with an
- * environment that holds only what the test gives it.
+ * `amp-token` as its users run it, against the embedded mock AMP server, each test in its own
+ * temporary directory, with an environment that holds only what the test gives it.
+ *
+ * Most scenarios run the command handlers in this process (`Cli.run` with a captured console
+ * and a `ConfigProvider` for the environment): the same code as the executable, minus the
+ * process start. What only a process can show — stdout holding nothing but the token, exit
+ * codes after a signal, no colour when piped — runs the bundled executable, built once for this
+ * file, as a child process.
  */
 import { TokenService } from "@amp-effect/core"
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import * as NodeAmp from "@amp-effect/node/NodeAmp"
-import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, DateTime, Duration, Effect, Option } from "effect"
-import { execFile } from "node:child_process"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Console, DateTime, Duration, Effect, Option } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
-import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
-
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
+import { fileURLToPath } from "node:url"
+import * as Cli from "../src/Cli.js"
 
 interface Run {
   readonly code: number
@@ -24,18 +27,30 @@ interface Run {
   readonly stderr: string
 }
 
-/** Runs `amp-token args` in `cwd` with exactly `env` (plus PATH). */
-const amp = (cwd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Effect.Effect<Run> =>
-  Effect.async<Run>((resume) => {
-    execFile(
-      process.execPath,
-      ["--import", tsx, bin, ...args],
-      { cwd, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-        resume(Effect.succeed({ code, stdout, stderr }))
+const format = (args: ReadonlyArray<unknown>) => args.map(String).join(" ") + "\n"
+
+/** Runs `amp-token args` in this process with exactly `env` as its environment. */
+const amp = (args: ReadonlyArray<string>, env: Record<string, string> = {}, options?: Cli.RunOptions) =>
+  Effect.gen(function*() {
+    let stdout = ""
+    let stderr = ""
+    const base = yield* Console.consoleWith(Effect.succeed)
+    const captured: Console.Console = {
+      ...base,
+      log: (...args) => Effect.sync(() => void (stdout += format(args))),
+      error: (...args) => Effect.sync(() => void (stderr += format(args))),
+      unsafe: {
+        ...base.unsafe,
+        log: (...args) => void (stdout += format(args)),
+        error: (...args) => void (stderr += format(args))
       }
+    }
+    const code = yield* Cli.run(["node", "amp-token", ...args], options).pipe(
+      Effect.withConsole(captured),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+      Effect.provide(NodeContext.layer)
     )
+    return { code, stdout, stderr } satisfies Run
   })
 
 /** A temporary directory for one test, removed afterwards. */
@@ -48,30 +63,34 @@ const tempDir = Effect.acquireRelease(
 const setup = Effect.gen(function*() {
   const server = yield* MockAmpServer.make()
   const dir = yield* tempDir
+  const file = NodePath.join(dir, "token.json")
   const env = {
     AMP_API_BASE_URL: server.baseUrl,
     AMP_USERNAME: "mock_user",
     AMP_PASSWORD: "mock_pass",
+    AMP_TOKEN_FILE: file,
     API_RETRY_BASE_DELAY_MS: "10",
     API_RETRY_MAX_DELAY_MS: "100"
   }
-  return { server, dir, env, file: NodePath.join(dir, "token.json") }
+  return { server, dir, env, file }
 })
 
 const readJson = (file: string) => Effect.promise(async () => JSON.parse(await Fs.readFile(file, "utf8")))
 
 const exists = (file: string) => Effect.promise(() => Fs.access(file).then(() => true, () => false))
 
+/** A JWT-shaped token whose payload says `exp` (seconds since the epoch). */
+const jwtWithExp = (exp: number) => {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+  return `${part({ typ: "JWT", alg: "HS256" })}.${part({ exp })}.c2ln`
+}
+
 /** A token file as the Rust client writes it, with the given times. */
-const writeTokenFile = (file: string, expiresAt: Date, obtainedAt: Date) =>
+const writeTokenFile = (file: string, expiresAt: Date, obtainedAt: Date, token = "opaque-token") =>
   Effect.promise(() =>
     Fs.writeFile(
       file,
-      JSON.stringify({
-        token: "opaque-token",
-        expires_at: expiresAt.toISOString(),
-        obtained_at: obtainedAt.toISOString()
-      }),
+      JSON.stringify({ token, expires_at: expiresAt.toISOString(), obtained_at: obtainedAt.toISOString() }),
       { mode: 0o600 }
     )
   )
@@ -87,11 +106,19 @@ const statusKeys = [
 ]
 const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 
-describe("amp-token", { timeout: 60_000 }, () => {
+/** What a failure prints: one line on stderr, nothing on stdout. */
+const oneLineFailure = (run: Run) => {
+  expect(run.code).toBe(1)
+  expect(run.stdout).toBe("")
+  expect(run.stderr.trim().split("\n")).toHaveLength(1)
+  return run.stderr.trim()
+}
+
+describe("amp-token", () => {
   it.scopedLive("login, token from the file, status without network or credentials, refresh, clear", () =>
     Effect.gen(function*() {
       const { dir, env, file, server } = yield* setup
-      const none = yield* amp(dir, ["status", "--json"])
+      const none = yield* amp(["status", "--json"], { AMP_TOKEN_FILE: file })
       expect(none.code).toBe(1)
       expect(JSON.parse(none.stdout)).toEqual({
         has_token: false,
@@ -103,23 +130,21 @@ describe("amp-token", { timeout: 60_000 }, () => {
         expires_soon: null
       })
 
-      const login = yield* amp(dir, ["login"], env)
+      const login = yield* amp(["login"], env)
       expect(login.code).toBe(0)
       expect(login.stdout).toMatch(/^Logged in; saved to .*token\.json \(expires \S+, in 23h 59m/)
       const [first] = yield* server.issuedTokens
       expect((yield* readJson(file)).token).toBe(first)
       expect((yield* Effect.promise(() => Fs.stat(file))).mode & 0o777).toBe(0o600)
 
-      // `token` prints the token and nothing else, from the file: no call to the server
-      const token = yield* amp(dir, ["token"], env)
+      // `token` prints the token and nothing else, from the file: no call, no credentials needed
+      const token = yield* amp(["token"], { AMP_TOKEN_FILE: file })
       expect(token).toEqual({ code: 0, stdout: `${first}\n`, stderr: "" })
       expect(yield* server.counters).toMatchObject({ obtain: 1, refresh: 0, total: 1 })
 
       // status: the file and the clock only, no credentials needed
-      const [json, human] = yield* Effect.all([
-        amp(dir, ["status", "--json"], { AMP_TOKEN_FILE: file }),
-        amp(dir, ["status"])
-      ], { concurrency: 2 })
+      const json = yield* amp(["status", "--json"], { AMP_TOKEN_FILE: file })
+      const human = yield* amp(["status", "--token-file", file])
       expect(json.code).toBe(0)
       const status = JSON.parse(json.stdout)
       expect(Object.keys(status).sort()).toEqual(statusKeys)
@@ -133,7 +158,7 @@ describe("amp-token", { timeout: 60_000 }, () => {
       expect(human.stdout).toContain("Expired: no")
       expect((yield* server.counters).total).toBe(1)
 
-      const refreshed = yield* amp(dir, ["refresh"], env)
+      const refreshed = yield* amp(["refresh"], env)
       expect(refreshed.code).toBe(0)
       expect(refreshed.stdout).toMatch(/^Token renewed; saved to /)
       expect(yield* server.counters).toMatchObject({ obtain: 1, refresh: 1 })
@@ -141,28 +166,30 @@ describe("amp-token", { timeout: 60_000 }, () => {
 
       // with a revoked token, refresh is refused and falls back to a login
       yield* server.revokeAll
-      const fallback = yield* amp(dir, ["refresh"], env)
+      const fallback = yield* amp(["refresh"], env)
       expect(fallback.code).toBe(0)
       expect(fallback.stderr).toContain("logging in instead")
       expect(yield* server.counters).toMatchObject({ obtain: 2, refresh: 2 })
       const all = yield* server.issuedTokens
       expect((yield* readJson(file)).token).toBe(all[2])
 
-      const clear = yield* amp(dir, ["clear"])
+      const clear = yield* amp(["clear"], env)
       expect(clear).toMatchObject({ code: 0, stdout: `Removed the token file ${file}\n` })
       expect(yield* exists(file)).toBe(false)
+      expect(yield* amp(["clear"], env)).toMatchObject({ code: 0, stdout: `No token file at ${file}\n` })
 
       // only `token` ever prints a token
       for (const output of [none, login, json, human, refreshed, fallback, clear]) {
         for (const issued of all) expect(output.stdout + output.stderr).not.toContain(issued)
       }
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
     }))
 
   it.scopedLive("status --json agrees with TokenService.getTokenInfo on the same file", () =>
     Effect.gen(function*() {
-      const { dir, env, file } = yield* setup
-      expect((yield* amp(dir, ["login", "--token-file", file], env)).code).toBe(0)
-      const status = JSON.parse((yield* amp(dir, ["status", "--json", "--token-file", file], env)).stdout)
+      const { env, file } = yield* setup
+      expect((yield* amp(["login"], env)).code).toBe(0)
+      const status = JSON.parse((yield* amp(["status", "--json"], env)).stdout)
       const info = yield* Effect.flatMap(TokenService.TokenService, (service) => service.getTokenInfo).pipe(
         Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore(file))),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -173,9 +200,32 @@ describe("amp-token", { timeout: 60_000 }, () => {
       expect(status.obtained_at).toBe(DateTime.formatIso(expected.obtainedAt))
       expect(status.is_expired).toBe(expected.isExpired)
       expect(status.expires_soon).toBe(expected.expiresSoon)
-      // Computed a moment apart, in two processes.
+      // Computed a moment apart.
       expect(Math.abs(status.expires_in_seconds - Duration.toSeconds(expected.expiresIn))).toBeLessThan(5)
       expect(Math.abs(status.age_seconds - Duration.toSeconds(expected.age))).toBeLessThan(5)
+    }))
+
+  it.scopedLive("status and token judge a Rust client's file by the JWT's exp, not its 24-hour expires_at", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      const now = Date.now()
+      // The Rust client assumed 24 hours; the JWT says it expired a minute ago.
+      const rust = NodePath.join(dir, "rust.json")
+      const exp = Math.floor(now / 1000) - 60
+      yield* writeTokenFile(rust, new Date(now + 23 * 3600_000), new Date(now - 3600_000), jwtWithExp(exp))
+      const status = yield* amp(["status", "--json", "--token-file", rust])
+      expect(status.code).toBe(1)
+      expect(JSON.parse(status.stdout)).toMatchObject({
+        has_token: true,
+        is_expired: true,
+        expires_in_seconds: 0,
+        expires_at: new Date(exp * 1000).toISOString()
+      })
+      // And `token` does not hand it out: it logs in.
+      const token = yield* amp(["token", "--token-file", rust], env)
+      expect(token.code).toBe(0)
+      expect(token.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
+      expect((yield* server.counters).obtain).toBe(1)
     }))
 
   it.scopedLive("status: an expired token exits 1; one within the refresh margin is 'expires soon' and exits 0", () =>
@@ -186,10 +236,8 @@ describe("amp-token", { timeout: 60_000 }, () => {
       const soon = NodePath.join(dir, "soon.json")
       yield* writeTokenFile(expired, new Date(now - 60_000), new Date(now - 86_400_000))
       yield* writeTokenFile(soon, new Date(now + 60_000), new Date(now - 3_600_000))
-      const [a, b] = yield* Effect.all([
-        amp(dir, ["status", "--json", "--token-file", expired]),
-        amp(dir, ["status", "--json", "--token-file", soon])
-      ], { concurrency: 2 })
+      const a = yield* amp(["status", "--json", "--token-file", expired])
+      const b = yield* amp(["status", "--json", "--token-file", soon])
       expect(a.code).toBe(1)
       expect(JSON.parse(a.stdout)).toMatchObject({ has_token: true, is_expired: true, expires_in_seconds: 0 })
       expect(b.code).toBe(0)
@@ -199,23 +247,31 @@ describe("amp-token", { timeout: 60_000 }, () => {
       expect(yield* exists(expired)).toBe(true)
     }))
 
+  it.scopedLive("token renews a token inside the refresh margin through the refresh endpoint", () =>
+    Effect.gen(function*() {
+      const { env, file, server } = yield* setup
+      expect((yield* amp(["login"], env)).code).toBe(0)
+      // Issued tokens live 24 h: a margin of 25 h puts this one inside it.
+      const token = yield* amp(["token"], { ...env, AMP_TOKEN_REFRESH_MARGIN_SECONDS: String(25 * 3600) })
+      expect(token.code).toBe(0)
+      const issued = yield* server.issuedTokens
+      expect(token.stdout).toBe(`${issued[1]}\n`)
+      expect(yield* server.counters).toMatchObject({ obtain: 1, refresh: 1 })
+      expect((yield* readJson(file)).token).toBe(issued[1])
+    }))
+
   it.scopedLive("login failures: wrong password, or a token file that cannot be written; one line, exit 1", () =>
     Effect.gen(function*() {
       const { dir, env, file } = yield* setup
       const blocker = NodePath.join(dir, "not-a-directory")
       yield* Effect.promise(() => Fs.writeFile(blocker, ""))
-      const [wrong, unwritable] = yield* Effect.all([
-        amp(dir, ["login"], { ...env, AMP_PASSWORD: "hunter2-wrong" }),
-        amp(dir, ["login", "--token-file", NodePath.join(blocker, "token.json")], env)
-      ], { concurrency: 2 })
-      expect(wrong.code).toBe(1)
-      expect(wrong.stdout).toBe("")
-      expect(wrong.stderr.trim().split("\n")).toHaveLength(1)
-      expect(wrong.stderr).toMatch(/^amp-token: wrong credentials: AMP rejected the username or password \(HTTP 400\)/)
-      expect(wrong.stderr).not.toContain("hunter2-wrong")
+      const wrong = oneLineFailure(yield* amp(["login"], { ...env, AMP_PASSWORD: "hunter2-wrong" }))
+      expect(wrong).toMatch(/^amp-token: wrong credentials: AMP rejected the username or password \(HTTP 400\)/)
+      expect(wrong).not.toContain("hunter2-wrong")
       expect(yield* exists(file)).toBe(false)
 
       // the login worked, but the file is the point: not a success
+      const unwritable = yield* amp(["login", "--token-file", NodePath.join(blocker, "token.json")], env)
       expect(unwritable.code).toBe(1)
       expect(unwritable.stdout).toBe("")
       expect(unwritable.stderr.trim().split("\n").at(-1)).toMatch(
@@ -223,42 +279,98 @@ describe("amp-token", { timeout: 60_000 }, () => {
       )
     }))
 
+  it.scopedLive("token with a token file it cannot use or save: exit 1, one line, no token printed", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      // A directory where the file should be: refused before any login.
+      const directory = NodePath.join(dir, "a-directory")
+      yield* Effect.promise(() => Fs.mkdir(directory))
+      const unusable = oneLineFailure(yield* amp(["token", "--token-file", directory], env))
+      expect(unusable).toMatch(/^amp-token: cannot use the token file: Could not load the token file .*a-directory/)
+      expect((yield* server.counters).obtain).toBe(0)
+
+      // Below a regular file: refused at the first look, too.
+      const blocker = NodePath.join(dir, "not-a-directory")
+      yield* Effect.promise(() => Fs.writeFile(blocker, ""))
+      const below = oneLineFailure(yield* amp(["token", "--token-file", NodePath.join(blocker, "token.json")], env))
+      expect(below).toMatch(/^amp-token: cannot use the token file: .*ENOTDIR/)
+      expect((yield* server.counters).obtain).toBe(0)
+
+      // Nothing there, and nothing can be created there (even as root): the login happens, the
+      // token is not handed out.
+      const unwritable = yield* amp(["token", "--token-file", "/sys/amp-token-test/token.json"], env)
+      expect(unwritable.code).toBe(1)
+      expect(unwritable.stdout).toBe("")
+      expect(unwritable.stderr.trim().split("\n").at(-1)).toMatch(
+        /^amp-token: the token was obtained but not saved: Could not save the token file \/sys\/amp-token-test/
+      )
+      expect((yield* server.counters).obtain).toBe(1)
+      for (const issued of yield* server.issuedTokens) expect(unwritable.stderr).not.toContain(issued)
+    }))
+
   it.scopedLive("an unreachable server is named; --base-url and --token-file win over the environment", () =>
     Effect.gen(function*() {
       const { dir, env, server } = yield* setup
       const other = NodePath.join(dir, "elsewhere", "t.json")
-      const [down, flags, bad] = yield* Effect.all([
-        amp(dir, ["token", "--base-url", "http://127.0.0.1:1/api"], { ...env, API_RETRY_MAX_ATTEMPTS: "1" }),
-        amp(dir, ["login", "--base-url", server.baseUrl, "--token-file", other], {
-          ...env,
-          AMP_API_BASE_URL: "http://127.0.0.1:1/api",
-          AMP_TOKEN_FILE: NodePath.join(dir, "ignored.json")
-        }),
-        amp(dir, ["token", "--base-url", "ftp://x"], env)
-      ], { concurrency: 3 })
-      expect(down.code).toBe(1)
-      expect(down.stdout).toBe("")
-      expect(down.stderr.trim().split("\n")).toHaveLength(1)
-      expect(down.stderr).toMatch(/^amp-token: server unreachable: AMP obtain_token is unreachable/)
+      const down = oneLineFailure(
+        yield* amp(["token", "--base-url", "http://127.0.0.1:1/api"], { ...env, API_RETRY_MAX_ATTEMPTS: "1" })
+      )
+      expect(down).toMatch(/^amp-token: server unreachable: AMP obtain_token is unreachable/)
 
+      const flags = yield* amp(["login", "--base-url", server.baseUrl, "--token-file", other], {
+        ...env,
+        AMP_API_BASE_URL: "http://127.0.0.1:1/api",
+        AMP_TOKEN_FILE: NodePath.join(dir, "ignored.json")
+      })
       expect(flags.code).toBe(0)
       expect(yield* exists(other)).toBe(true)
       expect(yield* exists(NodePath.join(dir, "ignored.json"))).toBe(false)
       expect((yield* server.counters).obtain).toBe(1)
 
-      expect(bad.code).toBe(1)
-      expect(bad.stderr).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
+      const bad = oneLineFailure(yield* amp(["token", "--base-url", "ftp://x"], env))
+      expect(bad).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
+    }))
+
+  it.scopedLive("options work before or after the command's name; the command's own value wins", () =>
+    Effect.gen(function*() {
+      const { dir, env, file } = yield* setup
+      expect((yield* amp(["login"], env)).code).toBe(0)
+      const other = NodePath.join(dir, "other.json")
+
+      const statusDebug = yield* amp(["status", "--json", "--log-level", "debug"], env)
+      expect(statusDebug.code).toBe(0)
+      expect(JSON.parse(statusDebug.stdout).has_token).toBe(true)
+      expect(statusDebug.stderr).toContain(`amp-token: debug: Token file ${file}`)
+
+      const tokenDebug = yield* amp(["token", "--token-file", file, "--log-level", "debug"], {})
+      expect(tokenDebug.code).toBe(0)
+      expect(tokenDebug.stdout).toBe(`${(yield* readJson(file)).token}\n`)
+      expect(tokenDebug.stderr).toContain("amp-token: debug:")
+
+      const before = yield* amp(["--token-file", other, "status"], env)
+      expect(before.code).toBe(1)
+      expect(before.stdout).toContain(`Token file: ${other}\nNo token.`)
+
+      const both = yield* amp(["--token-file", other, "--log-level", "debug", "status", "--token-file", file], {})
+      expect(both.code).toBe(0)
+      expect(both.stdout).toContain(`Token file: ${file}`)
+      expect(both.stderr).toContain("amp-token: debug:")
+
+      const quiet = yield* amp(["token", "--log-level", "none", "--base-url", "http://127.0.0.1:1/api"], {
+        ...env,
+        AMP_TOKEN_FILE: other,
+        API_RETRY_MAX_ATTEMPTS: "1"
+      })
+      // --log-level silences logs, never the failure line
+      oneLineFailure(quiet)
     }))
 
   it.scopedLive("rate limiting is reported with the wait the server asked for", () =>
     Effect.gen(function*() {
-      const { dir, env, server } = yield* setup
+      const { env, server } = yield* setup
       yield* server.script("obtain", MockFault.rateLimited("120"))
-      const run = yield* amp(dir, ["login"], env)
-      expect(run.code).toBe(1)
-      expect(run.stderr.trim()).toBe(
-        "amp-token: rate limited: AMP rate limited obtain_token (HTTP 429): the server asks to wait 2m"
-      )
+      const line = oneLineFailure(yield* amp(["login"], env))
+      expect(line).toBe("amp-token: rate limited: AMP rate limited obtain_token (HTTP 429): the server asks to wait 2m")
       expect((yield* server.counters).obtain).toBe(1)
     }))
 
@@ -266,7 +378,7 @@ describe("amp-token", { timeout: 60_000 }, () => {
     Effect.gen(function*() {
       const { dir, env, file, server } = yield* setup
       yield* Effect.promise(() => Fs.writeFile(file, "{ not json", { mode: 0o600 }))
-      const run = yield* amp(dir, ["token"], env)
+      const run = yield* amp(["token"], env)
       expect(run.code).toBe(0)
       expect(run.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
       expect(run.stderr).toMatch(/^amp-token: warning: The token file .* is not a valid token file .*moved it to/)
@@ -274,20 +386,116 @@ describe("amp-token", { timeout: 60_000 }, () => {
       expect(aside).toHaveLength(1)
     }))
 
-  it.scopedLive("missing credentials are named; --log-level debug logs to stderr, never to stdout", () =>
+  it.scopedLive("missing credentials are named only when a login is needed; debug logs go to stderr", () =>
     Effect.gen(function*() {
-      const { dir, env, server } = yield* setup
+      const { env, server } = yield* setup
       const { AMP_PASSWORD: _, ...noPassword } = env
-      const [missing, debug] = yield* Effect.all([
-        amp(dir, ["token"], noPassword),
-        amp(dir, ["token", "--log-level", "debug"], env)
-      ], { concurrency: 2 })
-      expect(missing.code).toBe(1)
-      expect(missing.stderr.trim()).toBe("amp-token: configuration: AMP_PASSWORD is not set")
+      const missing = oneLineFailure(yield* amp(["token"], noPassword))
+      expect(missing).toBe("amp-token: configuration: AMP_PASSWORD is not set")
 
+      const debug = yield* amp(["token", "--log-level", "debug"], env)
       expect(debug.code).toBe(0)
       expect(debug.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
       expect(debug.stderr).toContain("amp-token: debug:")
       expect(debug.stderr).not.toContain("mock_pass")
+
+      // with a valid token in the file, no credentials are needed at all
+      const fromFile = yield* amp(["token"], noPassword)
+      expect(fromFile).toEqual({ code: 0, stdout: debug.stdout, stderr: "" })
     }))
+
+  it.effect("usage errors exit 2; --help exits 0 and uses colour codes only when asked to", () =>
+    Effect.gen(function*() {
+      const noCommand = yield* amp([])
+      expect(noCommand.code).toBe(2)
+      expect(noCommand.stderr).toContain("choose a command")
+      expect((yield* amp(["frobnicate"])).code).toBe(2)
+      expect((yield* amp(["status", "--log-level", "loud"])).code).toBe(2)
+
+      const plain = yield* amp(["--help"])
+      expect(plain.code).toBe(0)
+      expect(plain.stdout).toContain("amp-token")
+      expect(plain.stdout).toContain("--token-file")
+      expect(plain.stdout).not.toContain("\u001b[")
+      const colored = yield* amp(["--help"], {}, { colors: true })
+      expect(colored.stdout).toContain("\u001b[")
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// The executable
+// -----------------------------------------------------------------------------
+
+const packageDir = fileURLToPath(new URL("..", import.meta.url))
+let bundleDir = ""
+let bundle = ""
+
+beforeAll(async () => {
+  bundleDir = await Fs.mkdtemp(NodePath.join(Os.tmpdir(), "amp-token-bundle-"))
+  bundle = NodePath.join(bundleDir, "amp-token.js")
+  await new Promise<void>((resolve, reject) =>
+    ChildProcess.execFile(
+      process.execPath,
+      ["scripts/bundle.mjs", "--outdir", bundleDir],
+      { cwd: packageDir },
+      (error, _, stderr) => error === null ? resolve() : reject(new Error(`bundle failed: ${stderr}`))
+    )
+  )
+}, 120_000)
+
+afterAll(() => Fs.rm(bundleDir, { recursive: true, force: true }))
+
+/** Starts the bundled `amp-token args` with exactly `env` (plus PATH); stdout through a pipe. */
+const spawn = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+  const child = ChildProcess.spawn(process.execPath, [bundle, ...args], {
+    env: { PATH: process.env["PATH"] ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.on("data", (chunk) => stdout += chunk)
+  child.stderr.on("data", (chunk) => stderr += chunk)
+  const done = Effect.async<Run & { readonly signal: NodeJS.Signals | null }>((resume) => {
+    child.once("close", (code, signal) => resume(Effect.succeed({ code: code ?? -1, signal, stdout, stderr })))
+  })
+  return { child, done }
+}
+
+/** Generous: only says "did not hang", never "fast" (a busy machine starts processes slowly). */
+const noHang = 60_000
+
+describe("amp-token, the executable", () => {
+  it.scopedLive(
+    "$(amp-token token): stdout holds the token and nothing else; help is plain when piped",
+    () =>
+      Effect.gen(function*() {
+        const { env, server } = yield* setup
+        const token = yield* spawn(["token"], env).done
+        expect(token).toEqual({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[0]}\n`, stderr: "" })
+        const help = yield* spawn(["--help"], {}).done
+        expect(help.code).toBe(0)
+        expect(help.stdout).toContain("--token-file")
+        expect(help.stdout).not.toContain("\u001b[")
+      }),
+    noHang
+  )
+
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    it.scopedLive(
+      `interrupted by ${signal} against a hung server: exit ${code}, nothing on stdout`,
+      () =>
+        Effect.gen(function*() {
+          const { env, server } = yield* setup
+          yield* server.script("obtain", MockFault.hang)
+          const run = spawn(["token", "--log-level", "debug"], { ...env, API_REQUEST_TIMEOUT_SECONDS: "600" })
+          // Signal once the request is at the server, so the run is surely mid-login.
+          while ((yield* server.counters).obtain === 0) yield* Effect.sleep("20 millis")
+          run.child.kill(signal)
+          const done = yield* run.done
+          expect(done.code).toBe(code)
+          expect(done.stdout).toBe("")
+        }),
+      noHang
+    )
+  }
 })
