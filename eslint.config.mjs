@@ -2,7 +2,7 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/build/**", "**/dist/**", "bench/results.json"] },
+  { ignores: ["**/node_modules/**", "**/build/**", "**/dist/**", "bench/results.json", "examples/readme/**"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts", "**/*.mjs"],

@@ -16,6 +16,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Cli from "./cli.js"
 import * as ClientOverhead from "./clientOverhead.js"
 import { type Figure, type FigureResult } from "./harness.js"
 import * as Memory from "./memory.js"
@@ -30,7 +31,8 @@ const sections: ReadonlyArray<readonly [string, Effect.Effect<FigureResult, unkn
   ["stampede", Stampede.run],
   ["client", ClientOverhead.run],
   ["warm-start", Processes.runWarmStart],
-  ["processes", Processes.runProcesses]
+  ["processes", Processes.runProcesses],
+  ["cli", Cli.run]
 ]
 
 const resultsFile = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "results.json")

@@ -27,18 +27,23 @@ export const layerFileStore = (
 
 /**
  * The store the persistence policy picks from the environment: the `AMP_TOKEN_FILE` file when
- * persistence is on, nothing otherwise (see `PersistencePolicy`). A log line says which.
+ * persistence is on, nothing otherwise (see `PersistencePolicy`). An info log line says which
+ * store was chosen and why.
  */
 export const layerPolicyStore: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> = Layer.unwrapEffect(
   Effect.gen(function*() {
     const config = yield* AmpConfig.load
     if (PersistencePolicy.shouldPersist(config)) {
-      yield* Effect.logDebug(`Token persistence on: ${config.tokenFile}`)
+      yield* Effect.logInfo(
+        `Token persistence on (${
+          config.tokenPersistence ? "AMP_TOKEN_PERSISTENCE" : "AMP_TESTS=live"
+        }): tokens are kept in ${config.tokenFile}`
+      )
       return layerFileStore(config.tokenFile)
     }
-    yield* Effect.logDebug(
+    yield* Effect.logInfo(
       PersistencePolicy.isMockEnvironment(config)
-        ? "Token persistence off: mock credentials or a local/mock base URL"
+        ? "Token persistence off: mock credentials or a local/mock base URL never persist"
         : "Token persistence off: set AMP_TOKEN_PERSISTENCE=true to keep tokens between runs"
     )
     return TokenStore.layerNoop

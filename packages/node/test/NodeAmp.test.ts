@@ -1,7 +1,7 @@
 import { AmpClient, TokenService, TokenStore } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
 import type { Layer } from "effect"
-import { ConfigProvider, Effect, Redacted } from "effect"
+import { ConfigProvider, Effect, Logger, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -71,11 +71,18 @@ describe("NodeAmp", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const file = Path.join(dir, "token.json")
+      const infos: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Info") infos.push((Array.isArray(message) ? message : [message]).join(" "))
+      })
       const storeFor = (env: Record<string, string>) =>
         Effect.map(
           Effect.provide(TokenStore.TokenStore, NodeAmp.layerPolicyStore),
           (store) => store.description
-        ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+        ).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
       const real = {
         AMP_API_BASE_URL: "https://amp-test.blockstream.com/api",
         AMP_USERNAME: "alice",
@@ -86,6 +93,13 @@ describe("NodeAmp", () => {
       expect(yield* storeFor({ ...real, AMP_TOKEN_PERSISTENCE: "true" })).toBe(`file ${file}`)
       expect(yield* storeFor(real)).toBe("none")
       expect(yield* storeFor({ ...real, AMP_TESTS: "live", AMP_USERNAME: "mock_user" })).toBe("none")
+      // Which store, and why, at info level: the first thing to check when a token is not kept.
+      expect(infos).toEqual([
+        `Token persistence on (AMP_TESTS=live): tokens are kept in ${file}`,
+        `Token persistence on (AMP_TOKEN_PERSISTENCE): tokens are kept in ${file}`,
+        "Token persistence off: set AMP_TOKEN_PERSISTENCE=true to keep tokens between runs",
+        "Token persistence off: mock credentials or a local/mock base URL never persist"
+      ])
       const error = yield* Effect.flip(storeFor({ ...real, API_RETRY_MAX_ATTEMPTS: "0" }))
       expect(error.variable).toBe("API_RETRY_MAX_ATTEMPTS")
     }))
