@@ -250,6 +250,7 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
     const login = Effect.flatMap(service.api.obtain, fromServer)
     let data: TokenData
     if (base === undefined || now >= base.expiresAt) {
+      // Nothing that can be refreshed: an expired token is replaced by a login, never refreshed.
       if (mode._tag === "RefreshOnly") {
         return yield* new NoTokenToRefresh({ reason: base === undefined ? "no token" : "expired" })
       }
@@ -257,6 +258,7 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
     } else if (mode._tag === "Obtain") {
       data = yield* login
     } else {
+      // A valid token: refresh it, and log in if that fails (except for `refreshToken`).
       data = yield* service.api.refresh(base.data.token).pipe(
         Effect.flatMap(fromServer),
         Effect.catchAll((error) =>
