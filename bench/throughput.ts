@@ -8,6 +8,9 @@ import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { Clock, Duration, Effect, Layer, Ref } from "effect"
 import { type FigureResult, interleaved, medianOver, report, round, serviceLayer, target } from "./harness.js"
 
+/** The cached `getToken` is the floor plus nothing that matters: at least this fraction of its speed (issue 9). */
+const hotPathTarget = 0.9
+
 /** Calls per sample: enough that the timer's own cost disappears in the sample. */
 const callsPerSample = 2_000
 
@@ -68,13 +71,14 @@ export const run = Effect.gen(function*() {
       round(medianOver(rounds, (r) => opsPerSecond(r["cachedInvalidateWithTTL"]!))),
       "ops/s"
     ),
-    target("cached getToken vs floor", round(vsFloor), "x", ">=", 0.5),
+    target("cached getToken vs floor", round(vsFloor), "x", ">=", hotPathTarget),
     target("cached getToken vs cachedInvalidateWithTTL", round(vsCached), "x", ">=", 10)
   ]
   const notes: Array<string> = []
-  if (vsFloor < 0.5) {
+  if (vsFloor < hotPathTarget) {
     notes.push(
-      "getToken is below half the floor: the hot path does more than Ref.get + Clock (see TokenService.getToken)"
+      `getToken is below ${hotPathTarget}x the floor: the hot path does more than Ref.get + Clock ` +
+        "(see getToken in packages/core/src/internal/tokenService.ts)"
     )
   }
   if (vsCached < 10) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
+import { Cause, DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import { TokenData } from "../src/TokenData.js"
 import { InvalidCredentials, RefreshRejected, ServerError, TokenStoreError } from "../src/TokenError.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
@@ -46,8 +46,8 @@ describe("TokenService", () => {
         concurrency: "unbounded"
       }))
       yield* TestClock.adjust("50 millis")
-      const tokens = yield* Fiber.join(fiber)
       expect(api.obtainCalls).toBe(1)
+      const tokens = yield* Fiber.join(fiber)
       expect(new Set(tokens.map(value)).size).toBe(1)
     }))
 
@@ -60,8 +60,8 @@ describe("TokenService", () => {
         concurrency: "unbounded"
       }))
       yield* TestClock.adjust("50 millis")
+      expect(api.obtainCalls).toBe(1) // counted before joining: a second attempt would still be running
       const exits = yield* Fiber.join(fiber)
-      expect(api.obtainCalls).toBe(1)
       expect(exits.every((exit) => Exit.isFailure(exit))).toBe(true)
       const errors = exits.map((exit) => Exit.isFailure(exit) ? exit.cause : undefined)
       expect(errors.every((cause) => cause?._tag === "Fail" && cause.error._tag === "InvalidCredentials")).toBe(true)
@@ -171,6 +171,22 @@ describe("TokenService", () => {
       yield* TestClock.adjust("1 seconds")
       expect(value(yield* service.getToken)).toBe(api.issued[1])
       expect([api.refreshCalls, api.obtainCalls]).toEqual([2, 2])
+    }))
+
+  it.effect("callers that shared a renewal failing in the margin are served the still-valid token too", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      const first = yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      api.latency = Duration.millis(50)
+      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
+      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 10 }, () => service.getToken), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("100 millis") // the refresh, then the login, both failing
+      expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2])
+      expect(new Set((yield* Fiber.join(fiber)).map(value))).toEqual(new Set([value(first)]))
     }))
 
   it.effect("an expired token whose renewal fails is an error, not a stale answer", () =>
@@ -283,6 +299,233 @@ describe("TokenService", () => {
       // A late rejection of the old token does not renew again.
       yield* service.renewRejected(stale)
       expect(api.refreshCalls + api.obtainCalls).toBe(2)
+    }))
+
+  it.effect("getToken callers queued behind a failed renewal share its failure: one attempt, not one each", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      api.latency = Duration.millis(50)
+      api.obtainFailures.push(
+        ...Array.from({ length: 301 }, () => new InvalidCredentials({ status: 400, detail: "bad password" }))
+      )
+      const callers = (n: number) =>
+        Effect.fork(
+          Effect.all(Array.from({ length: n }, () => Effect.exit(service.getToken)), { concurrency: "unbounded" })
+        )
+      // Callers arrive while the failing login runs: at its start, 10 ms in, 40 ms in.
+      const fibers = [yield* callers(100)]
+      yield* TestClock.adjust("10 millis")
+      fibers.push(yield* callers(100))
+      yield* TestClock.adjust("30 millis")
+      fibers.push(yield* callers(100))
+      yield* TestClock.adjust("10 millis")
+      expect(api.obtainCalls).toBe(1)
+      // Time for any caller that tried again on its own to finish (a wrong password per caller).
+      yield* TestClock.adjust("1 minutes")
+      expect(api.obtainCalls).toBe(1)
+      const exits = (yield* Effect.all(fibers.map(Fiber.join))).flat()
+      expect(exits.length).toBe(300)
+      expect(exits.map((exit) => Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()))
+        .toEqual(exits.map(() => Option.some(expect.objectContaining({ _tag: "InvalidCredentials" }))))
+    }))
+
+  it.effect("renewRejected callers share one failed renewal: one refresh and one login for all", () =>
+    Effect.gen(function*() {
+      const { api, service } = yield* setup()
+      const stale = yield* service.getToken
+      api.latency = Duration.millis(50)
+      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "revoked" }))
+      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad password" }))
+      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad password" }))
+      const fiber = yield* Effect.fork(
+        Effect.all(Array.from({ length: 50 }, () => Effect.flip(service.renewRejected(stale))), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* TestClock.adjust("1 minutes")
+      const errors = yield* Fiber.join(fiber)
+      expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2]) // the first login, then one fallback
+      expect(new Set(errors.map((error) => error._tag))).toEqual(new Set(["InvalidCredentials"]))
+    }))
+
+  describe("explicit renewals renew, whatever is under way (issue 9)", () => {
+    it.effect("obtainToken called during a getToken login waits for it, then logs in itself", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        api.latency = Duration.millis(50)
+        const auto = yield* Effect.fork(service.getToken)
+        yield* TestClock.adjust("10 millis")
+        const explicit = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("40 millis") // the getToken login ends; obtainToken's starts
+        expect(value(yield* Fiber.join(auto))).toBe(api.issued[0])
+        expect(api.obtainCalls).toBe(2)
+        yield* TestClock.adjust("50 millis")
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[1])
+        expect(api.obtainCalls).toBe(2)
+      }))
+
+    it.effect("obtainToken queued behind a failing getToken login does not inherit its failure", () =>
+      Effect.gen(function*() {
+        const { api, service, store } = yield* setup()
+        api.latency = Duration.millis(50)
+        api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+        const auto = yield* Effect.fork(service.getToken)
+        yield* TestClock.adjust("10 millis")
+        const explicit = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("1 minutes")
+        expect(Exit.isFailure(yield* Fiber.await(auto))).toBe(true)
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[0])
+        expect(api.obtainCalls).toBe(2)
+        const saved = yield* store.load
+        expect(Option.map(saved, (data) => value(data.token))).toEqual(Option.some(api.issued[0]))
+      }))
+
+    it.effect("forceRefresh called during a getToken refresh refreshes again, the token that one issued", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        const first = yield* service.getToken
+        yield* TestClock.adjust("56 minutes")
+        api.latency = Duration.millis(50)
+        const auto = yield* Effect.fork(service.getToken)
+        yield* TestClock.adjust("10 millis")
+        const explicit = yield* Effect.fork(service.forceRefresh)
+        yield* TestClock.adjust("1 minutes")
+        expect(value(yield* Fiber.join(auto))).toBe(api.issued[1])
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[2])
+        expect(api.refreshedFrom).toEqual([value(first), api.issued[1]])
+        expect(api.obtainCalls).toBe(1)
+      }))
+
+    it.effect("forceRefresh queued behind a failing getToken renewal does not inherit its failure", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        yield* service.getToken
+        yield* TestClock.adjust("1 hours") // expired: getToken logs in
+        api.latency = Duration.millis(50)
+        api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+        const auto = yield* Effect.fork(service.getToken)
+        yield* TestClock.adjust("10 millis")
+        const explicit = yield* Effect.fork(service.forceRefresh)
+        yield* TestClock.adjust("1 minutes")
+        const failure = yield* Fiber.await(auto)
+        expect(Exit.isFailure(failure) && Cause.failureOption(failure.cause)).toEqual(
+          Option.some(expect.objectContaining({ _tag: "ServerError" }))
+        )
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[1])
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([0, 3]) // expired: a login, never a refresh
+      }))
+
+    it.effect("refreshToken called during a getToken refresh refreshes the token that one issued", () =>
+      Effect.gen(function*() {
+        const { api, service, store } = yield* setup()
+        const first = yield* service.getToken
+        yield* TestClock.adjust("56 minutes")
+        api.latency = Duration.millis(50)
+        const auto = yield* Effect.fork(service.getToken)
+        yield* TestClock.adjust("10 millis")
+        const explicit = yield* Effect.fork(service.refreshToken)
+        yield* TestClock.adjust("1 minutes")
+        yield* Fiber.join(auto)
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[2])
+        expect(api.refreshedFrom).toEqual([value(first), api.issued[1]])
+        const saved = yield* store.load
+        expect(Option.map(saved, (data) => value(data.token))).toEqual(Option.some(api.issued[2]))
+      }))
+
+    it.effect("concurrent obtainToken calls: the first logs in, those that waited share the next login", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        api.latency = Duration.millis(50)
+        const first = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("10 millis")
+        const waiting = yield* Effect.fork(
+          Effect.all(Array.from({ length: 10 }, () => service.obtainToken), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("1 minutes")
+        expect(value(yield* Fiber.join(first))).toBe(api.issued[0])
+        expect(new Set((yield* Fiber.join(waiting)).map(value))).toEqual(new Set([api.issued[1]]))
+        expect(api.obtainCalls).toBe(2)
+      }))
+
+    it.effect("forceRefresh calls waiting together share the next refresh; a waiting obtainToken logs in", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        yield* service.getToken
+        api.latency = Duration.millis(50)
+        const first = yield* Effect.fork(service.forceRefresh)
+        yield* TestClock.adjust("10 millis")
+        const refreshes = yield* Effect.fork(
+          Effect.all(Array.from({ length: 10 }, () => service.forceRefresh), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("1 minutes")
+        yield* Fiber.join(first)
+        expect(new Set((yield* Fiber.join(refreshes)).map(value))).toEqual(new Set([api.issued[2]]))
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([2, 1])
+        // A login is never answered by a refresh, even one that starts after it was called.
+        const refresh = yield* Effect.fork(service.forceRefresh)
+        yield* TestClock.adjust("10 millis")
+        const login = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("1 minutes")
+        yield* Fiber.join(refresh)
+        expect(value(yield* Fiber.join(login))).toBe(api.issued[4])
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([3, 2])
+      }))
+
+    it.effect("getToken shares a login that obtainToken started", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        api.latency = Duration.millis(50)
+        const explicit = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("10 millis")
+        const auto = yield* Effect.fork(
+          Effect.all(Array.from({ length: 10 }, () => service.getToken), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("1 minutes")
+        expect(value(yield* Fiber.join(explicit))).toBe(api.issued[0])
+        expect(new Set((yield* Fiber.join(auto)).map(value))).toEqual(new Set([api.issued[0]]))
+        expect(api.obtainCalls).toBe(1)
+      }))
+
+    it.effect("an interrupted obtainToken does not strand the explicit calls queued behind it", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        api.latency = Duration.millis(50)
+        const first = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("10 millis")
+        const second = yield* Effect.fork(service.obtainToken)
+        yield* TestClock.adjust("10 millis")
+        yield* Fiber.interrupt(first)
+        yield* TestClock.adjust("1 minutes")
+        expect(value(yield* Fiber.join(second))).toBe(api.issued.at(-1))
+        expect(api.obtainCalls).toBe(2)
+      }))
+  })
+
+  it.effect("refreshToken, forceRefresh and obtainToken save the new token to the store", () =>
+    Effect.gen(function*() {
+      const { service, store } = yield* setup()
+      const stored = () => Effect.map(store.load, Option.map((data) => value(data.token)))
+      yield* service.getToken
+      for (const operation of [service.refreshToken, service.forceRefresh, service.obtainToken]) {
+        const token = yield* operation
+        expect(yield* stored()).toEqual(Option.some(value(token)))
+      }
+    }))
+
+  it.effect("clearToken during a renewal waits for it: the renewed token does not come back", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      api.latency = Duration.millis(50)
+      const renewal = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("10 millis")
+      const clear = yield* Effect.fork(service.clearToken)
+      yield* TestClock.adjust("10 millis")
+      expect(Option.isSome(yield* Fiber.poll(clear))).toBe(false)
+      yield* TestClock.adjust("40 millis")
+      yield* Fiber.join(renewal)
+      yield* Fiber.join(clear)
+      expect(yield* store.load).toEqual(Option.none())
+      expect(yield* service.getTokenInfo).toEqual(Option.none())
     }))
 
   it.effect("getTokenInfo follows the Clock", () =>

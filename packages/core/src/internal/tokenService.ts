@@ -1,0 +1,455 @@
+/**
+ * The token service's implementation. Read `lifecycle` first: it is the whole life of the token
+ * for every operation but `clearToken` — decide (the pure table `decide`), then serve the token
+ * in memory, wait for the work under way, or renew (`renewal`: re-read the store → refresh
+ * while valid → fall back to a login → save) and keep the result.
+ *
+ * The state is one slot (`State`): `Idle`, or one fiber `Renewing` (or `Clearing`) while the
+ * others wait on its `Deferred`, as `Effect.cachedInvalidateWithTTL` keeps its work in flight.
+ * Nothing else serialises the operations: no semaphore, no counter.
+ *
+ * @internal
+ */
+import { Cause, Clock, DateTime, Deferred, Duration, Effect, Exit, Metric, Option, Redacted, Ref } from "effect"
+import { AuthApi } from "../AuthApi.js"
+import { TokenData } from "../TokenData.js"
+import { type AuthError, NoTokenToRefresh, type TokenStoreError } from "../TokenError.js"
+import * as TokenInfo from "../TokenInfo.js"
+import * as TokenMetrics from "../TokenMetrics.js"
+import type { TokenService, TokenServiceOptions } from "../TokenService.js"
+import { TokenStore } from "../TokenStore.js"
+
+/** The default refresh margin: five minutes, as the Rust client. */
+export const defaultRefreshMargin: Duration.Duration = Duration.minutes(5)
+
+/** How long `getToken` keeps serving a still-valid token after a failed renewal in the margin. */
+export const renewalRetryDelay: Duration.Duration = Duration.seconds(30)
+
+// -----------------------------------------------------------------------------
+// The model
+// -----------------------------------------------------------------------------
+
+/** The token in memory, with the instants that matter. */
+export interface Current {
+  readonly data: TokenData
+  readonly expiresAt: number
+  /** From this instant `getToken` renews: expiry − margin, or later after a failed renewal. */
+  readonly refreshAt: number
+}
+
+/** What the service is doing. */
+export type State = Idle | Renewing | Clearing
+
+/** Nothing under way. */
+export interface Idle {
+  readonly _tag: "Idle"
+  readonly current: Current | undefined
+}
+
+/** One fiber renews the token; whoever shares its result waits on `outcome`. */
+export interface Renewing {
+  readonly _tag: "Renewing"
+  /** The token in memory while the renewal runs (still served while outside the margin). */
+  readonly current: Current | undefined
+  /** Which operation started it: tells whose callers it can answer. */
+  readonly kind: Mode["_tag"]
+  readonly outcome: Deferred.Deferred<Current, RenewalError>
+}
+
+/** One fiber forgets the token (`clearToken`); the others wait for `done`. */
+export interface Clearing {
+  readonly _tag: "Clearing"
+  readonly current: undefined
+  readonly done: Deferred.Deferred<void>
+}
+
+/** The work that can be under way. */
+export type Busy = Renewing | Clearing
+
+/** How a caller asks for a token. */
+export type Mode =
+  /** `getToken`: a renewal only when the token is missing, expired or within the margin. */
+  | { readonly _tag: "Auto" }
+  /** `renewRejected`: a renewal only while `token`, which the server rejected, is still current. */
+  | { readonly _tag: "Rejected"; readonly token: Redacted.Redacted<string> }
+  /**
+   * The explicit calls, which renew whatever the current token: `obtainToken` (log in),
+   * `forceRefresh` (refresh, else log in), `refreshToken` (refresh only). `queuedBehind` is the
+   * work they last waited for (`undefined` on the first look): any renewal other than that one
+   * started after the call was made.
+   */
+  | { readonly _tag: "Obtain" | "Refresh" | "RefreshOnly"; readonly queuedBehind: Busy | undefined }
+
+/** What a call does next, given the state (see `decide`). */
+export type Decision =
+  /** Answer with the token in memory: no call. */
+  | { readonly _tag: "Serve"; readonly current: Current }
+  /** Renew: this caller runs the renewal, and announces it as `Renewing`. */
+  | { readonly _tag: "Start" }
+  /** Wait for the renewal under way and take its outcome. */
+  | { readonly _tag: "Share"; readonly outcome: Deferred.Deferred<Current, RenewalError> }
+  /** Wait until the work under way ends, however it ends, then decide again. */
+  | { readonly _tag: "Queue"; readonly behind: Busy }
+  /** `refreshToken` without an unexpired token. */
+  | { readonly _tag: "Refuse"; readonly reason: "no token" | "expired" }
+
+/** How a renewal can fail (`NoTokenToRefresh` only for `refreshToken`, which has no fallback). */
+export type RenewalError = AuthError | TokenStoreError | NoTokenToRefresh
+
+// -----------------------------------------------------------------------------
+// The decision
+// -----------------------------------------------------------------------------
+
+/**
+ * What a call in `mode` does, given the state at `now`. Pure: the whole policy of who renews,
+ * who shares whose result and who waits, in one table.
+ *
+ * - `getToken` and `renewRejected` share every renewal under way (a thousand callers, one
+ *   login; a wrong password, one attempt) — except a `refreshToken`, which cannot fall back to
+ *   a login: they wait for it to end and decide again.
+ * - The explicit calls never take the result of a renewal that was under way when they were
+ *   called: they wait for it to end. They may share a renewal that started after that (it was
+ *   started after they were called), when it renews at least as they would: `obtainToken` a
+ *   login, `forceRefresh` a login or a forced refresh, `refreshToken` a refresh only.
+ */
+export const decide = (mode: Mode, state: State, now: number): Decision => {
+  const current = state.current
+  switch (mode._tag) {
+    case "Auto":
+    case "Rejected": {
+      const answers = current !== undefined && (mode._tag === "Auto"
+        ? now < current.refreshAt
+        : now < current.expiresAt && Redacted.value(current.data.token) !== Redacted.value(mode.token))
+      if (answers) return { _tag: "Serve", current }
+      if (state._tag === "Idle") return { _tag: "Start" }
+      if (state._tag === "Renewing" && state.kind !== "RefreshOnly") return { _tag: "Share", outcome: state.outcome }
+      return { _tag: "Queue", behind: state }
+    }
+    case "Obtain":
+    case "Refresh":
+    case "RefreshOnly": {
+      if (state._tag === "Idle") {
+        if (mode._tag !== "RefreshOnly") return { _tag: "Start" }
+        if (current === undefined) return { _tag: "Refuse", reason: "no token" }
+        return now < current.expiresAt ? { _tag: "Start" } : { _tag: "Refuse", reason: "expired" }
+      }
+      const startedAfterCall = mode.queuedBehind !== undefined && state !== mode.queuedBehind
+      if (state._tag === "Renewing" && startedAfterCall && explicitAnswers[mode._tag].includes(state.kind)) {
+        return { _tag: "Share", outcome: state.outcome }
+      }
+      return { _tag: "Queue", behind: state }
+    }
+  }
+}
+
+/** Which renewals, started after an explicit call, answer it. */
+const explicitAnswers: Record<"Obtain" | "Refresh" | "RefreshOnly", ReadonlyArray<Mode["_tag"]>> = {
+  Obtain: ["Obtain"],
+  Refresh: ["Obtain", "Refresh"],
+  RefreshOnly: ["RefreshOnly"]
+}
+
+// -----------------------------------------------------------------------------
+// The lifecycle
+// -----------------------------------------------------------------------------
+
+/** What the service works with. */
+interface Service {
+  readonly api: AuthApi["Type"]
+  readonly store: TokenStore["Type"]
+  readonly margin: number
+  readonly state: Ref.Ref<State>
+}
+
+/**
+ * The token's lifecycle, for every operation but `clearToken`: decide (`decide`), then
+ *
+ * - Serve: the token in memory;
+ * - Share: wait for the renewal under way; its token, or its failure, is this call's too;
+ * - Queue: wait until the work under way ends, then decide again;
+ * - Start: renew (`renewal`), keep the result in memory and hand it to whoever shares it.
+ *
+ * The decision and the announcement of a renewal are one atomic update of the state, and the
+ * renewal is announced and settled uninterruptibly: however it ends (interrupted included), the
+ * state goes back to `Idle` and its `outcome` is completed, so no waiter is ever stranded.
+ */
+const lifecycle = (service: Service, mode: Mode): Effect.Effect<Current, RenewalError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const outcome = yield* Deferred.make<Current, RenewalError>()
+      const now = yield* Clock.currentTimeMillis
+      const [decision, before] = yield* Ref.modify(service.state, (state): [[Decision, State], State] => {
+        const decision = decide(mode, state, now)
+        return [
+          [decision, state],
+          decision._tag === "Start" ? { _tag: "Renewing", current: state.current, kind: mode._tag, outcome } : state
+        ]
+      })
+      switch (decision._tag) {
+        case "Serve":
+          return decision.current
+        case "Refuse":
+          return yield* new NoTokenToRefresh({ reason: decision.reason })
+        case "Queue": {
+          yield* restore(awaitEnd(decision.behind))
+          const next = mode._tag === "Auto" || mode._tag === "Rejected"
+            ? mode
+            : { ...mode, queuedBehind: decision.behind }
+          return yield* restore(lifecycle(service, next))
+        }
+        case "Share": {
+          const exit = yield* restore(Effect.exit(Deferred.await(decision.outcome)))
+          if (Exit.isSuccess(exit)) return exit.value
+          // The renewing fiber was interrupted, so there is no answer to share: decide again.
+          if (Cause.isInterruptedOnly(exit.cause)) return yield* restore(lifecycle(service, mode))
+          // Its failure is this call's too (a wrong password costs one attempt, not one per
+          // caller), unless the token it left in memory answers this caller (`keepServing`).
+          const after = decide(mode, yield* Ref.get(service.state), yield* Clock.currentTimeMillis)
+          return after._tag === "Serve" ? after.current : yield* exit
+        }
+        case "Start": {
+          const renew = renewal(service, mode, before.current)
+          const exit = yield* Effect.exit(
+            restore(mode._tag === "Auto" ? Effect.withSpan(renew, "TokenService.renew") : renew)
+          )
+          // getToken with a token that still works: a failed renewal is not the caller's problem yet.
+          const kept = mode._tag === "Auto" && Exit.isFailure(exit)
+            ? yield* keepServing(before.current, exit.cause)
+            : undefined
+          // The state first, then the outcome: whoever wakes up finds the slot free.
+          yield* Ref.set(service.state, {
+            _tag: "Idle",
+            current: Exit.isSuccess(exit) ? exit.value : kept ?? before.current
+          })
+          yield* Deferred.done(outcome, exit)
+          return kept ?? (yield* exit)
+        }
+      }
+    })
+  )
+
+/**
+ * One renewal, under the store's lock (processes sharing the store renew one at a time): re-read
+ * the store (another process may have just renewed) → refresh while the token is valid → fall
+ * back to a login → save. Never a refresh of an expired token; no login for `refreshToken`.
+ */
+const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
+  service.store.withLock(Effect.gen(function*() {
+    // Waiting for another process's lock can take a while: decide with the time of now.
+    const now = yield* Clock.currentTimeMillis
+    let base = known
+    const stored = yield* loadStored(service, true)
+    if (stored !== undefined && !sameToken(stored, known)) {
+      // Another process renewed: keep its token if it answers this call as if it were in memory.
+      base = stored
+      if (decide(mode, { _tag: "Idle", current: stored }, now)._tag === "Serve") {
+        yield* renewed("file", stored, now)
+        return stored
+      }
+    }
+    const login = Effect.flatMap(service.api.obtain, fromServer)
+    let data: TokenData
+    if (base === undefined || now >= base.expiresAt) {
+      // Nothing that can be refreshed: an expired token is replaced by a login, never refreshed.
+      if (mode._tag === "RefreshOnly") {
+        return yield* new NoTokenToRefresh({ reason: base === undefined ? "no token" : "expired" })
+      }
+      data = yield* login
+    } else if (mode._tag === "Obtain") {
+      data = yield* login
+    } else {
+      // A valid token: refresh it, and log in if that fails (except for `refreshToken`).
+      data = yield* service.api.refresh(base.data.token).pipe(
+        Effect.flatMap(fromServer),
+        Effect.catchAll((error) =>
+          mode._tag === "RefreshOnly" ? Effect.fail(error) : Effect.zipRight(
+            Effect.zipRight(
+              Metric.increment(TokenMetrics.refreshFallbacks),
+              Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
+            ),
+            login
+          )
+        )
+      )
+    }
+    const fresh = toCurrent(data, service.margin)
+    yield* renewed("server", fresh, now)
+    yield* save(service, data)
+    return fresh
+  }))
+
+/**
+ * After a failed renewal in the refresh margin, the current token is still valid: serve it, and
+ * try again after `renewalRetryDelay` (or at expiry) instead of on every call. `undefined` when
+ * there is no valid token to keep (or the renewal did not fail, but was interrupted).
+ */
+const keepServing = (current: Current | undefined, cause: Cause.Cause<RenewalError>) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const error = Cause.failureOption(cause)
+    if (current === undefined || now >= current.expiresAt || Option.isNone(error)) return undefined
+    yield* Effect.logWarning(
+      `Could not renew the AMP token (${error.value.message}); the current one is valid for ${
+        Duration.format(Duration.millis(current.expiresAt - now))
+      } more, trying again in ${Duration.format(renewalRetryDelay)}`
+    )
+    return { ...current, refreshAt: Math.min(current.expiresAt, now + Duration.toMillis(renewalRetryDelay)) }
+  })
+
+/**
+ * Forgets the token: in memory at once, then in the store. Waits for the work under way first,
+ * so that a renewal finishing later does not bring the token back.
+ */
+const clear = (service: Service): Effect.Effect<void, TokenStoreError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<void>()
+      const before = yield* Ref.modify(service.state, (state): [State, State] => [
+        state,
+        state._tag === "Idle" ? { _tag: "Clearing", current: undefined, done } : state
+      ])
+      if (before._tag !== "Idle") {
+        yield* restore(awaitEnd(before))
+        return yield* restore(clear(service))
+      }
+      const exit = yield* Effect.exit(restore(service.store.remove))
+      yield* Ref.set(service.state, { _tag: "Idle", current: undefined })
+      yield* Deferred.succeed(done, undefined)
+      return yield* exit
+    })
+  )
+
+/** Waits until `busy` ends, however it ends. The waiter's own interruption still interrupts it. */
+const awaitEnd = (busy: Busy): Effect.Effect<void> =>
+  busy._tag === "Renewing" ? Effect.asVoid(Effect.exit(Deferred.await(busy.outcome))) : Deferred.await(busy.done)
+
+// -----------------------------------------------------------------------------
+// The service
+// -----------------------------------------------------------------------------
+
+/** Builds the service over an `AuthApi` and a `TokenStore`, loading the stored token first. */
+export const make = (
+  options?: TokenServiceOptions
+): Effect.Effect<TokenService["Type"], never, AuthApi | TokenStore> =>
+  Effect.gen(function*() {
+    const api = yield* AuthApi
+    const store = yield* TokenStore
+    const margin = Duration.toMillis(options?.refreshMargin ?? defaultRefreshMargin)
+    const current = yield* loadStored({ store, margin }, false).pipe(Effect.withSpan("TokenService.load"))
+    const service: Service = { api, store, margin, state: yield* Ref.make<State>({ _tag: "Idle", current }) }
+    const token = (mode: Mode) => Effect.map(lifecycle(service, mode), (current) => current.data.token)
+
+    // The hot path: one Ref.get and a clock read. No span, no lock: they would cost more than
+    // the lookup.
+    const slow = withLoginFallback(token({ _tag: "Auto" }))
+    const getToken = Effect.flatMap(Ref.get(service.state), ({ current }) =>
+      current === undefined
+        ? slow
+        : Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) => now < current.refreshAt ? Effect.succeed(current.data.token) : slow
+        ))
+
+    const getTokenInfo = Effect.flatMap(Ref.get(service.state), ({ current }) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.as(
+          Metric.set(
+            TokenMetrics.secondsUntilExpiry,
+            current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000
+          ),
+          current === undefined
+            ? Option.none()
+            : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
+        )))
+
+    return {
+      getToken,
+      obtainToken: withLoginFallback(token({ _tag: "Obtain", queuedBehind: undefined })).pipe(
+        Effect.withSpan("TokenService.obtainToken")
+      ),
+      refreshToken: token({ _tag: "RefreshOnly", queuedBehind: undefined }).pipe(
+        Effect.withSpan("TokenService.refreshToken")
+      ),
+      forceRefresh: withLoginFallback(token({ _tag: "Refresh", queuedBehind: undefined })).pipe(
+        Effect.withSpan("TokenService.forceRefresh")
+      ),
+      renewRejected: (rejected) =>
+        withLoginFallback(token({ _tag: "Rejected", token: rejected })).pipe(
+          Effect.withSpan("TokenService.renewRejected")
+        ),
+      getTokenInfo,
+      clearToken: clear(service).pipe(Effect.withSpan("TokenService.clearToken"))
+    }
+  })
+
+/**
+ * Only `refreshToken` renews without falling back to a login, so only it can find no token to
+ * refresh: for the other operations that error would be a bug.
+ */
+const withLoginFallback = <A>(effect: Effect.Effect<A, RenewalError>): Effect.Effect<A, AuthError | TokenStoreError> =>
+  Effect.catchTag(effect, "NoTokenToRefresh", (error) => Effect.die(error))
+
+// -----------------------------------------------------------------------------
+// Helpers
+// -----------------------------------------------------------------------------
+
+const toCurrent = (data: TokenData, margin: number): Current => {
+  const expiresAt = DateTime.toEpochMillis(data.expiresAt)
+  return { data, expiresAt, refreshAt: expiresAt - margin }
+}
+
+/**
+ * Reads the store; a failure or an expired token counts as none. An expired token is removed
+ * only under the store's lock (`removeExpired`), so that a fresh token another process saved in
+ * the meantime is never deleted.
+ */
+const loadStored = (service: Pick<Service, "store" | "margin">, removeExpired: boolean) =>
+  Effect.gen(function*() {
+    const stored = yield* service.store.load.pipe(
+      Effect.map(Option.map((data) => data.withJwtExpiry())),
+      Effect.catchAll((error) =>
+        Effect.as(
+          Effect.zipRight(
+            persistenceFailed(error),
+            Effect.logWarning(`${error.message}; continuing without a stored token`)
+          ),
+          Option.none<TokenData>()
+        )
+      )
+    )
+    if (Option.isNone(stored)) return undefined
+    const now = yield* Clock.currentTimeMillis
+    const current = toCurrent(stored.value, service.margin)
+    if (now < current.expiresAt) return current
+    if (!removeExpired) return undefined
+    yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
+    yield* service.store.remove.pipe(
+      Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
+    )
+    return undefined
+  })
+
+const save = (service: Service, data: TokenData) =>
+  service.store.save(data).pipe(
+    Effect.catchAll((error) =>
+      Effect.zipRight(persistenceFailed(error), Effect.logWarning(`${error.message}; the token is kept in memory only`))
+    )
+  )
+
+const sameToken = (candidate: Current, current: Current | undefined) =>
+  current !== undefined && Redacted.value(candidate.data.token) === Redacted.value(current.data.token)
+
+/** Records where a renewed token came from, on the span and in the metrics. */
+const renewed = (source: "server" | "file", current: Current, now: number) =>
+  Effect.all([
+    Effect.annotateCurrentSpan("source", source),
+    Metric.increment(Metric.tagged(TokenMetrics.renewals, "source", source)),
+    Metric.set(TokenMetrics.secondsUntilExpiry, Math.max(0, current.expiresAt - now) / 1000)
+  ], { discard: true })
+
+const persistenceFailed = (error: TokenStoreError) =>
+  Metric.increment(Metric.tagged(TokenMetrics.persistenceFailures, "operation", error.operation))
+
+/** Stamps a token just received from the server with the time it was obtained. */
+const fromServer = (token: Redacted.Redacted<string>) =>
+  Effect.map(Clock.currentTimeMillis, (now) => TokenData.fromToken(token, DateTime.unsafeMake(now)))
