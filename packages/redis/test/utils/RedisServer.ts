@@ -1,0 +1,164 @@
+/**
+ * A real `redis-server` for the tests: started by the tests themselves on a random loopback
+ * port with persistence off, stopped by its pid.
+ *
+ * Without `redis-server` on the PATH the Redis tests are skipped with a one-line reason, except
+ * in CI (`CI` set), where a missing server fails the run: CI installs it.
+ */
+import { Effect } from "effect"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { createClient } from "redis"
+
+const found = spawnSync("redis-server", ["--version"], { encoding: "utf8" })
+
+/** Why the Redis tests cannot run here, or `undefined` when they can. */
+export const unavailable: string | undefined = found.status === 0
+  ? undefined
+  : "redis-server is not installed (apt-get install redis-server, or brew install redis)"
+
+if (unavailable !== undefined && process.env.CI !== undefined && process.env.CI !== "") {
+  throw new Error(`CI never skips the Redis tests: ${unavailable}`)
+}
+
+let warned = false
+/** Prints the reason for skipping once per test file. */
+export const warnIfSkipped = () => {
+  if (unavailable !== undefined && !warned) {
+    warned = true
+    console.warn(`Skipping the Redis tests: ${unavailable}`)
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (the kernel's choice; taken again by redis-server at once). */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as Net.AddressInfo
+      server.close(() => resolve(address.port))
+    })
+  })
+
+/** A running redis-server. */
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** The current process id (changes with `restart`). */
+  readonly pid: () => number
+  /** SIGKILL, waiting for the exit; nothing is persisted, so its data is gone. */
+  readonly stop: () => Promise<void>
+  /** Stops it and starts a fresh one on the same port: no data, no scripts. */
+  readonly restart: () => Promise<void>
+  /** SIGSTOP: the connections stay open, nothing answers. */
+  readonly pause: () => void
+  /** SIGCONT. */
+  readonly resume: () => void
+  /** Runs one command on the test's own connection (not while paused). */
+  readonly command: (...args: Array<string>) => Promise<unknown>
+}
+
+const spawnServer = (port: number, dir: string) =>
+  new Promise<ChildProcess>((resolve, reject) => {
+    const child = spawn("redis-server", [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--daemonize",
+      "no",
+      "--loglevel",
+      "notice"
+    ], { stdio: ["ignore", "pipe", "pipe"] })
+    let output = ""
+    const onData = (chunk: string) => {
+      output += chunk
+      if (output.includes("Ready to accept connections")) {
+        child.stdout!.off("data", onData)
+        child.stdout!.resume()
+        resolve(child)
+      }
+    }
+    child.stdout!.setEncoding("utf8").on("data", onData)
+    child.stderr!.resume()
+    child.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${output.slice(-500)}`)))
+  })
+
+/** Starts a redis-server on a free loopback port (or on `port`), persistence off. */
+export const start = async (options?: { readonly port?: number }): Promise<RedisServer> => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-redis-"))
+  let port = options?.port ?? 0
+  let child: ChildProcess | undefined
+  // A port found free may be taken before redis-server binds it: try another.
+  for (let attempt = 0; child === undefined; attempt++) {
+    const candidate = options?.port ?? await freePort()
+    try {
+      child = await spawnServer(candidate, dir)
+      port = candidate
+    } catch (error) {
+      if (attempt >= 4) throw error
+    }
+  }
+  let current = child
+  const exited = (proc: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve()
+      proc.once("exit", () => resolve())
+    })
+  const url = `redis://127.0.0.1:${port}`
+  // One connection for the test's own commands, reconnecting after a restart.
+  let inspector: ReturnType<typeof createClient> | undefined
+  const server: RedisServer = {
+    port,
+    url,
+    pid: () => current.pid!,
+    stop: async () => {
+      current.kill("SIGKILL")
+      await exited(current)
+    },
+    restart: async () => {
+      current.kill("SIGKILL")
+      await exited(current)
+      current = await spawnServer(port, dir)
+    },
+    pause: () => current.kill("SIGSTOP"),
+    resume: () => current.kill("SIGCONT"),
+    command: async (...args) => {
+      if (inspector === undefined) {
+        inspector = createClient({ url })
+        inspector.on("error", () => {})
+        await inspector.connect()
+      }
+      return inspector.sendCommand(args)
+    }
+  }
+  const stopOnExit = () => current.kill("SIGKILL")
+  process.once("exit", stopOnExit)
+  const stop = server.stop
+  return {
+    ...server,
+    stop: async () => {
+      process.off("exit", stopOnExit)
+      inspector?.destroy()
+      await stop()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** A redis-server for the scope of a test. */
+export const scoped = (options?: { readonly port?: number }) =>
+  Effect.acquireRelease(Effect.promise(() => start(options)), (server) => Effect.promise(() => server.stop()))
+
+/** A free loopback port with nothing listening on it (for "Redis down at start"). */
+export const unusedPort = freePort
