@@ -78,7 +78,11 @@ export const tokenStore: Effect.Effect<StoreKind, AmpConfig.AmpConfigError> = Ef
       const kind = storeKinds.find((candidate) => candidate === value.trim().toLowerCase())
       return kind === undefined
         ? Effect.fail(
-          new AmpConfig.AmpConfigError({ variable: "AMP_TOKEN_STORE", value, reason: "expected file, redis, memory or none" })
+          new AmpConfig.AmpConfigError({
+            variable: "AMP_TOKEN_STORE",
+            value,
+            reason: "expected file, redis, memory or none"
+          })
         )
         : Effect.succeed(kind)
     }
@@ -194,7 +198,8 @@ export const encryptionKeys: Effect.Effect<ReadonlyArray<EncryptionKey.Encryptio
             return Effect.fail(
               new AmpConfig.AmpConfigError({
                 variable: "AMP_TOKEN_ENCRYPTION_KEY",
-                reason: `is invalid: ${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${key.left} ` +
+                reason:
+                  `is invalid: ${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${key.left} ` +
                   "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
               })
             )

@@ -30,7 +30,7 @@
  * - **The lock** is `SET lock <owner> NX PX <lease>`. The owner value names the process (host,
  *   pid) and a random nonce. A background fiber extends the lease every third of it while the
  *   renewal runs; release is a compare-and-delete script, so a process only ever deletes its
- *   own lock. Waiters poll with jittered backoff (10 ms doubling to 200 ms) and fail with
+ *   own lock. Waiters poll with jittered backoff (10 ms doubling to 100 ms) and fail with
  *   `TokenStoreError` (operation `"lock"`) after `lockTimeout`. A holder killed mid-renewal
  *   frees the lock when its lease runs out (`lockLease`, 10 s by default). A holder that lost
  *   its lease (paused, Redis stalled) finishes its renewal, but its save is fenced by the
@@ -80,7 +80,13 @@ export interface Account {
  * @since 0.1.0
  * @category models
  */
-export interface RedisClient extends internal.RedisClient {}
+export interface RedisClient {
+  readonly isOpen: boolean
+  readonly isReady: boolean
+  sendCommand(args: Array<string>, options?: { abortSignal?: AbortSignal }): Promise<unknown>
+  on(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
+  off(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
+}
 
 /**
  * Options shared by every constructor.
@@ -252,7 +258,8 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
           disableOfflineQueue: true,
           socket: {
             connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
-            reconnectStrategy: (retries: number) => Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+            reconnectStrategy: (retries: number) =>
+              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
           }
         })
         // The store reads errors through its own listener; this one outlives it, so that a

@@ -5,32 +5,13 @@
  * @internal
  */
 import { type TokenData, TokenError, TokenMetrics, TokenStore } from "@amp-effect/core"
-import {
-  Clock,
-  Data,
-  DateTime,
-  Duration,
-  Effect,
-  Either,
-  Metric,
-  Option,
-  Schedule,
-  Scope
-} from "effect"
+import { Clock, Data, DateTime, Duration, Effect, Either, Metric, Option, Schedule, Scope } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as Os from "node:os"
 import type { EncryptionKey } from "../EncryptionKey.js"
 import * as RedisMetrics from "../RedisMetrics.js"
+import type { RedisClient } from "../RedisTokenStore.js"
 import * as Envelope from "./envelope.js"
-
-/** What the store needs of a node-redis client (v5 and v6 `RedisClientType` both fit). */
-export interface RedisClient {
-  readonly isOpen: boolean
-  readonly isReady: boolean
-  sendCommand(args: Array<string>, options?: { abortSignal?: AbortSignal }): Promise<unknown>
-  on(event: "ready" | "error", listener: (...args: Array<any>) => void): unknown
-  off(event: "ready" | "error", listener: (...args: Array<any>) => void): unknown
-}
 
 export interface Keys {
   readonly token: string
@@ -114,7 +95,7 @@ class RedisFailure extends Data.TaggedError("RedisFailure")<{
   readonly noScript: boolean
 }> {}
 
-class Busy extends Data.TaggedError("Busy")<{}> {}
+class Busy extends Data.TaggedError("Busy") {}
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
@@ -334,9 +315,12 @@ export const make = (settings: Settings) =>
 
     // --- the lock ------------------------------------------------------------
 
-    /** Polls at 10, 20, 40... ms, at most every 200 ms, jittered so waiters do not move in step. */
+    /**
+     * Polls at 10, 20, 40... ms, at most every 100 ms, jittered so waiters do not move in step:
+     * a few commands a second per waiter, and the lock changes hands soon after its release.
+     */
     const backoff = Schedule.exponential(Duration.millis(10), 2).pipe(
-      Schedule.union(Schedule.spaced(Duration.millis(200))),
+      Schedule.union(Schedule.spaced(Duration.millis(100))),
       Schedule.jittered,
       Schedule.upTo(settings.lockTimeout)
     )
@@ -421,7 +405,8 @@ export const make = (settings: Settings) =>
       if (failure.timedOut) {
         // The SET may still run once Redis answers again. Queued behind it on the same
         // connection, this release frees the lock then instead of at the end of its lease.
-        yield* Effect.forkDaemon(Effect.ignore(release({ owner, lost: true })))
+        // EVAL, not EVALSHA: nobody waits for a NOSCRIPT answer to send the script after it.
+        yield* Effect.forkDaemon(Effect.ignore(send(["EVAL", releaseScript.source, "1", keys.lock, owner])))
       }
       yield* Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "lock"))
       if (settings.whenUnavailable === "fail") {

@@ -91,7 +91,8 @@ const spawnServer = (port: number, dir: string) =>
     }
     child.stdout!.setEncoding("utf8").on("data", onData)
     child.stderr!.resume()
-    child.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${output.slice(-500)}`)))
+    child.once("exit", (code) =>
+      reject(new Error(`redis-server exited (${code}) before it was ready: ${output.slice(-500)}`)))
   })
 
 /** Starts a redis-server on a free loopback port (or on `port`), persistence off. */
