@@ -174,6 +174,8 @@ export const keys = (
 ): { readonly token: string; readonly lock: string } =>
   internal.keysFor(keyPrefix, internal.accountHash(account.baseUrl, account.username))
 
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
 const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
   const duration = Duration.decode(input ?? fallback)
   if (!Duration.greaterThan(duration, Duration.zero) || !Duration.isFinite(duration)) {
@@ -274,22 +276,28 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
       catch: (error) => error
     }).pipe(Effect.orDie)
     const { markDown, store } = yield* internal.make(settings)
-    // The first connection: ready, refused or timed out, whichever comes first.
-    const firstError = yield* Effect.async<Option.Option<string>>((resume) => {
-      const ready = () => resume(Effect.succeedNone)
-      const failed = (error: unknown) => resume(Effect.succeed(Option.some(String((error as Error)?.message ?? error))))
-      client.on("ready", ready)
-      client.on("error", failed)
-      client.connect().catch(() => {}) // rejects only when closed meanwhile
-      return Effect.sync(() => {
-        client.off("ready", ready)
-        client.off("error", failed)
-      })
-    }).pipe(Effect.timeoutTo({
-      duration: commandTimeout,
-      onSuccess: (error) => error,
-      onTimeout: () => Option.some(`no connection within ${Duration.toMillis(commandTimeout)} ms`)
-    }))
+    // The first connection: ready, refused or slow, whichever comes first. Only a refusal (or
+    // another connection error) marks Redis as down at once; a slow start leaves the first
+    // command to wait for the connection again, as in any outage.
+    const firstError = yield* internal.timeoutAfterIo(
+      Effect.async<Option.Option<string>>((resume) => {
+        const ready = () => resume(Effect.succeedNone)
+        const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
+        client.on("ready", ready)
+        client.on("error", failed)
+        client.connect().catch(() => {}) // rejects only when closed meanwhile
+        return Effect.sync(() => {
+          client.off("ready", ready)
+          client.off("error", failed)
+        })
+      }),
+      commandTimeout,
+      () => `no connection within ${Duration.toMillis(commandTimeout)} ms`
+    ).pipe(
+      Effect.catchAll((slow) =>
+        Effect.as(Effect.logWarning(`Redis at ${where} is slow to answer (${slow})`), Option.none())
+      )
+    )
     if (Option.isSome(firstError) && !client.isReady) {
       yield* markDown(firstError.value)
       yield* Effect.logWarning(

@@ -6,12 +6,14 @@
  */
 import { AmpConfig, TokenMetrics } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, Redacted, Tracer } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted, Tracer } from "effect"
+import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
 import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
 import * as LogCapture from "../../core/test/utils/LogCapture.js"
 import * as EncryptionKey from "../src/EncryptionKey.js"
+import { timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
@@ -426,6 +428,40 @@ suite("RedisTokenStore: Redis unreachable or stalled", () => {
       expect(seen).toEqual({ lockSet: true, exists: 0 })
       expect(logs.warnings().some((line) => line.includes("did not answer SET within 300 ms"))).toBe(true)
       expect(Option.isNone(yield* store.load)).toBe(true)
+    }))
+})
+
+describe("command timeouts in a process starved of CPU", () => {
+  it.scopedLive("an answer that arrived while the process was blocked wins over the timeout that expired meanwhile", () =>
+    Effect.gen(function*() {
+      // A loopback connection: the far end writes, this end waits for the bytes.
+      const server = Net.createServer()
+      const accepted = new Promise<Net.Socket>((resolve) => server.once("connection", resolve))
+      yield* Effect.promise(() => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve)))
+      yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
+      const client = Net.connect((server.address() as Net.AddressInfo).port, "127.0.0.1")
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const far = yield* Effect.promise(() => accepted)
+      const answer = Effect.async<string>((resume) => {
+        client.once("data", (data) => resume(Effect.succeed(data.toString())))
+      })
+      const fiber = Effect.runFork(
+        timeoutAfterIo(answer, Duration.millis(100), () => "timed out" as const).pipe(Effect.either)
+      )
+      // Let both sides of the race start (the timer set, the listener added).
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      far.write("OK") // into this end's socket buffer at once…
+      const blockedUntil = Date.now() + 400
+      while (Date.now() < blockedUntil) {
+        // …while this process is busy for four timeouts: it reads the bytes only afterwards.
+      }
+      const outcome = yield* Fiber.join(fiber)
+      expect(outcome).toEqual(Either.right("OK"))
+      // A command that really gets no answer still times out.
+      const silent = yield* timeoutAfterIo(Effect.never, Duration.millis(50), () => "timed out" as const).pipe(
+        Effect.either
+      )
+      expect(silent).toEqual(Either.left("timed out"))
     }))
 })
 

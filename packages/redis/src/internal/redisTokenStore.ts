@@ -97,6 +97,29 @@ class RedisFailure extends Data.TaggedError("RedisFailure")<{
 
 class Busy extends Data.TaggedError("Busy") {}
 
+/**
+ * Fails with `onTimeout()` when `effect` has not finished `duration` after it started, like
+ * `Effect.timeoutFail`, but only after letting pending I/O in: a process that was starved of
+ * CPU runs its expired timers before it reads the answers waiting on its sockets, and would
+ * otherwise judge Redis slow when it was itself. `setImmediate` runs after the I/O phase.
+ */
+export const timeoutAfterIo = <A, E, R, E2>(
+  effect: Effect.Effect<A, E, R>,
+  duration: Duration.Duration,
+  onTimeout: () => E2
+): Effect.Effect<A, E | E2, R> =>
+  Effect.raceFirst(
+    effect,
+    // Interruptible even inside an uninterruptible region, so that losing the race ends it.
+    Effect.interruptible(Effect.sleep(duration).pipe(
+      Effect.zipRight(Effect.async<void>((resume) => {
+        const handle = setImmediate(() => resume(Effect.void))
+        return Effect.sync(() => clearImmediate(handle))
+      })),
+      Effect.zipRight(Effect.suspend(() => Effect.fail(onTimeout())))
+    ))
+  )
+
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 const textOf = (reply: unknown): string | undefined =>
@@ -172,20 +195,18 @@ const makeConnection = (settings: Settings) =>
               : unreachable()
         }))
         if (client.isReady) {
-          return Effect.timeoutFail(command, {
-            duration: settings.commandTimeout,
-            onTimeout: () =>
-              new RedisFailure({
-                reason: `Redis did not answer ${args[0]} within ${timeoutMillis} ms`,
-                timedOut: true,
-                noScript: false
-              })
-          })
+          return timeoutAfterIo(command, settings.commandTimeout, () =>
+            new RedisFailure({
+              reason: `Redis did not answer ${args[0]} within ${timeoutMillis} ms`,
+              timedOut: true,
+              noScript: false
+            }))
         }
         if (down) return Effect.fail(unreachable())
-        return Effect.timeoutFail(Effect.zipRight(Effect.interruptible(waitReady), command), {
-          duration: settings.commandTimeout,
-          onTimeout: () => {
+        return timeoutAfterIo(
+          Effect.zipRight(Effect.interruptible(waitReady), command),
+          settings.commandTimeout,
+          () => {
             if (client.isReady) {
               return new RedisFailure({
                 reason: `Redis did not answer ${args[0]} within ${timeoutMillis} ms`,
@@ -196,7 +217,7 @@ const makeConnection = (settings: Settings) =>
             down = true
             return unreachable()
           }
-        })
+        )
       })
 
     /** Runs a script by its SHA, sending its source when Redis does not know it (after a restart). */
