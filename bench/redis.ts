@@ -101,7 +101,10 @@ export const runFleet = Effect.gen(function*() {
     }), { concurrency: "unbounded" })
   const wallMs = performance.now() - started
   const counters = yield* server.counters
-  const slowest = Math.max(...runs.map((run) => Number(run.lines[0]?.["fromMainMs"])))
+  const slowest = Math.max(
+    ...runs.map((run) => Number(run.lines.find((line) => "fromMainMs" in line)?.["fromMainMs"]))
+  )
+  const warnings = runs.flatMap((run) => run.lines.flatMap((line) => "warning" in line ? [String(line.warning)] : []))
   const figures: Array<Figure> = [
     target(
       `redis fleet: logins (${processCount} processes, no shared disk, one Redis)`,
@@ -115,7 +118,9 @@ export const runFleet = Effect.gen(function*() {
   ]
   const notes = counters.obtain === 1 ? [] : [
     `redis fleet: ${counters.obtain} of ${processCount} processes logged in: the Redis lock did not serialise ` +
-    "their first renewal (RedisTokenStore withLock)"
+    `their first renewal (RedisTokenStore withLock)${
+      warnings.length === 0 ? "" : `; warnings: ${warnings.join(" | ")}`
+    }`
   ]
   return { figures, notes } satisfies FigureResult
 }).pipe(Effect.scoped)

@@ -9,7 +9,7 @@
 import * as TokenService from "@amp-effect/core/TokenService"
 import * as NodeAmp from "@amp-effect/node/NodeAmp"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect } from "effect"
+import { Console, Effect, Logger, LogLevel } from "effect"
 import { RedisTokenStore } from "../packages/redis/src/index.js"
 
 const mainStarted = performance.now()
@@ -20,8 +20,16 @@ const program = Effect.gen(function*() {
   yield* Console.log(JSON.stringify({ fromMainMs: performance.now() - mainStarted }))
 })
 
+// Warnings as JSON lines too, so that the bench can say why a figure was missed.
+const logger = Logger.make(({ logLevel, message }) => {
+  if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+    console.log(JSON.stringify({ warning: (Array.isArray(message) ? message : [message]).map(String).join(" ") }))
+  }
+})
+
 program.pipe(
   Effect.provide(NodeAmp.layerWithStore(RedisTokenStore.layerConfig())),
+  Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
   Effect.scoped,
   NodeRuntime.runMain
 )

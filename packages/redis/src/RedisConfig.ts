@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { AmpConfig } from "@amp-effect/core"
-import { Config, Effect, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
 import * as EncryptionKey from "./EncryptionKey.js"
 
 /**
@@ -65,6 +65,16 @@ const secret = (variable: string) =>
 const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
 
 /**
+ * Reads a store kind as `AMP_TOKEN_STORE` or a `--store` option spells it (any case, spaces
+ * around ignored); `None` for anything else.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const parseStoreKind = (text: string): Option.Option<StoreKind> =>
+  Option.fromNullable(storeKinds.find((candidate) => candidate === text.trim().toLowerCase()))
+
+/**
  * `AMP_TOKEN_STORE`: `file` (the default), `redis`, `memory` or `none`, any case.
  *
  * @since 0.1.0
@@ -74,19 +84,36 @@ export const tokenStore: Effect.Effect<StoreKind, AmpConfig.AmpConfigError> = Ef
   text("AMP_TOKEN_STORE"),
   Option.match({
     onNone: () => Effect.succeed<StoreKind>("file"),
-    onSome: (value) => {
-      const kind = storeKinds.find((candidate) => candidate === value.trim().toLowerCase())
-      return kind === undefined
-        ? Effect.fail(
-          new AmpConfig.AmpConfigError({
-            variable: "AMP_TOKEN_STORE",
-            value,
-            reason: "expected file, redis, memory or none"
-          })
-        )
-        : Effect.succeed(kind)
-    }
+    onSome: (value) =>
+      Option.match(parseStoreKind(value), {
+        onNone: () =>
+          Effect.fail(
+            new AmpConfig.AmpConfigError({
+              variable: "AMP_TOKEN_STORE",
+              value,
+              reason: "expected file, redis, memory or none"
+            })
+          ),
+        onSome: (kind) => Effect.succeed(kind)
+      })
   })
+)
+
+/**
+ * `AMP_TOKEN_STORE` as a `Config`, for `Options.withFallbackConfig` in a CLI: the same values
+ * and default as `tokenStore`, failing with a `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const tokenStoreConfig: Config.Config<StoreKind> = Config.string("AMP_TOKEN_STORE").pipe(
+  Config.mapOrFail((value) =>
+    Either.fromOption(
+      parseStoreKind(value),
+      () => ConfigError.InvalidData([], `expected file, redis, memory or none, not ${JSON.stringify(value)}`)
+    )
+  ),
+  Config.withDefault<StoreKind>("file")
 )
 
 /**

@@ -595,7 +595,12 @@ describe("RedisConfig", () => {
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({}))).toBe("file")
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "Redis" }))).toBe("redis")
       const error = yield* Effect.flip(RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
-      expect(error.message).toContain("expected file, redis, memory or none")
+      expect(error.message).toContain("AMP_TOKEN_STORE=\"s3\" is invalid: expected file, redis, memory or none")
+      // The same as a Config, for a CLI's fallback.
+      expect(yield* RedisConfig.tokenStoreConfig.pipe(withEnv({}))).toBe("file")
+      expect(yield* RedisConfig.tokenStoreConfig.pipe(withEnv({ AMP_TOKEN_STORE: " MEMORY " }))).toBe("memory")
+      const configError = yield* Effect.flip(RedisConfig.tokenStoreConfig.pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
+      expect(String(configError)).toContain("expected file, redis, memory or none")
     }))
 
   it.effect("layerConfig needs AMP_USERNAME to name the keys", () =>

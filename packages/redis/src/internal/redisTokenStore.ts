@@ -111,13 +111,15 @@ export const timeoutAfterIo = <A, E, R, E2>(
   Effect.raceFirst(
     effect,
     // Interruptible even inside an uninterruptible region, so that losing the race ends it.
-    Effect.interruptible(Effect.sleep(duration).pipe(
-      Effect.zipRight(Effect.async<void>((resume) => {
-        const handle = setImmediate(() => resume(Effect.void))
-        return Effect.sync(() => clearImmediate(handle))
-      })),
-      Effect.zipRight(Effect.suspend(() => Effect.fail(onTimeout())))
-    ))
+    Effect.interruptible(
+      Effect.sleep(duration).pipe(
+        Effect.zipRight(Effect.async<void>((resume) => {
+          const handle = setImmediate(() => resume(Effect.void))
+          return Effect.sync(() => clearImmediate(handle))
+        })),
+        Effect.zipRight(Effect.suspend(() => Effect.fail(onTimeout())))
+      )
+    )
   )
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)

@@ -13,12 +13,15 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { createClient } from "redis"
 
-const found = spawnSync("redis-server", ["--version"], { encoding: "utf8" })
+/** The server binary: `redis-server` on the PATH, or `REDIS_SERVER` (a path, or `valkey-server`). */
+const binary = process.env.REDIS_SERVER ?? "redis-server"
+
+const found = spawnSync(binary, ["--version"], { encoding: "utf8" })
 
 /** Why the Redis tests cannot run here, or `undefined` when they can. */
 export const unavailable: string | undefined = found.status === 0
   ? undefined
-  : "redis-server is not installed (apt-get install redis-server, or brew install redis)"
+  : `${binary} is not installed (apt-get install redis-server, or brew install redis)`
 
 if (unavailable !== undefined && process.env.CI !== undefined && process.env.CI !== "") {
   throw new Error(`CI never skips the Redis tests: ${unavailable}`)
@@ -64,7 +67,7 @@ export interface RedisServer {
 
 const spawnServer = (port: number, dir: string) =>
   new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn("redis-server", [
+    const child = spawn(binary, [
       "--port",
       String(port),
       "--bind",
