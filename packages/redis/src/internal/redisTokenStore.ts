@@ -157,7 +157,9 @@ const makeConnection = (settings: Settings) =>
         })
     )
 
-    const scrub = (text: string) => TokenError.scrub(text, settings.secrets, 300)
+    // The URL's password, should a message ever quote it (none of node-redis's do).
+    const scrub = (text: string) =>
+      settings.secrets.reduce((safe, secret) => secret.length < 4 ? safe : safe.split(secret).join("<redacted>"), text)
     const unreachable = () =>
       new RedisFailure({
         reason: scrub(`Redis is unreachable${lastError === undefined ? "" : ` (${lastError})`}`),
