@@ -250,7 +250,18 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
       return yield* Effect.dieMessage("RedisTokenStore: url must be a redis:// or rediss:// URL")
     }
     const where = RedisConfig.describeUrl(url)
-    const password = URL.canParse(url) ? decodeURIComponent(new URL(url).password) : ""
+    // Kept out of every message, in both the forms a URL may spell it.
+    const raw = new URL(url).password
+    const password = [
+      raw,
+      ...(() => {
+        try {
+          return [decodeURIComponent(raw)]
+        } catch {
+          return []
+        }
+      })()
+    ].filter((secret) => secret !== "")
     const commandTimeout = Duration.decode(options.commandTimeout ?? defaultCommandTimeout)
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -272,7 +283,7 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
       (client) => Effect.sync(() => client.isOpen && client.destroy())
     )
     const settings = yield* Effect.try({
-      try: () => settingsOf(client, options, where, password === "" ? [] : [password]),
+      try: () => settingsOf(client, options, where, password),
       catch: (error) => error
     }).pipe(Effect.orDie)
     const { markDown, store } = yield* internal.make(settings)
