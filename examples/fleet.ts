@@ -16,6 +16,7 @@ import { TokenService } from "@amp-effect/core"
 import { NodeAmp } from "@amp-effect/node"
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { RedisTokenStore } from "@amp-effect/redis"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Console, Effect, Option, Redacted } from "effect"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -157,8 +158,6 @@ const fleet = Effect.gen(function*() {
   yield* Console.log(`Logins on the mock server: ${(yield* server.counters).obtain}`)
 })
 
+// runMain: Ctrl-C interrupts the program, so the scope closes and the redis-server stops.
 const main: Effect.Effect<void, unknown> = process.argv.includes("--replica") ? replica : Effect.scoped(fleet)
-Effect.runPromise(main).catch((error) => {
-  console.error(error)
-  process.exitCode = 1
-})
+NodeRuntime.runMain(main)

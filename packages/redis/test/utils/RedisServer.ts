@@ -65,78 +65,88 @@ export interface RedisServer {
   readonly command: (...args: Array<string>) => Promise<unknown>
 }
 
+/**
+ * A running redis-server, started through a small shell that holds a lifeline: the shell reads
+ * its stdin, which is a pipe from this process, and kills the server when the pipe closes. So a
+ * test process that dies without closing its scopes (a test timed out, a worker killed) takes
+ * its servers with it instead of leaving them running.
+ */
+interface Running {
+  readonly pid: number
+  readonly wrapper: ChildProcess
+}
+
+const lifeline = `${JSON.stringify(binary)} "$@" & echo "pid $!"; read _; kill -9 $! 2>/dev/null; wait`
+
 const spawnServer = (port: number, dir: string) =>
-  new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(binary, [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-      "--daemonize",
-      "no",
-      "--loglevel",
-      "notice"
-    ], { stdio: ["ignore", "pipe", "pipe"] })
+  new Promise<Running>((resolve, reject) => {
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
+    const wrapper = spawn("sh", ["-c", lifeline, "sh", ...args], { stdio: ["pipe", "pipe", "pipe"] })
     let output = ""
     const onData = (chunk: string) => {
       output += chunk
-      if (output.includes("Ready to accept connections")) {
-        child.stdout!.off("data", onData)
-        child.stdout!.resume()
-        resolve(child)
+      const pid = /^pid (\d+)$/m.exec(output)?.[1]
+      if (pid !== undefined && output.includes("Ready to accept connections")) {
+        wrapper.stdout!.off("data", onData)
+        wrapper.stdout!.resume()
+        resolve({ pid: Number(pid), wrapper })
       }
     }
-    child.stdout!.setEncoding("utf8").on("data", onData)
-    child.stderr!.resume()
-    child.once("exit", (code) =>
+    wrapper.stdout!.setEncoding("utf8").on("data", onData)
+    wrapper.stderr!.resume()
+    wrapper.once("exit", (code) =>
       reject(new Error(`redis-server exited (${code}) before it was ready: ${output.slice(-500)}`)))
+  })
+
+/** SIGKILLs the server by its pid and waits until the shell has reaped it (its port is free). */
+const kill = (running: Running) =>
+  new Promise<void>((resolve) => {
+    if (running.wrapper.exitCode !== null || running.wrapper.signalCode !== null) return resolve()
+    running.wrapper.once("exit", () => resolve())
+    try {
+      process.kill(running.pid, "SIGKILL")
+    } catch {
+      // already gone
+    }
+    running.wrapper.stdin!.end()
   })
 
 /** Starts a redis-server on a free loopback port (or on `port`), persistence off. */
 export const start = async (options?: { readonly port?: number }): Promise<RedisServer> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-redis-"))
-  let port = options?.port ?? 0
-  let child: ChildProcess | undefined
-  // A port found free may be taken before redis-server binds it: try another.
-  for (let attempt = 0; child === undefined; attempt++) {
-    const candidate = options?.port ?? await freePort()
-    try {
-      child = await spawnServer(candidate, dir)
-      port = candidate
-    } catch (error) {
-      if (attempt >= 4) throw error
+  const launch = async (fixed: number | undefined) => {
+    // A port found free may be taken before redis-server binds it, and a port just freed may
+    // take a moment: try again.
+    for (let attempt = 0;; attempt++) {
+      const candidate = fixed ?? await freePort()
+      try {
+        return { port: candidate, running: await spawnServer(candidate, dir) }
+      } catch (error) {
+        if (attempt >= 4) throw error
+      }
     }
   }
-  let current = child
-  const exited = (proc: ChildProcess) =>
-    new Promise<void>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return resolve()
-      proc.once("exit", () => resolve())
-    })
+  const first = await launch(options?.port)
+  const port = first.port
+  let current = first.running
   const url = `redis://127.0.0.1:${port}`
   // One connection for the test's own commands, reconnecting after a restart.
   let inspector: ReturnType<typeof createClient> | undefined
-  const server: RedisServer = {
+  return {
     port,
     url,
-    pid: () => current.pid!,
+    pid: () => current.pid,
     stop: async () => {
-      current.kill("SIGKILL")
-      await exited(current)
+      inspector?.destroy()
+      await kill(current)
+      Fs.rmSync(dir, { recursive: true, force: true })
     },
     restart: async () => {
-      current.kill("SIGKILL")
-      await exited(current)
-      current = await spawnServer(port, dir)
+      await kill(current)
+      current = (await launch(port)).running
     },
-    pause: () => current.kill("SIGSTOP"),
-    resume: () => current.kill("SIGCONT"),
+    pause: () => process.kill(current.pid, "SIGSTOP"),
+    resume: () => process.kill(current.pid, "SIGCONT"),
     command: async (...args) => {
       if (inspector === undefined) {
         inspector = createClient({ url })
@@ -144,18 +154,6 @@ export const start = async (options?: { readonly port?: number }): Promise<Redis
         await inspector.connect()
       }
       return inspector.sendCommand(args)
-    }
-  }
-  const stopOnExit = () => current.kill("SIGKILL")
-  process.once("exit", stopOnExit)
-  const stop = server.stop
-  return {
-    ...server,
-    stop: async () => {
-      process.off("exit", stopOnExit)
-      inspector?.destroy()
-      await stop()
-      Fs.rmSync(dir, { recursive: true, force: true })
     }
   }
 }
