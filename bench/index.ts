@@ -21,6 +21,7 @@ import * as ClientOverhead from "./clientOverhead.js"
 import { type Figure, type FigureResult } from "./harness.js"
 import * as Memory from "./memory.js"
 import * as Processes from "./processes.js"
+import * as Redis from "./redis.js"
 import * as Stampede from "./stampede.js"
 import * as Throughput from "./throughput.js"
 
@@ -30,8 +31,10 @@ const sections: ReadonlyArray<readonly [string, Effect.Effect<FigureResult, unkn
   ["memory", Memory.run],
   ["stampede", Stampede.run],
   ["client", ClientOverhead.run],
+  ["redis-hot-path", Redis.runHotPath],
   ["warm-start", Processes.runWarmStart],
   ["processes", Processes.runProcesses],
+  ["redis-fleet", Redis.runFleet],
   ["cli", Cli.run]
 ]
 

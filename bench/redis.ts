@@ -1,0 +1,176 @@
+/**
+ * The Redis token store (`@amp-effect/redis`), against a throwaway `redis-server` started here
+ * (on a free loopback port, persistence off; the sections fail with a note when none is
+ * installed):
+ *
+ * - redis-fleet: 16 children (`node --import tsx bench/redisChild.ts`), each in a directory of
+ *   its own — they share no disk, only Redis — start at once with nothing stored; the store's
+ *   lock should let exactly one of them log in.
+ * - redis-hot-path: cached `getToken` with the Redis store against the memory store, side by
+ *   side: the hot path never reaches the store, so they should be the same within 10 %.
+ */
+import { TokenService, TokenStore } from "@amp-effect/core"
+import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
+import { RedisTokenStore } from "@amp-effect/redis"
+import { Duration, Effect, Layer } from "effect"
+import { spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import {
+  type Figure,
+  type FigureResult,
+  interleaved,
+  medianOver,
+  mockCredentials,
+  report,
+  round,
+  runChild,
+  serviceLayer,
+  target
+} from "./harness.js"
+
+const processCount = 16
+const callsPerSample = 2_000
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as Net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** A throwaway redis-server for the scope: loopback, a free port, persistence off. */
+const redisServer = Effect.acquireRelease(
+  Effect.tryPromise(async () => {
+    if (spawnSync("redis-server", ["--version"]).status !== 0) {
+      throw new Error("redis-server is not installed (apt-get install redis-server)")
+    }
+    const port = await freePort()
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-redis-"))
+    const child = spawn("redis-server", [
+      ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
+    ], { stdio: ["ignore", "pipe", "ignore"] })
+    await new Promise<void>((resolve, reject) => {
+      let output = ""
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        output += chunk
+        if (output.includes("Ready to accept connections")) resolve()
+      })
+      child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)))
+    })
+    return { url: `redis://127.0.0.1:${port}`, child, dir }
+  }),
+  ({ child, dir }) =>
+    Effect.sync(() => {
+      child.kill("SIGKILL")
+      Fs.rmSync(dir, { recursive: true, force: true })
+    })
+)
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-replica-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+export const runFleet = Effect.gen(function*() {
+  const redis = yield* redisServer
+  const server = yield* MockAmpServer.make({ latency: Duration.millis(50) })
+  const dirs = yield* Effect.all(Array.from({ length: processCount }, () => tempDir))
+  const started = performance.now()
+  const runs = yield* Effect.forEach(dirs, (dir) =>
+    Effect.tryPromise({
+      try: () =>
+        runChild("redisChild.ts", {
+          env: {
+            AMP_API_BASE_URL: server.baseUrl,
+            AMP_USERNAME: mockCredentials.username,
+            AMP_PASSWORD: mockCredentials.password,
+            AMP_REDIS_URL: redis.url,
+            AMP_REDIS_KEY_PREFIX: "bench",
+            HOME: dir,
+            TMPDIR: dir
+          },
+          timeoutMs: 300_000
+        }),
+      catch: (error) => error
+    }), { concurrency: "unbounded" })
+  const wallMs = performance.now() - started
+  const counters = yield* server.counters
+  const slowest = Math.max(
+    ...runs.map((run) => Number(run.lines.find((line) => "fromMainMs" in line)?.["fromMainMs"]))
+  )
+  const warnings = runs.flatMap((run) => run.lines.flatMap((line) => "warning" in line ? [String(line.warning)] : []))
+  const figures: Array<Figure> = [
+    target(
+      `redis fleet: logins (${processCount} processes, no shared disk, one Redis)`,
+      counters.obtain,
+      "calls",
+      "==",
+      1
+    ),
+    report(`redis fleet: wall time (${processCount} at once, tsx start-up included)`, round(wallMs), "ms"),
+    report("redis fleet: slowest child, from main to its token", round(slowest), "ms")
+  ]
+  const notes = counters.obtain === 1 ? [] : [
+    `redis fleet: ${counters.obtain} of ${processCount} processes logged in: the Redis lock did not serialise ` +
+    `their first renewal (RedisTokenStore withLock)${
+      warnings.length === 0 ? "" : `; warnings: ${warnings.join(" | ")}`
+    }`
+  ]
+  return { figures, notes } satisfies FigureResult
+}).pipe(Effect.scoped)
+
+/** `callsPerSample` calls of `effect` in one fiber. */
+const loop = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<void, E> =>
+  Effect.suspend(() => {
+    let i = 0
+    return Effect.whileLoop({ while: () => i < callsPerSample, body: () => effect, step: () => void i++ })
+  })
+
+export const runHotPath = Effect.gen(function*() {
+  const redis = yield* redisServer
+  const server = yield* MockAmpServer.make()
+  const service = (store: Layer.Layer<TokenStore.TokenStore>) =>
+    Effect.flatMap(
+      Layer.build(serviceLayer(server.baseUrl, store)),
+      (context) => Effect.provide(TokenService.TokenService, context)
+    )
+  const inMemory = yield* service(TokenStore.layerMemory)
+  const inRedis = yield* service(
+    RedisTokenStore.layer({
+      url: redis.url,
+      account: { baseUrl: server.baseUrl, username: mockCredentials.username },
+      keyPrefix: "bench-hot-path"
+    })
+  )
+  yield* inMemory.getToken
+  yield* inRedis.getToken
+  const before = yield* server.counters
+  const memoryLoop = loop(inMemory.getToken)
+  const redisLoop = loop(inRedis.getToken)
+  const rounds = yield* Effect.promise(() =>
+    interleaved([
+      ["memory", () => Effect.runSync(memoryLoop)],
+      ["redis", () => Effect.runSync(redisLoop)]
+    ], { rounds: 6, time: 200, iterations: 10, warmupTime: 40, warmupIterations: 3 })
+  )
+  const after = yield* server.counters
+  if (after.total !== before.total) return yield* Effect.dieMessage("the hot path loops reached the server")
+  const ratio = medianOver(rounds, (r) => r["redis"]! / r["memory"]!)
+  const opsPerSecond = (ms: number) => (callsPerSample * 1000) / ms
+  const figures: Array<Figure> = [
+    report("cached getToken, Redis store", round(medianOver(rounds, (r) => opsPerSecond(r["redis"]!))), "ops/s"),
+    report("cached getToken, memory store", round(medianOver(rounds, (r) => opsPerSecond(r["memory"]!))), "ops/s"),
+    target("cached getToken: Redis store vs memory store (time per call)", round(ratio), "x", "<=", 1.1)
+  ]
+  const notes = ratio <= 1.1 ? [] : [
+    `redis hot path: getToken with the Redis store took ${round(ratio)}× the memory store's time: ` +
+    "the hot path should not reach the store at all (TokenService.getToken)"
+  ]
+  return { figures, notes } satisfies FigureResult
+}).pipe(Effect.scoped)

@@ -1,0 +1,372 @@
+/**
+ * A `TokenStore` in Redis (or Valkey): one token and one renewal for a whole fleet of
+ * processes on any number of machines. `TokenService` renews under the store's lock and
+ * re-reads the store first, so with this store N replicas make one login, not N.
+ *
+ * ```ts
+ * import { RedisTokenStore } from "@amp-effect/redis"
+ * import { NodeAmp } from "@amp-effect/node"
+ *
+ * const store = RedisTokenStore.layer({
+ *   url: Redacted.make("redis://cache:6379"),
+ *   account: { baseUrl: "https://amp.blockstream.com/api", username: "svc-issuer" }
+ * })
+ * program.pipe(Effect.provide(NodeAmp.layerWithStore(store)))
+ * // or everything from AMP_REDIS_URL, AMP_REDIS_KEY_PREFIX, AMP_TOKEN_ENCRYPTION_KEY:
+ * program.pipe(Effect.provide(NodeAmp.layerWithStore(RedisTokenStore.layerConfig())))
+ * ```
+ *
+ * What it does:
+ *
+ * - **Keys.** `<prefix>:{<hash>}:token` and `<prefix>:{<hash>}:lock`, where the hash is the
+ *   first 128 bits of SHA-256 over the base URL and the username (never the username in
+ *   clear). The braces are a Redis Cluster hash tag: both keys land in one slot.
+ * - **Save is a compare-and-set**, one Lua script: the token is written only if nothing is
+ *   stored or it expires later than the stored one. A refused save is logged and counted
+ *   (`amp_token_redis_save_rejections_total`), never an error: the newer token stays. The key
+ *   expires with the token: its time to live is the token's remaining lifetime as the saving
+ *   process's `Clock` measures it (`PX`), so neither Redis's clock nor a test's `TestClock`
+ *   has to agree with the token's `exp` for the key to outlive the token by nothing.
+ * - **The lock** is `SET lock <owner> NX PX <lease>`. The owner value names the process (host,
+ *   pid) and a random nonce. A background fiber extends the lease every third of it while the
+ *   renewal runs; release is a compare-and-delete script, so a process only ever deletes its
+ *   own lock. Waiters poll with jittered backoff (10 ms doubling to 100 ms) and fail with
+ *   `TokenStoreError` (operation `"lock"`) after `lockTimeout`. A holder killed mid-renewal
+ *   frees the lock when its lease runs out (`lockLease`, 10 s by default). A holder that lost
+ *   its lease (paused, Redis stalled) finishes its renewal, but its save is fenced by the
+ *   compare-and-set: it never replaces the newer token of the process that took over. The
+ *   lease is measured by Redis alone: client clocks play no part in the lock.
+ * - **Redis down or stalled.** Every command has a timeout (`commandTimeout`, 2 s). When the
+ *   client is disconnected, the first command of an outage waits up to that long for it to
+ *   reconnect; the next ones fail at once until it is back. `getToken` with a valid token in
+ *   memory never reaches the store at all. `load` and `save` failures are `TokenStoreError`s
+ *   that the token service logs and counts before carrying on from memory. When the lock
+ *   cannot be had because Redis is unreachable, the renewal goes ahead without it (one login
+ *   per replica during an outage), with a warning and `amp_token_redis_unavailable_total
+ *   {operation="lock"}`; `whenUnavailable: "fail"` fails it instead. A lock `SET` whose answer
+ *   timed out is followed by a release, so a lock taken late is freed at once when Redis wakes.
+ * - **Encryption at rest** (optional): AES-256-GCM with the first of `encryptionKey`, the
+ *   key's id stored beside the value (see `EncryptionKey`). The stored bytes never contain the
+ *   token. A value that does not decrypt (unknown key id, no key configured, tampered) counts as
+ *   no token: a warning, `amp_token_redis_corrupt_total`, and a fresh login whose save
+ *   replaces it. Values stored in clear are still read after encryption is turned on, so
+ *   turning it on costs no login; the next save encrypts.
+ *
+ * @since 0.1.0
+ */
+import { AmpConfig, TokenStore } from "@amp-effect/core"
+import { Config, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { createClient } from "redis"
+import type * as EncryptionKey from "./EncryptionKey.js"
+import * as internal from "./internal/redisTokenStore.js"
+import * as RedisConfig from "./RedisConfig.js"
+
+/**
+ * The AMP account whose token is stored: its keys are named from a hash of both. An
+ * `AmpConfig` or `AmpConfig.Credentials` value fits as it is.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Account {
+  readonly baseUrl: string
+  readonly username: string
+}
+
+/**
+ * What the store needs of a node-redis client: `RedisClientType` of `redis` 5 and 6 fits, as
+ * do clients from `client.duplicate()` or `client.withTypeMapping(...)`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClient {
+  readonly isOpen: boolean
+  readonly isReady: boolean
+  sendCommand(args: Array<string>, options?: { abortSignal?: AbortSignal }): Promise<unknown>
+  on(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
+  off(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
+}
+
+/**
+ * Options shared by every constructor.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreOptions {
+  /** Whose token this is. */
+  readonly account: Account
+  /** First part of every key, `amp-effect` by default (see `RedisConfig.isKeyPrefix`). */
+  readonly keyPrefix?: string | undefined
+  /**
+   * How long the lock stays taken without being extended: how long a killed holder blocks the
+   * others. The holder extends it every third of it while it renews. Default 10 seconds.
+   */
+  readonly lockLease?: Duration.DurationInput | undefined
+  /**
+   * How long `withLock` waits for another process's lock before failing with a
+   * `TokenStoreError` (operation `"lock"`). It should exceed one renewal (with the default
+   * retry policy at most about a minute). Default 90 seconds, as the file store.
+   */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+  /** How long one Redis command may take before it counts as failed. Default 2 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * Encrypts the stored token with AES-256-GCM. With several keys the first encrypts and all
+   * decrypt (rotation). Default: none, the token is stored in clear.
+   */
+  readonly encryptionKey?: EncryptionKey.EncryptionKey | ReadonlyArray<EncryptionKey.EncryptionKey> | undefined
+  /**
+   * When Redis cannot be reached to take the lock: `"proceed"` (the default) renews without it,
+   * with a warning and a metric, so a Redis outage costs one login per replica and never a
+   * token; `"fail"` fails the renewal with a `TokenStoreError` (operation `"lock"`), which
+   * `getToken` survives while its current token is valid.
+   */
+  readonly whenUnavailable?: "proceed" | "fail" | undefined
+}
+
+/**
+ * Options of `make` and `layer`: the store's own client, opened on `url`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends StoreOptions {
+  /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. */
+  readonly url: Redacted.Redacted<string> | string
+}
+
+/**
+ * Default of `StoreOptions.lockLease`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockLease: Duration.Duration = Duration.seconds(10)
+
+/**
+ * Default of `StoreOptions.lockTimeout`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
+
+/**
+ * Default of `StoreOptions.commandTimeout`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCommandTimeout: Duration.Duration = Duration.seconds(2)
+
+/**
+ * The names of an account's token key and lock key, for inspection with `redis-cli` and for
+ * tools: `amp-effect:{3f2a…}:token` and `amp-effect:{3f2a…}:lock`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const keys = (
+  account: Account,
+  keyPrefix: string = RedisConfig.defaultKeyPrefix
+): { readonly token: string; readonly lock: string } =>
+  internal.keysFor(keyPrefix, internal.accountHash(account.baseUrl, account.username))
+
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
+  const duration = Duration.decode(input ?? fallback)
+  if (!Duration.greaterThan(duration, Duration.zero) || !Duration.isFinite(duration)) {
+    throw new globalThis.Error(`RedisTokenStore: ${name} must be a positive, finite duration`)
+  }
+  return duration
+}
+
+const settingsOf = (
+  client: RedisClient,
+  options: StoreOptions,
+  where: string,
+  secrets: ReadonlyArray<string>
+): internal.Settings => {
+  const prefix = options.keyPrefix ?? RedisConfig.defaultKeyPrefix
+  if (!RedisConfig.isKeyPrefix(prefix)) {
+    throw new globalThis.Error(
+      `RedisTokenStore: keyPrefix ${JSON.stringify(prefix)} must be 1 to 64 letters, digits or .:_-/`
+    )
+  }
+  const account = internal.accountHash(options.account.baseUrl, options.account.username)
+  const encryptionKeys = options.encryptionKey === undefined
+    ? []
+    : Array.isArray(options.encryptionKey)
+    ? options.encryptionKey
+    : [options.encryptionKey as EncryptionKey.EncryptionKey]
+  return {
+    client,
+    where,
+    secrets,
+    account,
+    keys: internal.keysFor(prefix, account),
+    lockLease: positive("lockLease", options.lockLease, defaultLockLease),
+    lockTimeout: Duration.decode(options.lockTimeout ?? defaultLockTimeout),
+    commandTimeout: positive("commandTimeout", options.commandTimeout, defaultCommandTimeout),
+    encryptionKeys,
+    whenUnavailable: options.whenUnavailable ?? "proceed"
+  }
+}
+
+/**
+ * The store over an application's own connected client, for the lifetime of the scope. The
+ * store adds two event listeners (removed when the scope closes) and never closes the client:
+ * it did not open it. Invalid options (a key prefix with braces, a zero timeout) are defects.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFromClient = (
+  client: RedisClient,
+  options: StoreOptions
+): Effect.Effect<TokenStore.TokenStore["Type"], never, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.try({ try: () => settingsOf(client, options, "redis (an application's client)", []), catch: (e) => e }),
+    (settings) => Effect.map(internal.make(settings), ({ store }) => store)
+  ).pipe(Effect.orDie)
+
+/**
+ * The store with a client of its own, opened on `options.url` and closed with the scope.
+ *
+ * It waits up to `commandTimeout` for the first connection. When Redis cannot be reached it
+ * still succeeds, with a warning: the client keeps reconnecting (every second at most), and
+ * meanwhile the store behaves as for an outage (see the module's documentation).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
+    if (!RedisConfig.isRedisUrl(url)) {
+      return yield* Effect.dieMessage("RedisTokenStore: url must be a redis:// or rediss:// URL")
+    }
+    const where = RedisConfig.describeUrl(url)
+    // Kept out of every message, in both the forms a URL may spell it.
+    const raw = new URL(url).password
+    const password = [
+      raw,
+      ...(() => {
+        try {
+          return [decodeURIComponent(raw)]
+        } catch {
+          return []
+        }
+      })()
+    ].filter((secret) => secret !== "")
+    const commandTimeout = Duration.decode(options.commandTimeout ?? defaultCommandTimeout)
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = createClient({
+          url,
+          // Fail fast while disconnected: the store waits for a reconnection itself, bounded.
+          disableOfflineQueue: true,
+          socket: {
+            connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
+            reconnectStrategy: (retries: number) =>
+              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+          }
+        })
+        // The store reads errors through its own listener; this one outlives it, so that a
+        // late error while closing is never an unhandled 'error' event.
+        client.on("error", () => {})
+        return client
+      }),
+      (client) => Effect.sync(() => client.isOpen && client.destroy())
+    )
+    const settings = yield* Effect.try({
+      try: () => settingsOf(client, options, where, password),
+      catch: (error) => error
+    }).pipe(Effect.orDie)
+    const { markDown, store } = yield* internal.make(settings)
+    // The first connection: ready, refused or slow, whichever comes first. Only a refusal (or
+    // another connection error) marks Redis as down at once; a slow start leaves the first
+    // command to wait for the connection again, as in any outage.
+    const firstError = yield* internal.timeoutAfterIo(
+      Effect.async<Option.Option<string>>((resume) => {
+        const ready = () => resume(Effect.succeedNone)
+        const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
+        client.on("ready", ready)
+        client.on("error", failed)
+        client.connect().catch(() => {}) // rejects only when closed meanwhile
+        return Effect.sync(() => {
+          client.off("ready", ready)
+          client.off("error", failed)
+        })
+      }),
+      commandTimeout,
+      () => `no connection within ${Duration.toMillis(commandTimeout)} ms`
+    ).pipe(
+      Effect.catchAll((slow) =>
+        Effect.as(Effect.logWarning(`Redis at ${where} is slow to answer (${slow})`), Option.none())
+      )
+    )
+    if (Option.isSome(firstError) && !client.isReady) {
+      yield* markDown(firstError.value)
+      yield* Effect.logWarning(
+        `Could not connect to Redis at ${where} (${firstError.value}); reconnecting in the background, ` +
+          "and renewing tokens without it meanwhile"
+      )
+    }
+    return store
+  })
+
+/**
+ * A layer of `make`: the store and its own client, closed when the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<TokenStore.TokenStore> =>
+  Layer.scoped(TokenStore.TokenStore, make(options))
+
+/**
+ * A layer of `makeFromClient`: the store over an application's client, which stays open.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromClient = (client: RedisClient, options: StoreOptions): Layer.Layer<TokenStore.TokenStore> =>
+  Layer.scoped(TokenStore.TokenStore, makeFromClient(client, options))
+
+/**
+ * The store from the environment: `AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`,
+ * `AMP_TOKEN_ENCRYPTION_KEY` (see `RedisConfig`), and the account from `AMP_API_BASE_URL` and
+ * `AMP_USERNAME`. `options` sets what has no variable (lease, timeouts, `whenUnavailable`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options?: Omit<StoreOptions, "account" | "keyPrefix" | "encryptionKey">
+): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> =>
+  Layer.scoped(
+    TokenStore.TokenStore,
+    Effect.gen(function*() {
+      const config = yield* RedisConfig.load
+      const baseUrl = yield* AmpConfig.baseUrl
+      const username = yield* Config.nonEmptyString("AMP_USERNAME").pipe(
+        Effect.mapError(() =>
+          new AmpConfig.AmpConfigError({
+            variable: "AMP_USERNAME",
+            reason: "is not set: the Redis token store names its keys after the account"
+          })
+        )
+      )
+      return yield* make({
+        ...options,
+        url: config.url,
+        keyPrefix: config.keyPrefix,
+        encryptionKey: config.encryptionKeys,
+        account: { baseUrl, username }
+      })
+    })
+  )
