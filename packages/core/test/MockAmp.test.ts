@@ -7,7 +7,20 @@
  */
 import { HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Either, Encoding, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import {
+  Chunk,
+  Clock,
+  Duration,
+  Effect,
+  Either,
+  Encoding,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  TestClock
+} from "effect"
 import * as AmpClient from "../src/AmpClient.js"
 import * as AuthApi from "../src/AuthApi.js"
 import * as Jwt from "../src/Jwt.js"
@@ -73,6 +86,12 @@ const payloadOf = (token: string) => decodeSegment(token.split(".")[1]!)
 const awaitCount = (amp: Amp, endpoint: keyof MockAmp.MockAmpCounters, n: number) =>
   Effect.gen(function*() {
     while ((yield* amp.counters)[endpoint] < n) yield* Effect.yieldNow()
+  })
+
+/** Lets other fibers run until `n` sleeps wait on the TestClock (the mock's delays have started). */
+const awaitSleeps = (n: number) =>
+  Effect.gen(function*() {
+    while (Chunk.size(yield* TestClock.sleeps()) < n) yield* Effect.yieldNow()
   })
 
 /** One turn of the real event loop: in-memory bodies are read through (real) promises. */
@@ -536,7 +555,7 @@ describe("MockAmp", () => {
         const amp = yield* MockAmp.make()
         yield* amp.script("info", MockFault.delay("1 hour"))
         const delayed = yield* Effect.fork(get(amp, "/info"))
-        yield* awaitCount(amp, "info", 1)
+        yield* awaitSleeps(1)
         expect((yield* get(amp, "/info")).status).toBe(200)
         yield* TestClock.adjust(Duration.subtract(Duration.hours(1), Duration.millis(1)))
         yield* macrotask
@@ -560,7 +579,7 @@ describe("MockAmp", () => {
       Effect.gen(function*() {
         const amp = yield* MockAmp.make({ latency: "1 hour" })
         const login = yield* Effect.fork(obtainToken(amp))
-        yield* awaitCount(amp, "obtain", 1)
+        yield* awaitSleeps(1)
         expect((yield* get(amp, "/info")).status).toBe(200)
         yield* macrotask
         expect(Option.isNone(yield* Fiber.poll(login))).toBe(true)
