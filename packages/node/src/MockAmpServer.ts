@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { MockAmp } from "@amp-effect/core"
-import { HttpMiddleware, HttpServerRequest } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Context, Effect, Layer } from "effect"
@@ -155,7 +155,6 @@ export const make = (options?: MockAmpServerOptions): Effect.Effect<MockAmpServe
     )
     yield* httpServer.serve(mock.app.pipe(Effect.catchTag("ConnectionReset", resetConnection))).pipe(
       // The mock plays a remote server: its requests make no spans in the tests' tracer
-      Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true),
       Effect.withTracerEnabled(false)
     )
     if (httpServer.address._tag !== "TcpAddress") {
