@@ -2,15 +2,13 @@
  * A scripted `AuthApi` for tests: counts calls, issues JWT-shaped tokens whose `exp` follows
  * `Clock` (so `TestClock` drives expiry), and fails on demand.
  */
-import { Clock, Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import * as AuthApi from "../../src/AuthApi.js"
+import * as MockAmp from "../../src/MockAmp.js"
 import type * as TokenError from "../../src/TokenError.js"
 
 /** A JWT-shaped token with the given payload (signature is junk: nobody verifies it here). */
-export const jwt = (payload: Record<string, unknown>): string => {
-  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
-  return `${part({ typ: "JWT", alg: "HS256" })}.${part(payload)}.c2lnbmF0dXJl`
-}
+export const jwt = (payload: Record<string, unknown>): string => MockAmp.jwt(payload)
 
 export interface Script {
   obtainCalls: number
@@ -40,13 +38,7 @@ export const make = (): { readonly script: Script; readonly layer: Layer.Layer<A
     refreshFailures: []
   }
   const issue = Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const token = jwt({
-      sub: "mock_user",
-      iat: Math.floor(now / 1000),
-      exp: Math.floor((now + Duration.toMillis(script.lifetime)) / 1000),
-      jti: script.issued.length
-    })
+    const token = yield* MockAmp.mintToken({ lifetime: script.lifetime, jti: script.issued.length })
     script.issued.push(token)
     return Redacted.make(token)
   })

@@ -1,0 +1,448 @@
+/**
+ * The fake AMP behind `MockAmp`: its state, its routes as an `HttpApp`, and the in-memory
+ * `HttpClient` over them.
+ *
+ * @internal
+ */
+import {
+  HttpClient,
+  type HttpClientRequest,
+  HttpClientResponse,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import { RequestError } from "@effect/platform/HttpClientError"
+import { Chunk, Clock, Data, Duration, Effect, Either, Encoding, Option, Schema, Stream } from "effect"
+import type * as MockAmp from "../MockAmp.js"
+
+// -----------------------------------------------------------------------------
+// Constants and faults
+// -----------------------------------------------------------------------------
+
+export const defaultCredentials = { username: "mock_user", password: "mock_pass" } as const
+
+/** Where the in-memory client pretends the API is; `.invalid` can never resolve. */
+const memoryBaseUrl = "http://amp.mock.invalid/api"
+
+/** Upper bound of an obtain_token body; anything larger is not a login. */
+const maxBodyBytes = 64 * 1024
+
+export const mockAssets: ReadonlyArray<MockAmp.MockAsset> = [
+  {
+    asset_uuid: "3d5bfb4a-6c1e-4f5e-9a0b-2f7c8d1e0a11",
+    asset_id: "5ac9f65c0efcc4775e0baec4ec03abdde22473cd3cf33c0419ca290e0751b225",
+    name: "Mock Security One",
+    ticker: "MSO",
+    precision: 0,
+    domain: "mock.example.com",
+    is_registered: true,
+    is_authorized: true,
+    is_locked: false
+  },
+  {
+    asset_uuid: "9b2e4c7d-1a3f-4e6b-8c5d-7e0f1a2b3c44",
+    asset_id: "ce091c998b83c78bb71a632313ba3760f1763d9cfcffae02258ffa9865a37bd2",
+    name: "Mock Bond Two",
+    ticker: "MBT",
+    precision: 2,
+    domain: "mock.example.com",
+    is_registered: false,
+    is_authorized: true,
+    is_locked: true
+  }
+]
+
+const changelog = {
+  "mock-1.0": { added: ["user/obtain_token", "user/refresh-token", "assets", "info", "changelog"] }
+} as const
+
+export const MockFault: typeof MockAmp.MockFault = {
+  status: (status, options) => ({ _tag: "Status", status, body: options?.body, headers: options?.headers }),
+  rateLimited: (retryAfter) => ({
+    _tag: "Status",
+    status: 429,
+    body: JSON.stringify({ detail: "Request was throttled." }),
+    headers: retryAfter === undefined ? {} : { "retry-after": retryAfter }
+  }),
+  delay: (duration) => ({ _tag: "Delay", duration }),
+  hang: { _tag: "Hang" },
+  malformed: (body = "{\"token\":", status) => ({ _tag: "Malformed", body, status }),
+  reset: { _tag: "Reset" }
+}
+
+export class ConnectionReset extends Data.TaggedError("ConnectionReset") {
+  override get message() {
+    return "The mock AMP dropped the connection (a scripted Reset fault)"
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Tokens
+// -----------------------------------------------------------------------------
+
+const jwtHeader = Encoding.encodeBase64Url(JSON.stringify({ typ: "JWT", alg: "HS256" }))
+const jwtSignature = Encoding.encodeBase64Url("mock-amp: not a signature")
+
+export const jwt = (payload: Readonly<Record<string, unknown>>): string =>
+  `${jwtHeader}.${Encoding.encodeBase64Url(JSON.stringify(payload))}.${jwtSignature}`
+
+/** The one place tokens are minted: `exp` never later than `now + lifetime`. */
+const mintAt = (nowMillis: number, options: MockAmp.MintOptions): string => {
+  const lifetimeMillis = Duration.toMillis(Duration.decode(options.lifetime ?? Duration.hours(24)))
+  const iat = Math.floor(nowMillis / 1000)
+  const exp = Math.floor((nowMillis + lifetimeMillis) / 1000)
+  const claims = { sub: options.subject ?? defaultCredentials.username, iat }
+  const jti = options.jti ?? globalThis.crypto.randomUUID()
+  return jwt(options.exp === false ? { ...claims, jti } : { ...claims, exp, jti })
+}
+
+export const mintToken = (options: MockAmp.MintOptions = {}): Effect.Effect<string> =>
+  Effect.map(Clock.currentTimeMillis, (nowMillis) => mintAt(nowMillis, options))
+
+// -----------------------------------------------------------------------------
+// Answers
+// -----------------------------------------------------------------------------
+
+/** Reason phrases for the default body of a `Status` fault. */
+const reasons: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout"
+}
+
+/** An answer with a raw body, `application/json` unless `headers` say otherwise. */
+const answer = (
+  status: number,
+  body: string,
+  headers: Readonly<Record<string, string>> = {}
+): HttpServerResponse.HttpServerResponse => {
+  // Lower-cased so that they replace the defaults instead of being sent twice
+  const merged: Record<string, string> = { "content-type": "application/json" }
+  for (const [name, value] of Object.entries(headers)) merged[name.toLowerCase()] = value
+  // These statuses carry no body (a web `Response` refuses one)
+  return status === 204 || status === 205 || status === 304
+    ? HttpServerResponse.empty({ status, headers: merged })
+    : HttpServerResponse.text(body, { status, headers: merged })
+}
+
+const json = (status: number, body: unknown, headers?: Readonly<Record<string, string>>) =>
+  answer(status, JSON.stringify(body), headers)
+
+const notFound = json(404, { detail: "Not found." })
+
+const Credentials = Schema.parseJson(Schema.Struct({ username: Schema.String, password: Schema.String }))
+const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
+const decodeCredentials = Schema.decodeUnknownEither(Credentials)
+
+// -----------------------------------------------------------------------------
+// The mock
+// -----------------------------------------------------------------------------
+
+interface IssuedToken {
+  readonly subject: string
+  readonly seq: number
+  readonly expiresAtMillis: number
+}
+
+type Authentication =
+  | { readonly _tag: "Authenticated"; readonly subject: string }
+  | { readonly _tag: "Rejected"; readonly detail: string }
+
+const endpointMethods: Readonly<Record<MockAmp.MockEndpoint, string>> = {
+  obtain: "POST",
+  refresh: "GET",
+  info: "GET",
+  assets: "GET",
+  changelog: "GET"
+}
+
+export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAmp.MockAmp.Service> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const username = options.username ?? defaultCredentials.username
+    const password = options.password ?? defaultCredentials.password
+    const issueExp = options.issueExp ?? true
+    const assets = options.assets ?? mockAssets
+    let tokenLifetime = Duration.decode(options.tokenLifetime ?? Duration.hours(24))
+    let latency = Duration.decode(options.latency ?? Duration.zero)
+
+    // JS is single-threaded and nothing below yields mid-update, so plain mutable state gives
+    // exact counters even under thousands of concurrent requests.
+    const counters = { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized: 0, total: 0 }
+    let requests: Array<MockAmp.MockRequest> = []
+    const faults: Record<MockAmp.MockEndpoint, Array<MockAmp.MockFault>> = {
+      obtain: [],
+      refresh: [],
+      info: [],
+      assets: [],
+      changelog: []
+    }
+    const issued = new Map<string, IssuedToken>()
+    const revoked = new Set<string>()
+    let nextSeq = 0
+    // Tokens with a sequence number below this were revoked by `revokeAll`
+    let revokedBelow = 0
+
+    const issueToken = (subject: string) =>
+      Effect.map(Clock.currentTimeMillis, (nowMillis) => {
+        const token = mintAt(nowMillis, { subject, lifetime: tokenLifetime, exp: issueExp })
+        issued.set(token, {
+          subject,
+          seq: nextSeq++,
+          expiresAtMillis: nowMillis + Duration.toMillis(tokenLifetime)
+        })
+        return json(200, { token })
+      })
+
+    const authenticate = (request: HttpServerRequest.HttpServerRequest, nowMillis: number): Authentication => {
+      const [keyword, credential, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
+      // Same answers as Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`)
+      if (keyword === undefined || keyword.toLowerCase() !== "token") {
+        return { _tag: "Rejected", detail: "Authentication credentials were not provided." }
+      }
+      if (credential === undefined || rest.length > 0) {
+        return { _tag: "Rejected", detail: "Invalid token header." }
+      }
+      const token = issued.get(credential)
+      if (
+        token === undefined || token.seq < revokedBelow || revoked.has(credential) ||
+        nowMillis >= token.expiresAtMillis
+      ) {
+        return { _tag: "Rejected", detail: "Invalid token." }
+      }
+      return { _tag: "Authenticated", subject: token.subject }
+    }
+
+    /** Runs `onAuthenticated` for a valid token, or answers 401. */
+    const withAuth = <E>(
+      request: HttpServerRequest.HttpServerRequest,
+      onAuthenticated: (subject: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>
+    ) =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMillis) => {
+        const auth = authenticate(request, nowMillis)
+        if (auth._tag === "Authenticated") return onAuthenticated(auth.subject)
+        counters.unauthorized++
+        return Effect.succeed(json(401, { detail: auth.detail }, { "www-authenticate": "Token" }))
+      })
+
+    const obtainToken = (request: HttpServerRequest.HttpServerRequest) => {
+      if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
+        return Effect.succeed(json(413, { detail: "Request too large." }))
+      }
+      return request.text.pipe(
+        HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
+        Effect.either,
+        Effect.flatMap((body) => {
+          if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
+            return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
+          }
+          const credentials = decodeCredentials(body.right)
+          if (Either.isLeft(credentials)) {
+            return Effect.succeed(json(400, {
+              username: ["This field is required."],
+              password: ["This field is required."]
+            }))
+          }
+          if (credentials.right.username !== username || credentials.right.password !== password) {
+            return Effect.succeed(json(400, { non_field_errors: ["Unable to log in with provided credentials."] }))
+          }
+          return issueToken(username)
+        })
+      )
+    }
+
+    /** Plays a fault: `Some` answer instead of the normal one, `None` to answer normally. */
+    const playFault = (
+      fault: MockAmp.MockFault
+    ): Effect.Effect<Option.Option<HttpServerResponse.HttpServerResponse>, ConnectionReset> => {
+      switch (fault._tag) {
+        case "Status":
+          return Effect.succeedSome(
+            answer(
+              fault.status,
+              fault.body ?? JSON.stringify({ detail: reasons[fault.status] ?? "Error" }),
+              fault.headers
+            )
+          )
+        case "Malformed":
+          return Effect.succeedSome(answer(fault.status ?? 200, fault.body))
+        case "Reset":
+          return Effect.fail(new ConnectionReset())
+        case "Hang":
+          return Effect.never
+        case "Delay":
+          return Effect.as(Effect.sleep(fault.duration), Option.none())
+      }
+    }
+
+    const record = (request: HttpServerRequest.HttpServerRequest, endpoint: MockAmp.MockEndpoint | undefined) => {
+      const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
+        ? request.originalUrl
+        : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
+      requests.push({ endpoint, method: request.method, url, authorization: request.headers["authorization"] })
+    }
+
+    /**
+     * One endpoint: count it and take its next fault at once (so faults are consumed in arrival
+     * order), then latency, the fault, the method check and AMP's normal answer.
+     */
+    const route = <E, R>(
+      endpoint: MockAmp.MockEndpoint,
+      normal: (
+        request: HttpServerRequest.HttpServerRequest
+      ) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+    ) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        counters[endpoint]++
+        record(request, endpoint)
+        const fault = faults[endpoint].shift()
+        if ((endpoint === "obtain" || endpoint === "refresh") && Duration.toMillis(latency) > 0) {
+          yield* Effect.sleep(latency)
+        }
+        if (fault !== undefined) {
+          const faulted = yield* playFault(fault)
+          if (Option.isSome(faulted)) return faulted.value
+        }
+        if (request.method !== endpointMethods[endpoint]) {
+          return json(405, { detail: `Method "${request.method}" not allowed.` })
+        }
+        return yield* normal(request)
+      })
+
+    const router = HttpRouter.empty.pipe(
+      HttpRouter.all("/api/user/obtain_token", route("obtain", obtainToken)),
+      HttpRouter.all("/api/user/refresh-token", route("refresh", (request) => withAuth(request, issueToken))),
+      HttpRouter.all("/api/info", route("info", () => Effect.succeed(json(200, { version: "mock-1.0" })))),
+      HttpRouter.all(
+        "/api/changelog",
+        route("changelog", (request) => withAuth(request, () => Effect.succeed(json(200, changelog))))
+      ),
+      HttpRouter.all(
+        "/api/assets",
+        route("assets", (request) => withAuth(request, () => Effect.succeed(json(200, assets))))
+      ),
+      HttpRouter.all(
+        "/api/assets/:uuid",
+        route("assets", (request) =>
+          Effect.flatMap(HttpRouter.params, ({ uuid }) =>
+            withAuth(request, () => {
+              const asset = assets.find((candidate) => candidate.asset_uuid === uuid)
+              return Effect.succeed(asset === undefined ? notFound : json(200, asset))
+            })))
+      )
+    )
+    // AMP is served by Django REST framework: paths work with or without the trailing slash
+    const routes = yield* HttpRouter.toHttpApp(router).pipe(
+      HttpRouter.withRouterConfig({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true })
+    )
+
+    const app: HttpApp.Default<ConnectionReset> = Effect.suspend(() => {
+      counters.total++
+      return routes.pipe(
+        Effect.catchTag("RouteNotFound", (error) => {
+          record(error.request, undefined)
+          return Effect.succeed(notFound)
+        })
+      )
+    }).pipe(
+      // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
+      Effect.withClock(clock)
+    )
+
+    return {
+      app,
+      httpClient: toHttpClient(app),
+      baseUrl: memoryBaseUrl,
+      counters: Effect.sync(() => ({ ...counters })),
+      resetCounters: Effect.sync(() => {
+        for (const key of Object.keys(counters) as Array<keyof typeof counters>) counters[key] = 0
+        requests = []
+      }),
+      requests: Effect.sync(() => requests.slice()),
+      script: (endpoint, ...scripted) => Effect.sync(() => void faults[endpoint].push(...scripted)),
+      clearScript: Effect.sync(() => {
+        for (const queue of Object.values(faults)) queue.length = 0
+      }),
+      setTokenLifetime: (lifetime) => Effect.sync(() => void (tokenLifetime = Duration.decode(lifetime))),
+      setLatency: (duration) => Effect.sync(() => void (latency = Duration.decode(duration))),
+      issuedTokens: Effect.sync(() => Array.from(issued.keys())),
+      revokeAll: Effect.sync(() => void (revokedBelow = nextSeq)),
+      revoke: (token) => Effect.sync(() => void revoked.add(token))
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// In-memory client
+// -----------------------------------------------------------------------------
+
+/** The client request as a web `Request`, the form `HttpServerRequest.fromWeb` takes. */
+const toWebRequest = (
+  request: HttpClientRequest.HttpClientRequest,
+  url: URL
+): Effect.Effect<Request, RequestError> => {
+  const encodeError = (cause: unknown) => new RequestError({ request, reason: "Encode", cause })
+  const build = (body: RequestInit["body"]) =>
+    Effect.try({
+      try: () =>
+        new Request(url, {
+          method: request.method,
+          headers: request.headers,
+          // A web `Request` refuses a body on these methods
+          ...(body === undefined || request.method === "GET" || request.method === "HEAD" ? {} : { body })
+        }),
+      catch: encodeError
+    })
+  const body = request.body
+  switch (body._tag) {
+    case "Empty":
+      return build(undefined)
+    case "Uint8Array":
+      return build(body.body)
+    case "Raw":
+      return build(body.body as RequestInit["body"])
+    case "FormData":
+      return build(body.formData)
+    case "Stream":
+      return Stream.runCollect(body.stream).pipe(
+        Effect.mapError(encodeError),
+        Effect.flatMap((chunks) => {
+          const parts = Chunk.toReadonlyArray(chunks)
+          const bytes = new Uint8Array(parts.reduce((size, part) => size + part.length, 0))
+          let offset = 0
+          for (const part of parts) {
+            bytes.set(part, offset)
+            offset += part.length
+          }
+          return build(bytes)
+        })
+      )
+  }
+}
+
+/** Hands every request to `app` in the calling fiber: no socket, and only the path matters. */
+const toHttpClient = (app: HttpApp.Default<ConnectionReset>): HttpClient.HttpClient =>
+  HttpClient.make((request, url) =>
+    Effect.flatMap(toWebRequest(request, url), (webRequest) =>
+      app.pipe(
+        Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(webRequest)),
+        // What a client sees when the server drops the connection without answering
+        Effect.catchTag("ConnectionReset", (cause) =>
+          Effect.fail(
+            new RequestError({ request, reason: "Transport", cause, description: "connection reset by the mock AMP" })
+          )),
+        Effect.map((response) => HttpClientResponse.fromWeb(request, HttpServerResponse.toWeb(response)))
+      ))
+  )
