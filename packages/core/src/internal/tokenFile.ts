@@ -18,6 +18,9 @@ export interface TokenFileContext extends AtomicFile.FileContext {
   readonly checkPermissions: boolean
 }
 
+/** Files moved aside are `<target>.corrupt-<time>-<random>`. */
+const corruptKind = "corrupt"
+
 /** A token file is a few hundred bytes; anything much larger is not one (and is not read). */
 const maxFileBytes = 64 * 1024
 
@@ -70,9 +73,10 @@ type Found =
 
 /**
  * Reads the target. A regular file readable by group or others is tightened to 0600 first,
- * with a warning, unless `checkPermissions` is off (platforms without POSIX modes). A symbolic link is read through (a user may point `token.json` elsewhere)
- * but never changed through: no chmod here, and the next save replaces the link itself.
- * Anything but a regular file (a directory, a FIFO that would block the read) is refused.
+ * with a warning, unless `checkPermissions` is off (platforms without POSIX modes). A symbolic
+ * link is read through (a user may point `token.json` elsewhere) but never changed through: no
+ * chmod here, and the next save replaces the link itself. Anything but a regular file (a
+ * directory, a FIFO that would block the read) is refused.
  */
 const inspect = (ctx: TokenFileContext): Effect.Effect<Found, PlatformError> =>
   Effect.gen(function*() {
@@ -148,7 +152,7 @@ const moveAside = (
   seen: FileSystem.File.Info
 ): Effect.Effect<Option.Option<string>, PlatformError> =>
   Effect.gen(function*() {
-    const aside = `${AtomicFile.sibling(ctx, "corrupt")}-${yield* stamp}-${yield* AtomicFile.randomSuffix}`
+    const aside = `${AtomicFile.sibling(ctx, corruptKind)}-${yield* stamp}-${yield* AtomicFile.randomSuffix}`
     const outcome = yield* AtomicFile.renameIfUnchanged(
       ctx.fs,
       ctx.target,
@@ -167,7 +171,7 @@ const moveAside = (
 const pruneCorrupt = (ctx: TokenFileContext): Effect.Effect<void> =>
   Effect.gen(function*() {
     const dir = ctx.path.dirname(ctx.target)
-    const prefix = `${ctx.path.basename(AtomicFile.sibling(ctx, "corrupt"))}-`
+    const prefix = `${ctx.path.basename(AtomicFile.sibling(ctx, corruptKind))}-`
     const kept = (yield* ctx.fs.readDirectory(dir)).filter((name) => name.startsWith(prefix)).sort().reverse()
     yield* Effect.forEach(kept.slice(ctx.keepCorrupt), (name) => ctx.fs.remove(ctx.path.join(dir, name)), {
       discard: true
