@@ -887,10 +887,10 @@ const killAndWait = (child: Child) =>
 
 describe("TokenStore.layerFile: writers killed with SIGKILL", () => {
   const lanes = 2
-  const trialsPerLane = 50
+  const trialsPerLane = 25
   // Each writer saves this many files at once, each in a directory of its own, so that one kill
-  // cuts that many saves, each at its own point: four times the saves killed per Node started.
-  const filesPerWriter = 4
+  // cuts that many saves, each at its own point: starting Node is what costs, not the saves.
+  const filesPerWriter = 8
   const killedSaves = lanes * trialsPerLane * filesPerWriter
 
   it.scopedLive(
@@ -907,7 +907,8 @@ describe("TokenStore.layerFile: writers killed with SIGKILL", () => {
             const first = last.map((n) => n + 1)
             const writer = yield* startChild("tokenWriter", {
               TOKEN_FILES: JSON.stringify(paths),
-              FIRST_TOKENS: JSON.stringify(first)
+              FIRST_TOKENS: JSON.stringify(first),
+              UV_THREADPOOL_SIZE: String(filesPerWriter) // one thread per file: no save queues behind another
             })
             yield* ready(writer) // every file has had its first save: it holds token `first[i]`
             // A random point of the save loops that follow (not an ordering: any point will do).
