@@ -548,6 +548,30 @@ describe("TokenStore.layerFile: the lock", () => {
       expect(warnings.some((line) => line.includes("lease ran out"))).toBe(true)
     }))
 
+  it.scoped("a lock is taken over when its lease runs out, not a millisecond before (TestClock)", () =>
+    Effect.gen(function*() {
+      const path = tokenPathIn(yield* tempDir)
+      const leaseUntil = Date.UTC(2024, 0, 1, 12)
+      // Another host: no liveness check there, only the lease can free it.
+      const held = JSON.stringify({
+        pid: 4242,
+        host: "elsewhere.example",
+        nonce: "someoneelse0001",
+        acquired_at: new Date(leaseUntil - 60_000).toISOString(),
+        lease_until: new Date(leaseUntil).toISOString()
+      }) + "\n"
+      yield* writeRaw(`${path}.lock`, held)
+      // A zero timeout: one attempt, no wait, so the test clock never has to move by itself.
+      const lockOnce = withStore(path, (store) => store.withLock(Effect.succeed("ran")), { lockTimeout: 0 })
+      yield* TestClock.setTime(leaseUntil - 1)
+      expect((yield* Effect.flip(lockOnce)).operation).toBe("lock")
+      expect(yield* readText(`${path}.lock`)).toBe(held)
+      yield* TestClock.setTime(leaseUntil)
+      const { warnings, layer } = captureWarnings()
+      expect(yield* lockOnce.pipe(Effect.provide(layer))).toBe("ran")
+      expect(warnings.some((line) => line.includes("Took over") && line.includes("its lease ran out"))).toBe(true)
+    }))
+
   it.scopedLive("a lock of another host within its lease is not taken over (no liveness check there)", () =>
     Effect.gen(function*() {
       const path = tokenPathIn(yield* tempDir)
@@ -978,7 +1002,7 @@ describe("TokenStore.layerFile: many processes, one login (mock AMP server)", ()
   interface Answer {
     readonly round: number
     readonly token?: string
-    readonly warnings?: ReadonlyArray<string>
+    readonly warnings?: ReadonlyArray<{ readonly at: number; readonly message: string }>
     readonly locked?: boolean
     readonly error?: string
   }
@@ -990,7 +1014,7 @@ describe("TokenStore.layerFile: many processes, one login (mock AMP server)", ()
 
   type Command = Omit<ClientCommand, "round" | "mode">
 
-  /** Sends `command` to all processes at once; their tokens, warnings and when the last answered. */
+  /** Sends `command` to all processes at once; their tokens and warnings, and how long it took. */
   const race = (command: Command) =>
     Effect.gen(function*() {
       const current = ++round
@@ -998,14 +1022,14 @@ describe("TokenStore.layerFile: many processes, one login (mock AMP server)", ()
       const started = Date.now()
       for (const client of pool) client.process.stdin!.write(line)
       const answers = yield* Effect.promise(() => Promise.all(pool.map((client) => answerOf(client, current))))
-      const finishedAt = Date.now()
+      const elapsed = Date.now() - started
       for (const client of pool) expect(client.stderr()).toBe("")
       expect(answers.map((answer) => answer.error)).toEqual(answers.map(() => undefined))
       return {
         tokens: answers.map((answer) => answer.token!),
-        warnings: answers.flatMap((answer) => answer.warnings!),
-        finishedAt,
-        elapsed: finishedAt - started
+        /** The takeovers of a lock, logged by one of them at `at`. */
+        takeovers: answers.flatMap((answer) => answer.warnings!).filter(({ message }) => message.includes("Took over")),
+        elapsed
       }
     })
 
@@ -1088,16 +1112,15 @@ describe("TokenStore.layerFile: many processes, one login (mock AMP server)", ()
         const path = tokenPathIn(yield* tempDir)
         const command = { file: path, baseUrl: server.baseUrl, liveness: true }
         const { leaseUntil } = yield* killedHolder(command) // the default lease: 60 s
-        const { elapsed, finishedAt, tokens, warnings } = yield* race(command)
+        const { elapsed, takeovers, tokens } = yield* race(command)
         const counters = yield* server.counters
         console.log(`${processes} processes after a killed holder: ${JSON.stringify(counters)} in ${elapsed} ms`)
         expect(counters.obtain).toBe(1)
         expect(new Set(tokens).size).toBe(1)
         // The dead owner was recognised by one of them, not waited out.
-        const takeovers = warnings.filter((line) => line.includes("Took over"))
         expect(takeovers).toHaveLength(1)
-        expect(takeovers[0]).toContain("is no longer running")
-        expect(finishedAt).toBeLessThan(leaseUntil)
+        expect(takeovers[0]!.message).toContain("is no longer running")
+        expect(takeovers[0]!.at).toBeLessThan(leaseUntil)
         expect(yield* listDir(Path.dirname(path))).toEqual(["token.json"])
       }),
     120_000
@@ -1113,18 +1136,17 @@ describe("TokenStore.layerFile: many processes, one login (mock AMP server)", ()
         // A short lease for the lock left behind; the others keep the default (60 s) for theirs,
         // so that a renewal slowed down by a busy machine does not outlive its own lease.
         const { leaseUntil } = yield* killedHolder({ ...command, leaseMillis: 1500 })
-        const { elapsed, finishedAt, tokens, warnings } = yield* race(command)
+        const { elapsed, takeovers, tokens } = yield* race(command)
         const counters = yield* server.counters
         console.log(
           `${processes} processes after a killed holder, lease only: ${JSON.stringify(counters)} in ${elapsed} ms`
         )
         expect(counters.obtain).toBe(1)
         expect(new Set(tokens).size).toBe(1)
-        // Freed by its lease, by one of them, and not before.
-        const takeovers = warnings.filter((line) => line.includes("Took over"))
+        // Freed by its lease, by one of them, and not before it ran out.
         expect(takeovers).toHaveLength(1)
-        expect(takeovers[0]).toContain("its lease ran out")
-        expect(finishedAt).toBeGreaterThanOrEqual(leaseUntil)
+        expect(takeovers[0]!.message).toContain("its lease ran out")
+        expect(takeovers[0]!.at).toBeGreaterThanOrEqual(leaseUntil)
       }),
     120_000
   )
