@@ -268,17 +268,28 @@ describe("TokenStore.layerFile: the file", () => {
       expect(yield* modeOf(path)).toBe(0o600)
     }))
 
-  it.scoped("save replaces a symbolic link at the token path, never writes through it", () =>
+  /** `token.json` in `dir` as a symbolic link to `victim.txt`, a file of the user's (0644). */
+  const linkToVictim = (dir: string) =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
       const path = tokenPathIn(dir)
       const victim = Path.join(dir, "victim.txt")
       yield* writeRaw(victim, "precious\n", 0o644)
       yield* Effect.promise(() => Fs.symlink(victim, path))
-      // No load first: save itself meets the link.
-      yield* withStore(path, (store) => store.save(sampleToken("mine")))
+      return { path, victim }
+    })
+
+  const expectUntouched = (victim: string) =>
+    Effect.gen(function*() {
       expect(yield* readText(victim)).toBe("precious\n")
       expect(yield* modeOf(victim)).toBe(0o644)
+    })
+
+  it.scoped("save replaces a symbolic link at the token path, never writes through it", () =>
+    Effect.gen(function*() {
+      const { path, victim } = yield* linkToVictim(yield* tempDir)
+      // No load first: save itself meets the link.
+      yield* withStore(path, (store) => store.save(sampleToken("mine")))
+      yield* expectUntouched(victim)
       const info = yield* Effect.promise(() => Fs.lstat(path))
       expect(info.isFile() && !info.isSymbolicLink()).toBe(true)
       expect(yield* modeOf(path)).toBe(0o600)
@@ -306,17 +317,13 @@ describe("TokenStore.layerFile: the file", () => {
   it.scoped("a symbolic link to a file that is not a token file is moved aside as a link; its target is untouched", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const path = tokenPathIn(dir)
-      const victim = Path.join(dir, "victim.txt")
-      yield* writeRaw(victim, "precious\n", 0o644)
-      yield* Effect.promise(() => Fs.symlink(victim, path))
+      const { path, victim } = yield* linkToVictim(dir)
       const { warnings, layer } = captureWarnings()
       expect(Option.isNone(yield* withStore(path, (store) => store.load).pipe(Effect.provide(layer)))).toBe(true)
       const aside = (yield* listDir(dir)).filter((name) => name.startsWith("token.json.corrupt-"))
       expect(aside).toHaveLength(1)
       expect(yield* Effect.promise(() => Fs.readlink(Path.join(dir, aside[0]!)))).toBe(victim)
-      expect(yield* readText(victim)).toBe("precious\n")
-      expect(yield* modeOf(victim)).toBe(0o644)
+      yield* expectUntouched(victim)
       expect(warnings.some((line) => line.includes("not a valid token file") && line.includes(aside[0]!))).toBe(true)
     }))
 
