@@ -9,15 +9,19 @@
  *
  * @since 0.1.0
  */
-import { FileSystem, Path } from "@effect/platform"
-import type { PlatformError } from "@effect/platform/Error"
-import { Context, Duration, Effect, Either, Layer, Option, Ref } from "effect"
-import * as FileLock from "./internal/fileLock.js"
-import * as TokenFile from "./internal/tokenFile.js"
+import type { FileSystem, Path } from "@effect/platform"
+import { Context, type Duration, Effect, Layer, Option, Ref } from "effect"
+import * as internal from "./internal/fileStore.js"
+import type * as LocalProcessModule from "./LocalProcess.js"
 import type { TokenData } from "./TokenData.js"
-import { TokenStoreError } from "./TokenError.js"
+import type { TokenStoreError } from "./TokenError.js"
 
-/** A place to keep the current token between runs. */
+/**
+ * A place to keep the current token between runs.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class TokenStore extends Context.Tag("@amp-effect/core/TokenStore")<TokenStore, {
   /** Says where tokens go, for log lines: `"file /home/me/token.json"`, `"memory"`, `"none"`. */
   readonly description: string
@@ -37,7 +41,12 @@ export class TokenStore extends Context.Tag("@amp-effect/core/TokenStore")<Token
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TokenStoreError, R>
 }>() {}
 
-/** Keeps the token in a `Ref`: survives service rebuilds within one process, not restarts. */
+/**
+ * Keeps the token in a `Ref`: survives service rebuilds within one process, not restarts.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.map(
   Ref.make(Option.none<TokenData>()),
   (ref) =>
@@ -50,10 +59,20 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.map(
     })
 )
 
-/** An in-memory store (see `makeMemory`). */
+/**
+ * An in-memory store (see `makeMemory`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerMemory: Layer.Layer<TokenStore> = Layer.effect(TokenStore, makeMemory)
 
-/** A store that keeps nothing: every run starts without a token. */
+/**
+ * A store that keeps nothing: every run starts without a token.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
   TokenStore,
   TokenStore.of({
@@ -66,19 +85,20 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
 )
 
 /**
- * This process, as the file store's lock needs to know it: who it is (recorded in the lock
- * file) and whether another process of the same host is still running (so that a lock left by
- * a killed process is taken over at once instead of when its lease runs out). The core cannot
- * know this by itself; `@amp-effect/node` supplies it (`NodeTokenStore.localProcess`).
+ * This process and a liveness check of its neighbours, for the file store's lock; the same
+ * type as `LocalProcess.LocalProcess`, kept here for code that names it through `TokenStore`.
+ *
+ * @since 0.1.0
+ * @category models
  */
-export interface LocalProcess {
-  readonly pid: number
-  readonly hostname: string
-  /** Whether process `pid` of this host is running. Answer `true` when unsure. */
-  readonly isAlive: (pid: number) => Effect.Effect<boolean>
-}
+export type LocalProcess = LocalProcessModule.LocalProcess
 
-/** Options for the file store. */
+/**
+ * Options for the file store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FileStoreOptions {
   /** How many corrupt files moved aside are kept (newest first). Default 3. */
   readonly keepCorrupt?: number
@@ -100,13 +120,30 @@ export interface FileStoreOptions {
    * record no owner and are taken over only when their lease runs out.
    */
   readonly localProcess?: LocalProcess
+  /**
+   * Whether `load` checks the file's POSIX mode and tightens a file readable by group or others
+   * to 0600, with a warning. Turn it off where modes mean nothing (Windows, where every file
+   * reads as 0666 and the check would warn on every load); `NodeTokenStore.layer` does so from
+   * `process.platform`. Default `true`.
+   */
+  readonly checkPermissions?: boolean
 }
 
-/** Default of `FileStoreOptions.lockLease`. */
-export const defaultLockLease: Duration.Duration = Duration.seconds(60)
+/**
+ * Default of `FileStoreOptions.lockLease`: 60 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockLease: Duration.Duration = internal.defaultLockLease
 
-/** Default of `FileStoreOptions.lockTimeout`. */
-export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
+/**
+ * Default of `FileStoreOptions.lockTimeout`: 90 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockTimeout: Duration.Duration = internal.defaultLockTimeout
 
 /**
  * The token file at `path` (relative paths resolve against the working directory). Any number
@@ -117,71 +154,28 @@ export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
  *   leaves the old file or the new one. Renaming replaces a symbolic link at `path` rather than
  *   writing through it. A missing directory is created with mode 0700. Temp files left by
  *   writers that died are removed.
- * - `load` tightens a file readable by group or others to 0600 (with a warning), and moves a
- *   corrupt or foreign file aside to `<path>.corrupt-<time>-<random>` (with a warning) instead
- *   of deleting it. A symbolic link is read through, never changed through.
+ * - `load` tightens a file readable by group or others to 0600 (with a warning; see
+ *   `checkPermissions`), and moves a corrupt or foreign file aside to
+ *   `<path>.corrupt-<time>-<random>` (with a warning) instead of deleting it. A symbolic link
+ *   is read through, never changed through.
  * - `withLock` holds `<path>.lock` (see `FileStoreOptions` for lease and timeout). It is not
  *   reentrant. When the file system refuses the lock file (read-only, full), it logs a warning
  *   and runs the effect unlocked rather than fail: such a store shares nothing anyway.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
-export const makeFile = Effect.fnUntraced(function*(path: string, options?: FileStoreOptions) {
-  const fs = yield* FileSystem.FileSystem
-  const paths = yield* Path.Path
-  const target = paths.resolve(path)
-  const fail = (operation: TokenStoreError["operation"]) => (error: PlatformError) =>
-    new TokenStoreError({ operation, path: target, reason: TokenFile.describe(error) })
-  const ctx: TokenFile.FileContext = {
-    fs,
-    path: paths,
-    target,
-    keepCorrupt: Math.max(0, options?.keepCorrupt ?? 3),
-    local: options?.localProcess
-  }
+export const makeFile: (
+  path: string,
+  options?: FileStoreOptions
+) => Effect.Effect<TokenStore["Type"], never, FileSystem.FileSystem | Path.Path> = internal.makeFile
 
-  const load = Effect.gen(function*() {
-    // A second look only when a writer replaced the bad file while we were moving it aside.
-    for (let look = 0; look < 2; look++) {
-      const found = yield* TokenFile.inspect(ctx)
-      if (found._tag === "Missing") return Option.none<TokenData>()
-      const decoded = found._tag === "Text" ? TokenFile.decode(found.text) : Either.left(found.reason)
-      if (Either.isRight(decoded)) return Option.some(decoded.right)
-      const aside = yield* TokenFile.moveAside(ctx, found.info)
-      if (Option.isSome(aside)) {
-        yield* Effect.logWarning(
-          `The token file ${target} is not a valid token file (${decoded.left}); moved it to ${aside.value} and will obtain a new token`
-        )
-        return Option.none<TokenData>()
-      }
-    }
-    return Option.none<TokenData>()
-  }).pipe(Effect.mapError(fail("load")), Effect.withSpan("TokenStore.load", { attributes: { store: "file" } }))
-
-  const save = (data: TokenData) =>
-    TokenFile.writeAtomically(ctx, TokenFile.encode(data)).pipe(
-      Effect.mapError(fail("save")),
-      Effect.withSpan("TokenStore.save", { attributes: { store: "file" } })
-    )
-
-  const remove = fs.remove(target).pipe(
-    Effect.catchIf(TokenFile.isNotFound, () => Effect.void),
-    Effect.mapError(fail("remove"))
-  )
-
-  // Fibers of this process queue here, so only one of them polls the lock file.
-  const semaphore = yield* Effect.makeSemaphore(1)
-  const fileLock = FileLock.make({
-    ...ctx,
-    lockPath: `${target}.lock`,
-    lease: Duration.decode(options?.lockLease ?? defaultLockLease),
-    timeout: Duration.decode(options?.lockTimeout ?? defaultLockTimeout)
-  })
-  const withLock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    semaphore.withPermits(1)(fileLock(effect)).pipe(Effect.withSpan("TokenStore.withLock"))
-
-  return TokenStore.of({ description: `file ${target}`, load, save, remove, withLock })
-})
-
-/** The file store (see `makeFile`); needs a `FileSystem` and a `Path`. */
+/**
+ * The file store (see `makeFile`); needs a `FileSystem` and a `Path`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFile = (
   path: string,
   options?: FileStoreOptions

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TokenStore } from "@amp-effect/core"
+import { type LocalProcess, TokenStore } from "@amp-effect/core"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Effect, Layer } from "effect"
@@ -15,6 +15,9 @@ import * as Os from "node:os"
  * Whether process `pid` of this host is running: signal 0 checks without signalling. `EPERM`
  * means it runs under another user. Ids that `kill` would read as process groups (0, negative)
  * are never checked: they count as alive, so only the lease applies.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const isAlive = (pid: number): Effect.Effect<boolean> =>
   Effect.sync(() => {
@@ -27,15 +30,38 @@ export const isAlive = (pid: number): Effect.Effect<boolean> =>
     }
   })
 
-/** This process, for the file store's lock. */
-export const localProcess: TokenStore.LocalProcess = {
+/**
+ * This process, for the file store's lock.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const localProcess: LocalProcess.LocalProcess = {
   pid: process.pid,
   hostname: Os.hostname(),
   isAlive
 }
 
-/** The token file at `path` on Node's file system (see `TokenStore.makeFile`). */
+/**
+ * The file store's options on this platform: this process for the lock, and no POSIX mode check
+ * on Windows, where modes mean nothing and the check would warn on every load.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultOptions: TokenStore.FileStoreOptions = {
+  localProcess,
+  checkPermissions: process.platform !== "win32"
+}
+
+/**
+ * The token file at `path` on Node's file system (see `TokenStore.makeFile`), with
+ * `defaultOptions` under the given ones.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (path: string, options?: TokenStore.FileStoreOptions): Layer.Layer<TokenStore.TokenStore> =>
-  TokenStore.layerFile(path, { localProcess, ...options }).pipe(
+  TokenStore.layerFile(path, { ...defaultOptions, ...options }).pipe(
     Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
   )
