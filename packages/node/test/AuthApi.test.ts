@@ -18,7 +18,9 @@ const options = (
   username: "mock_user",
   password: Redacted.make("mock_pass"),
   retry: { maxAttempts: 3, baseDelay: Duration.millis(20), maxDelay: Duration.millis(200) },
-  requestTimeout: Duration.seconds(1),
+  // Long enough that a busy machine never cuts an attempt: where a test is about the timeout,
+  // it sets its own and drives it with `TestClock`.
+  requestTimeout: Duration.seconds(30),
   ...overrides
 })
 
@@ -35,7 +37,7 @@ const api = (opts: AuthApi.AuthApiOptions) =>
  */
 const receivedLogins = (server: MockAmpServer.Service, n: number) =>
   Effect.gen(function*() {
-    const deadline = Date.now() + 30_000
+    const deadline = Date.now() + 20_000
     while ((yield* server.counters).obtain < n) {
       if (Date.now() > deadline) return yield* Effect.dieMessage(`the server never received login ${n}`)
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
@@ -49,7 +51,7 @@ const receivedLogins = (server: MockAmpServer.Service, n: number) =>
  */
 const backoffStarted = (within: Duration.DurationInput = "5 seconds") =>
   Effect.gen(function*() {
-    const deadline = Date.now() + 30_000
+    const deadline = Date.now() + 20_000
     while (true) {
       const now = yield* TestClock.currentTimeMillis
       const due = Chunk.filter(yield* TestClock.sleeps(), (end) => end - now <= Duration.toMillis(within))
@@ -77,7 +79,8 @@ describe("AuthApi over HTTP", () => {
       const server = yield* MockAmpServer.make()
       yield* server.script("obtain", MockFault.hang, MockFault.hang)
       const service = yield* api(options(server, {
-        retry: { maxAttempts: 2, baseDelay: Duration.millis(10), maxDelay: Duration.millis(10) }
+        retry: { maxAttempts: 2, baseDelay: Duration.millis(10), maxDelay: Duration.millis(10) },
+        requestTimeout: Duration.seconds(1)
       }))
       const fiber = yield* Effect.fork(Effect.flip(service.obtain))
       yield* receivedLogins(server, 1)
@@ -99,8 +102,7 @@ describe("AuthApi over HTTP", () => {
       const server = yield* MockAmpServer.make()
       yield* server.script("obtain", MockFault.status(503), MockFault.reset, MockFault.rateLimited("1"))
       const service = yield* api(options(server, {
-        retry: { maxAttempts: 4, baseDelay: Duration.millis(10), maxDelay: Duration.seconds(2) },
-        requestTimeout: Duration.minutes(1) // longer than any backoff, to tell their sleeps apart
+        retry: { maxAttempts: 4, baseDelay: Duration.millis(10), maxDelay: Duration.seconds(2) }
       }))
       const fiber = yield* Effect.fork(service.obtain)
       const first = yield* backoffStarted() // after the 503: 10 ms + up to 20 %
