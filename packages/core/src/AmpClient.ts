@@ -170,11 +170,12 @@ export const make: (
       )
 
     /** Retries transient failures under the policy, when the method (or the caller) allows it. */
+    const retryApiErrors = http.retry(isApiError)
     const retrying = <A, E>(
       request: HttpClientRequest.HttpClientRequest,
       attempt: Effect.Effect<A, E>
     ): Effect.Effect<A, E> => {
-      const retried = http.retry(isApiError)(attempt)
+      const retried = retryApiErrors(attempt)
       return idempotentMethods.has(request.method) || options.retryNonIdempotent === true
         ? retried
         : Effect.flatMap(FiberRef.get(retryNonIdempotentRef), (optedIn) => optedIn ? retried : attempt)
