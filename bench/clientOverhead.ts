@@ -127,7 +127,7 @@ export const run = Effect.gen(function*() {
     report("client overhead: plain + per-attempt Effect.timeoutFail vs plain", round(timeoutRatio), "x time"),
     report("client overhead: AmpClient vs plain (no timeout)", round(plainRatio), "x time")
   ]
-  const notes = ratio <= 1.1 ? [] : [
+  const notes = round(ratio) <= 1.1 ? [] : [
     `client overhead: AmpClient took ${round(ratio)}x the time of a plain client with the same per-attempt ` +
     `timeout (${round(addedMicros)} µs more per request, ${concurrency} in flight; ${round(cpuAdded)} µs more CPU) ` +
     "against a loopback server that answers in microseconds, so the client's own CPU is the whole cost. " +
