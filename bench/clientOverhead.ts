@@ -30,7 +30,7 @@ import {
 const batch = 1_000
 const concurrency = 32
 // 12 rounds × 1 batch of 1,000 per client and round = 12,000 requests each. A multiple of the
-// three clients, so that each opens a round (the slowest place to be) equally often.
+// three clients, so that each opens a round equally often.
 const rounds = 12
 const batchesPerRound = 1
 
