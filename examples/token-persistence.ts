@@ -127,7 +127,7 @@ const program = Effect.gen(function*() {
       Path.join(dir, "other.json")
     )
     const error = yield* Effect.flip(wrong.getToken)
-    yield* say(`${error._tag}: ${error.message}`)
+    yield* say(`${error._tag === "AuthError" ? error.reason : error._tag}: ${error.message}`)
     yield* say(yield* calls)
   } else {
     yield* step("4. Forcing a refresh through /user/refresh-token")

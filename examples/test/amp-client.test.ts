@@ -3,7 +3,7 @@
  * 127.0.0.1), counting the server's calls. The application layer of
  * `examples/testing-with-mocks.ts` is the stack under test.
  */
-import { AmpClient } from "@amp-effect/core"
+import { AmpClient, AmpHttpError } from "@amp-effect/core"
 import { MockAmpServer } from "@amp-effect/node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -35,7 +35,8 @@ describe("AmpClient against the mock AMP server", () => {
       yield* server.resetCounters
       yield* server.script("changelog", MockFault.status(401), MockFault.status(401))
       const error = yield* Effect.flip(amp.changelog)
-      expect(error).toBeInstanceOf(AmpClient.Unauthorized)
+      expect(error).toBeInstanceOf(AmpHttpError.ApiError)
+      expect(error).toMatchObject({ reason: "Unauthorized", status: 401 })
       expect(error.message).toBe("AMP rejected GET /api/changelog (HTTP 401) even with a renewed token")
       // the token was still valid, so the renewal was a refresh
       expect(yield* server.counters).toMatchObject({ changelog: 2, refresh: 1, obtain: 0 })

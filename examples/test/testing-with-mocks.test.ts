@@ -2,7 +2,7 @@
  * An application's own tests, as `examples/testing-with-mocks.ts` describes them: the same
  * application code, other layers.
  */
-import { AmpClient, TokenService } from "@amp-effect/core"
+import { AmpHttpError, TokenService } from "@amp-effect/core"
 import { MockAmpServer } from "@amp-effect/node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -31,8 +31,8 @@ describe("testing an application with the mock layers", () => {
       const server = yield* MockAmpServer.MockAmpServer
       yield* server.script("assets", MockAmpServer.MockFault.status(404))
       const error = yield* Effect.flip(assetReport)
-      expect(error).toBeInstanceOf(AmpClient.ApiStatusError)
-      expect(error).toMatchObject({ status: 404 })
+      expect(error).toBeInstanceOf(AmpHttpError.ApiError)
+      expect(error).toMatchObject({ reason: "StatusCode", status: 404 })
     }).pipe(Effect.provide(layerMockServer)))
 
   it.effect("code that only needs a token: TokenService.layerMock, no network", () =>

@@ -404,14 +404,21 @@ const stderrLogger = Logger.replace(
 /** The one line a failure prints, naming its cause. Never the password, never the token. */
 const describeFailure = (error: Exclude<Failure, Exit>): string => {
   switch (error._tag) {
-    case "InvalidCredentials":
-      return `wrong credentials: ${error.message} (check AMP_USERNAME and AMP_PASSWORD)`
-    case "TransportError":
-      return `server unreachable: ${error.message}`
-    case "RequestTimeout":
-      return `server not answering: ${error.message}`
-    case "RateLimited":
-      return `rate limited: ${error.message}`
+    case "AuthError":
+      switch (error.reason) {
+        case "InvalidCredentials":
+          return `wrong credentials: ${error.message} (check AMP_USERNAME and AMP_PASSWORD)`
+        case "NotFound":
+          return `wrong base URL: ${error.message}`
+        case "TransportError":
+          return `server unreachable: ${error.message}`
+        case "RequestTimeout":
+          return `server not answering: ${error.message}`
+        case "RateLimited":
+          return `rate limited: ${error.message}`
+        default:
+          return error.message
+      }
     case "AmpConfigError":
       return `configuration: ${error.message}`
     case "NotSaved":

@@ -5,15 +5,17 @@
  *
  * - has the base URL prepended (`"/assets/"` → `https://amp-test.blockstream.com/api/assets/`);
  * - carries `Authorization: token <t>` from `TokenService.getToken`, a header that logs and
- *   traces show as `<redacted>`;
+ *   traces show as `<redacted>` (the layer adds it to the redacted names once, when built);
  * - on a 401 or 403, asks `TokenService.renewRejected` for a new token (one renewal shared by
  *   every request rejected with the same token; none when another fiber already renewed) and
- *   is sent once more; a second rejection fails with `Unauthorized`;
+ *   is sent once more; a second rejection fails with an `ApiError` of reason `Unauthorized`;
  * - on a transient failure (5xx/408, no answer, timeout, 429) is retried under the library's
  *   `RetryPolicy` when its method is idempotent, or when the caller opted in
  *   (`retryNonIdempotent`, `withRetryNonIdempotent`).
  *
- * Other answers (2xx, 404, 400, ...) are returned as they are, for the caller to read.
+ * Other answers (2xx, 404, 400, ...) are returned as they are, for the caller to read. It runs
+ * on the same pipeline as `AuthApi`: failures are `AmpHttpError.ApiError`s naming method and
+ * path, with the `reason`s `AuthApi`'s errors use.
  *
  * ```ts
  * const assets = yield* AmpClient.AmpClient.pipe(Effect.flatMap((amp) => amp.listAssets))
@@ -21,129 +23,24 @@
  *
  * @since 0.1.0
  */
-import { Headers, HttpClient, type HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Context, Duration, Effect, FiberRef, Layer, Option, ParseResult, Redacted, Schema } from "effect"
+import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import type { Duration } from "effect"
+import { Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema, type Scope } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
-import { retryAfter } from "./AuthApi.js"
-import * as RetryPolicy from "./RetryPolicy.js"
-import { type AuthError, describeCause, scrub, type TokenStoreError } from "./TokenError.js"
+import { ApiError, type AuthError, isApiError } from "./AmpHttpError.js"
+import * as AmpHttp from "./internal/ampHttp.js"
+import type * as RetryPolicy from "./RetryPolicy.js"
+import type { TokenStoreError } from "./TokenError.js"
 import { TokenService } from "./TokenService.js"
 
-// -----------------------------------------------------------------------------
-// Errors
-// -----------------------------------------------------------------------------
-
-const requestFields = {
-  method: Schema.String,
-  /** The URL path, without query: what was asked for, never who asked. */
-  path: Schema.String
-}
-
 /**
- * AMP rejected a request (401/403) with the current token, and again with the token renewed
- * after that rejection: the account lacks the right, or tokens are being revoked as fast as
- * they are issued. Never retried further.
+ * Everything an authenticated call can fail with: the request's own failures (`ApiError`)
+ * and the token's (`AuthError`, `TokenStoreError`: no token could be had).
+ *
+ * @since 0.1.0
+ * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  ...requestFields,
-  status: Schema.Number
-}) {
-  override get message() {
-    return `AMP rejected ${this.method} ${this.path} (HTTP ${this.status}) even with a renewed token`
-  }
-}
-
-/** The request got no HTTP answer: connection refused or reset, DNS failure, ... (transient) */
-export class ApiTransportError extends Schema.TaggedError<ApiTransportError>()("ApiTransportError", {
-  ...requestFields,
-  reason: Schema.String
-}) {
-  override get message() {
-    return `AMP is unreachable (${this.method} ${this.path}): ${this.reason}`
-  }
-}
-
-/** No answer within `API_REQUEST_TIMEOUT_SECONDS` (transient). */
-export class ApiRequestTimeout extends Schema.TaggedError<ApiRequestTimeout>()("ApiRequestTimeout", {
-  ...requestFields,
-  timeout: Schema.DurationFromSelf
-}) {
-  override get message() {
-    return `AMP did not answer ${this.method} ${this.path} within ${Duration.format(this.timeout)}`
-  }
-}
-
-/** The server answered 5xx or 408 (transient). */
-export class ApiServerError extends Schema.TaggedError<ApiServerError>()("ApiServerError", {
-  ...requestFields,
-  status: Schema.Number
-}) {
-  override get message() {
-    return `AMP failed on the server side for ${this.method} ${this.path} (HTTP ${this.status})`
-  }
-}
-
-/** The server answered 429, with the wait its `Retry-After` asked for when it sent one (transient). */
-export class ApiRateLimited extends Schema.TaggedError<ApiRateLimited>()("ApiRateLimited", {
-  ...requestFields,
-  retryAfter: Schema.optional(Schema.DurationFromSelf)
-}) {
-  override get message() {
-    return this.retryAfter === undefined
-      ? `AMP rate limited ${this.method} ${this.path} (HTTP 429, no Retry-After)`
-      : `AMP rate limited ${this.method} ${this.path} (HTTP 429): the server asks to wait ${
-        Duration.format(this.retryAfter)
-      }`
-  }
-}
-
-/** The request could not be sent as given (invalid URL, body that cannot be encoded). */
-export class ApiRequestError extends Schema.TaggedError<ApiRequestError>()("ApiRequestError", {
-  ...requestFields,
-  reason: Schema.String
-}) {
-  override get message() {
-    return `Could not send ${this.method} ${this.path}: ${this.reason}`
-  }
-}
-
-/** A typed endpoint got an answer other than 2xx that is not one of the above (404, 400, ...). */
-export class ApiStatusError extends Schema.TaggedError<ApiStatusError>()("ApiStatusError", {
-  ...requestFields,
-  status: Schema.Number,
-  detail: Schema.String
-}) {
-  override get message() {
-    return `AMP answered ${this.method} ${this.path} with HTTP ${this.status}${
-      this.detail.length === 0 ? "" : `: ${this.detail}`
-    }`
-  }
-}
-
-/** A typed endpoint got a 2xx whose body is not what the API promises. */
-export class ApiMalformedResponse extends Schema.TaggedError<ApiMalformedResponse>()("ApiMalformedResponse", {
-  ...requestFields,
-  status: Schema.Number,
-  reason: Schema.String
-}) {
-  override get message() {
-    return `AMP answered ${this.method} ${this.path} (HTTP ${this.status}) with an unexpected body: ${this.reason}`
-  }
-}
-
-/** Failures of a request itself (the token aside). */
-export type ApiError =
-  | Unauthorized
-  | ApiTransportError
-  | ApiRequestTimeout
-  | ApiServerError
-  | ApiRateLimited
-  | ApiRequestError
-  | ApiStatusError
-  | ApiMalformedResponse
-
-/** Everything an authenticated call can fail with: the request's failures and the token's. */
 export type AmpClientError = ApiError | AuthError | TokenStoreError
 
 // -----------------------------------------------------------------------------
@@ -176,7 +73,12 @@ export class Asset extends Schema.Class<Asset>("Asset")({
 // Service
 // -----------------------------------------------------------------------------
 
-/** The authenticated AMP client. */
+/**
+ * The authenticated AMP client.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class AmpClient extends Context.Tag("@amp-effect/core/AmpClient")<AmpClient, {
   /**
    * An `HttpClient` for AMP: takes paths relative to the base URL (`"/assets/"`), adds the
@@ -190,11 +92,16 @@ export class AmpClient extends Context.Tag("@amp-effect/core/AmpClient")<AmpClie
   readonly changelog: Effect.Effect<Changelog, AmpClientError>
   /** `GET /assets/`. */
   readonly listAssets: Effect.Effect<ReadonlyArray<Asset>, AmpClientError>
-  /** `GET /assets/{assetUuid}`; an unknown asset is an `ApiStatusError` with status 404. */
+  /** `GET /assets/{assetUuid}`; an unknown asset is an `ApiError` with reason `StatusCode`, status 404. */
   readonly getAsset: (assetUuid: string) => Effect.Effect<Asset, AmpClientError>
 }>() {}
 
-/** What `make` needs. */
+/**
+ * What `make` needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AmpClientOptions {
   /** The API's base URL, ending in `/api` (a trailing slash is ignored). */
   readonly baseUrl: string
@@ -211,14 +118,6 @@ export interface AmpClientOptions {
 /** Methods whose repetition has the effect of one request (RFC 9110, 9.2.2). */
 const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
 
-/** The retry policy's view of the client's errors: 5xx/408, no answer, timeout and 429 are transient. */
-const clientRetryTarget: RetryPolicy.RetryTarget<RetryPolicy.RetryableError> = {
-  isTransient: (error) =>
-    error._tag === "ApiServerError" || error._tag === "ApiTransportError" || error._tag === "ApiRequestTimeout" ||
-    error._tag === "ApiRateLimited",
-  endpoint: () => "api"
-}
-
 const retryNonIdempotentRef = globalValue(
   "@amp-effect/core/AmpClient/retryNonIdempotent",
   () => FiberRef.unsafeMake(false)
@@ -228,6 +127,9 @@ const retryNonIdempotentRef = globalValue(
  * Lets the AMP requests made by `effect` be retried on transient failures whatever their
  * method. Use it for a POST the server treats idempotently (for instance one that carries an
  * idempotency key).
+ *
+ * @since 0.1.0
+ * @category combinators
  */
 export const withRetryNonIdempotent = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.locally(effect, retryNonIdempotentRef, true)
@@ -235,162 +137,148 @@ export const withRetryNonIdempotent = <A, E, R>(effect: Effect.Effect<A, E, R>):
 /** A 401, or the 403 some deployments answer for an expired or revoked token. */
 const isRejection = (status: number) => status === 401 || status === 403
 
-/** Builds the client over the `HttpClient` and the `TokenService` in context. */
-export const make = Effect.fnUntraced(function*(options: AmpClientOptions) {
-  const http = yield* HttpClient.HttpClient
-  const tokens = yield* TokenService
-  const base = options.baseUrl.replace(/\/+$/, "")
-  const timeout = Duration.decode(options.requestTimeout)
+/**
+ * Builds the client over the `HttpClient` and the `TokenService` in context. Scoped: for as
+ * long as the scope is open, the `Authorization` header is a redacted header.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options: AmpClientOptions
+) => Effect.Effect<AmpClient["Type"], never, HttpClient.HttpClient | TokenService | Scope.Scope> = Effect
+  .fnUntraced(function*(options: AmpClientOptions) {
+    const http = yield* AmpHttp.make(options)
+    const tokens = yield* TokenService
 
-  /**
-   * One attempt: send `request` (with `token` when given) and turn the answers that call for
-   * a retry into errors. Rejections (401/403) are returned for the caller to handle.
-   */
-  const send = (
-    request: HttpClientRequest.HttpClientRequest,
-    token: Option.Option<Redacted.Redacted<string>>
-  ): Effect.Effect<HttpClientResponse.HttpClientResponse, ApiError> => {
-    // Only an error needs to say where it happened: no URL parsing on the way to a success.
-    const where = () => describe(request)
-    const authorized = Option.match(token, {
-      onNone: () => request,
-      // The token leaves its Redacted box here, at the last moment, and only in this header.
-      onSome: (token) => HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`)
-    })
-    return http.execute(authorized).pipe(
-      Effect.mapError((error) => fromHttpClientError(where(), error, token)),
-      Effect.flatMap((response): Effect.Effect<HttpClientResponse.HttpClientResponse, ApiError> => {
-        const status = response.status
-        if (status === 429) {
-          return Effect.zipRight(
-            discard(response),
-            Effect.flatMap(
-              retryAfter(response.headers["retry-after"]),
-              (wait) => new ApiRateLimited(wait === undefined ? where() : { ...where(), retryAfter: wait })
-            )
-          )
+    /**
+     * One attempt: send `request` (with `token` when given) and turn the answers that call for
+     * a retry into errors. Rejections (401/403) are returned for the caller to handle.
+     */
+    const send = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string> | undefined) =>
+      http.attempt(
+        // The token leaves its Redacted box here, at the last moment, and only in this header.
+        token === undefined
+          ? request
+          : HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`),
+        {
+          // Only an error needs to say where it happened: no URL parsing on the way to a success.
+          fail: (failure) => new ApiError({ ...describe(request), ...failure }),
+          secrets: () => token === undefined ? [] : [Redacted.value(token)],
+          onResponse: Effect.succeed
         }
-        if (status >= 500 || status === 408) {
-          return Effect.zipRight(discard(response), new ApiServerError({ ...where(), status }))
-        }
-        return Effect.succeed(response)
-      }),
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new ApiRequestTimeout({ ...where(), timeout }) }),
-      // Whatever else is configured, this header stays out of logs and spans. It is redacted by
-      // default, so the (costlier) local override is only paid where an application removed it.
-      (sending) =>
-        Effect.flatMap(FiberRef.get(Headers.currentRedactedNames), (names) =>
-          names.includes("authorization")
-            ? sending
-            : Effect.locally(sending, Headers.currentRedactedNames, [...names, "authorization"]))
-    )
-  }
+      )
 
-  /** Retries transient failures under the policy, when the method (or the caller) allows it. */
-  const retrying = <A, E extends RetryPolicy.RetryableError>(
-    request: HttpClientRequest.HttpClientRequest,
-    attempt: Effect.Effect<A, E>
-  ): Effect.Effect<A, E> => {
-    const retried = RetryPolicy.retry(options.retry, clientRetryTarget as RetryPolicy.RetryTarget<E>)(attempt)
-    return idempotentMethods.has(request.method) || options.retryNonIdempotent === true
-      ? retried
-      : Effect.flatMap(FiberRef.get(retryNonIdempotentRef), (optedIn) => optedIn ? retried : attempt)
-  }
+    /** Retries transient failures under the policy, when the method (or the caller) allows it. */
+    const retryApiErrors = http.retry(isApiError)
+    const retrying = <A, E>(
+      request: HttpClientRequest.HttpClientRequest,
+      attempt: Effect.Effect<A, E>
+    ): Effect.Effect<A, E> => {
+      const retried = retryApiErrors(attempt)
+      return idempotentMethods.has(request.method) || options.retryNonIdempotent === true
+        ? retried
+        : Effect.flatMap(FiberRef.get(retryNonIdempotentRef), (optedIn) => optedIn ? retried : attempt)
+    }
 
-  const withBase = (request: HttpClientRequest.HttpClientRequest) =>
-    HttpClientRequest.setUrl(request, joinUrl(base, request.url))
+    const withBase = (request: HttpClientRequest.HttpClientRequest) =>
+      HttpClientRequest.setUrl(request, http.url(request.url))
 
-  /**
-   * The authenticated request: token → send → on a rejection, renew the rejected token (or
-   * pick up the one another fiber already got) and send once more → a second rejection is
-   * `Unauthorized`. Transient failures retry the whole attempt; the renewal happens at most
-   * once per request.
-   */
-  const authenticated = (request: HttpClientRequest.HttpClientRequest) =>
-    Effect.suspend(() => {
-      let renewed = false
-      // The rare path, after a 401/403: renew once and send again; a second rejection is final.
-      const recover = (token: Redacted.Redacted<string>, rejected: HttpClientResponse.HttpClientResponse) =>
-        Effect.gen(function*() {
-          let response = rejected
-          if (!renewed) {
-            renewed = true
-            yield* discard(response)
-            yield* Effect.logDebug(`AMP rejected the token (HTTP ${response.status}); renewing it`)
-            response = yield* send(request, Option.some(yield* tokens.renewRejected(token)))
-          }
-          if (isRejection(response.status)) {
-            yield* discard(response)
-            return yield* new Unauthorized({ ...describe(request), status: response.status })
-          }
-          return response
-        })
-      const attempt = Effect.flatMap(tokens.getToken, (token) =>
-        Effect.flatMap(
-          send(request, Option.some(token)),
-          (response) => isRejection(response.status) ? recover(token, response) : Effect.succeed(response)
-        ))
-      return retrying(request, attempt)
-    })
-
-  const httpClient: HttpClient.HttpClient.With<AmpClientError> = HttpClient.makeWith<
-    never,
-    never,
-    AmpClientError,
-    never
-  >(
-    (request) => Effect.flatMap(request, (request) => authenticated(withBase(request))),
-    Effect.succeed
-  )
-
-  /** The same without a token, for the endpoints that need none. */
-  const publicClient: HttpClient.HttpClient.With<ApiError> = HttpClient.makeWith<never, never, ApiError, never>(
-    (request) =>
-      Effect.flatMap(request, (request) => {
-        const full = withBase(request)
-        return retrying(full, send(full, Option.none()))
-      }),
-    Effect.succeed
-  )
-
-  /** GETs `path` and decodes a 2xx body with `schema`; any other answer is an `ApiStatusError`. */
-  const getJson = <A, I, E>(
-    client: HttpClient.HttpClient.With<E>,
-    path: string,
-    schema: Schema.Schema<A, I>
-  ): Effect.Effect<A, E | ApiStatusError | ApiMalformedResponse> =>
-    Effect.flatMap(client.get(path), (response): Effect.Effect<A, ApiStatusError | ApiMalformedResponse> => {
-      const where = { method: "GET", path: new URL(joinUrl(base, path)).pathname }
-      const status = response.status
-      if (status < 200 || status >= 300) {
-        return Effect.flatMap(
-          Effect.orElseSucceed(response.text, () => ""),
-          (text) => new ApiStatusError({ ...where, status, detail: scrub(text, []) })
-        )
-      }
-      return HttpClientResponse.schemaBodyJson(schema)(response).pipe(
-        Effect.mapError((error) =>
-          new ApiMalformedResponse({
-            ...where,
-            status,
-            reason: ParseResult.isParseError(error)
-              ? scrub(ParseResult.TreeFormatter.formatErrorSync(error), [], 300)
-              : "the body is not JSON"
+    /**
+     * The authenticated request: token → send → on a rejection, renew the rejected token (or
+     * pick up the one another fiber already got) and send once more → a second rejection is
+     * `Unauthorized`. Transient failures retry the whole attempt; the renewal happens at most
+     * once per request, however many attempts it takes.
+     */
+    const authenticated = (request: HttpClientRequest.HttpClientRequest) =>
+      Effect.suspend(() => {
+        let renewed = false
+        // The rare path, after a 401/403: renew once and send again; a second rejection is final.
+        const recover = (token: Redacted.Redacted<string>, rejected: HttpClientResponse.HttpClientResponse) =>
+          Effect.gen(function*() {
+            let response = rejected
+            if (!renewed) {
+              renewed = true
+              yield* AmpHttp.discard(response)
+              yield* Effect.logDebug(`AMP rejected the token (HTTP ${response.status}); renewing it`)
+              response = yield* send(request, yield* tokens.renewRejected(token))
+            }
+            if (isRejection(response.status)) {
+              yield* AmpHttp.discard(response)
+              return yield* new ApiError({ ...describe(request), reason: "Unauthorized", status: response.status })
+            }
+            return response
           })
-        )
+        const attempt = Effect.flatMap(tokens.getToken, (token) =>
+          Effect.flatMap(
+            send(request, token),
+            (response) => isRejection(response.status) ? recover(token, response) : Effect.succeed(response)
+          ))
+        return retrying(request, attempt)
+      })
+
+    const httpClient: HttpClient.HttpClient.With<AmpClientError> = HttpClient.makeWith<
+      never,
+      never,
+      AmpClientError,
+      never
+    >(
+      (request) => Effect.flatMap(request, (request) => authenticated(withBase(request))),
+      Effect.succeed
+    )
+
+    /** The same without a token, for the endpoints that need none. */
+    const publicClient: HttpClient.HttpClient.With<ApiError> = HttpClient.makeWith<never, never, ApiError, never>(
+      (request) =>
+        Effect.flatMap(request, (request) => {
+          const full = withBase(request)
+          return retrying(full, send(full, undefined))
+        }),
+      Effect.succeed
+    )
+
+    return AmpClient.of({
+      httpClient,
+      info: getJson(http, publicClient, "/info", Info).pipe(Effect.withSpan("AmpClient.info")),
+      changelog: getJson(http, httpClient, "/changelog", Changelog).pipe(Effect.withSpan("AmpClient.changelog")),
+      listAssets: getJson(http, httpClient, "/assets/", Schema.Array(Asset)).pipe(
+        Effect.withSpan("AmpClient.listAssets")
+      ),
+      getAsset: Effect.fn("AmpClient.getAsset")((assetUuid: string) =>
+        getJson(http, httpClient, `/assets/${encodeURIComponent(assetUuid)}`, Asset)
       )
     })
+  })
 
-  return AmpClient.of({
-    httpClient,
-    info: getJson(publicClient, "/info", Info).pipe(Effect.withSpan("AmpClient.info")),
-    changelog: getJson(httpClient, "/changelog", Changelog).pipe(Effect.withSpan("AmpClient.changelog")),
-    listAssets: getJson(httpClient, "/assets/", Schema.Array(Asset)).pipe(Effect.withSpan("AmpClient.listAssets")),
-    getAsset: Effect.fn("AmpClient.getAsset")((assetUuid: string) =>
-      getJson(httpClient, `/assets/${encodeURIComponent(assetUuid)}`, Asset)
+/** GETs `path` and decodes a 2xx body with `schema`; any other answer is a `StatusCode` error. */
+const getJson = <A, I, E>(
+  http: AmpHttp.AmpHttp,
+  client: HttpClient.HttpClient.With<E>,
+  path: string,
+  schema: Schema.Schema<A, I>
+): Effect.Effect<A, E | ApiError> =>
+  Effect.flatMap(client.get(path), (response): Effect.Effect<A, ApiError> => {
+    const where = { method: "GET", path: new URL(http.url(path)).pathname }
+    const status = response.status
+    if (status < 200 || status >= 300) {
+      return Effect.flatMap(
+        AmpHttp.detailOf(response, []),
+        (detail) => new ApiError({ ...where, reason: "StatusCode", status, detail })
+      )
+    }
+    return HttpClientResponse.schemaBodyJson(schema)(response).pipe(
+      Effect.mapError((error) =>
+        new ApiError({
+          ...where,
+          reason: "MalformedResponse",
+          status,
+          detail: ParseResult.isParseError(error)
+            ? AmpHttp.scrub(ParseResult.TreeFormatter.formatErrorSync(error), [], 300)
+            : "the body is not JSON"
+        })
+      )
     )
   })
-})
 
 /** Method and path of a request, for errors: never its headers, body or query. */
 const describe = (request: HttpClientRequest.HttpClientRequest) => ({
@@ -398,36 +286,25 @@ const describe = (request: HttpClientRequest.HttpClientRequest) => ({
   path: URL.canParse(request.url) ? new URL(request.url).pathname : request.url.split(/[?#]/, 1)[0]!
 })
 
-/** `base` + `path`, with exactly one slash between them. */
-const joinUrl = (base: string, path: string) =>
-  path.length === 0 ? base : path.startsWith("/") ? base + path : `${base}/${path}`
-
-/** Reads and drops a body nobody will read, so the connection can be reused. */
-const discard = (response: HttpClientResponse.HttpClientResponse) => Effect.ignore(response.text)
-
-const fromHttpClientError = (
-  where: { readonly method: string; readonly path: string },
-  error: HttpClientError.HttpClientError,
-  token: Option.Option<Redacted.Redacted<string>>
-): ApiError => {
-  const secrets = Option.match(token, { onNone: () => [], onSome: (token) => [Redacted.value(token)] })
-  const detail = scrub(describeCause(error), secrets)
-  return error._tag === "RequestError" && error.reason === "Transport"
-    ? new ApiTransportError({ ...where, reason: detail.length === 0 ? "no answer" : detail })
-    : new ApiRequestError({ ...where, reason: detail.length === 0 ? error.reason : `${error.reason}: ${detail}` })
-}
-
-/** The client with explicit options; needs an `HttpClient` and a `TokenService`. */
+/**
+ * The client with explicit options; needs an `HttpClient` and a `TokenService`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (
   options: AmpClientOptions
-): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.effect(AmpClient, make(options))
+): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.scoped(AmpClient, make(options))
 
 /**
  * The client with the base URL, retry policy and request timeout from `AMP_API_BASE_URL`,
  * `API_RETRY_*` and `API_REQUEST_TIMEOUT_SECONDS`; needs an `HttpClient` and a `TokenService`.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerConfig: Layer.Layer<AmpClient, AmpConfig.AmpConfigError, HttpClient.HttpClient | TokenService> = Layer
-  .effect(
+  .scoped(
     AmpClient,
     Effect.flatMap(
       Effect.all({

@@ -18,6 +18,7 @@
  * @since 0.1.0
  */
 import { Config, Duration, Effect, Option, Redacted, Schema } from "effect"
+import { normalizeBaseUrl } from "./internal/ampHttp.js"
 import type { RetryOptions } from "./RetryPolicy.js"
 
 /** A configuration variable is missing or holds a value the library cannot use. */
@@ -113,7 +114,7 @@ const BaseUrl = Schema.transform(
       url.username === "" && url.password === ""
   })),
   Schema.String,
-  { strict: true, decode: (text) => text.replace(/\/+$/, ""), encode: (url) => url }
+  { strict: true, decode: normalizeBaseUrl, encode: (url) => url }
 )
 
 /** `AMP_API_BASE_URL`, validated and without a trailing slash. */

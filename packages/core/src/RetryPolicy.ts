@@ -1,5 +1,5 @@
 /**
- * The retry policy for calls to the AMP authentication endpoints, as a `Schedule`.
+ * The retry policy for calls to the AMP API (the authentication endpoints and `AmpClient`), as a `Schedule`.
  *
  * - At most `maxAttempts` attempts in all (the first one included).
  * - Only transient failures are retried: 5xx/408, transport errors, timeouts and 429.
@@ -10,100 +10,113 @@
  *   `maxDelay`, the 429 is returned at once instead of blocking the caller for that long.
  * - A 429 without `Retry-After` is treated like a 503: the normal backoff.
  *
+ * Both `AuthApi` and `AmpClient` retry under it, each its own `AmpHttpError`s.
+ *
  * @since 0.1.0
  */
 import { Duration, Effect, Metric, Random, Schedule } from "effect"
-import { type AuthError, isTransient } from "./TokenError.js"
+import { type AmpHttpError, isAmpHttpError, isTransient } from "./AmpHttpError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 
-/** The knobs of the policy (from `API_RETRY_*`). */
+/**
+ * The knobs of the policy (from `API_RETRY_*`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetryOptions {
+  /** Attempts in all, the first one included (at least 1). */
   readonly maxAttempts: number
+  /** The delay before the first retry; it doubles for each further one. */
   readonly baseDelay: Duration.Duration
+  /** No delay exceeds it; a 429 asking for longer fails at once. */
   readonly maxDelay: Duration.Duration
 }
 
-/** The jitter added to each backoff delay, as a fraction of it. */
+/**
+ * The jitter added to each backoff delay, as a fraction of it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const jitterFraction = 0.2
 
 /**
- * What the policy needs to know of an error: its tag (for logs and metrics), its message, and
- * the wait a 429 asked for, if any. Both the authentication errors and the authenticated
- * client's errors have this shape, so they share one policy.
+ * Whether `error` is worth another attempt: transient (`AmpHttpError.isTransient`), and not a
+ * 429 asking to wait longer than the maximum delay.
+ *
+ * @since 0.1.0
+ * @category predicates
  */
-export interface RetryableError {
-  readonly _tag: string
-  readonly message: string
-  readonly retryAfter?: Duration.Duration | undefined
-}
-
-/** What the policy is applied to: which errors are transient, and a label for the metric. */
-export interface RetryTarget<E extends RetryableError> {
-  readonly isTransient: (error: E) => boolean
-  /** The `endpoint` label of the `amp_token_retries_total` metric. */
-  readonly endpoint: (error: E) => string
-}
-
-/** The authentication endpoints: transient per `TokenError.isTransient`. */
-export const authTarget: RetryTarget<AuthError> = {
-  isTransient,
-  endpoint: (error) => "endpoint" in error ? error.endpoint : "unknown"
-}
-
-/**
- * Whether `error` is worth another attempt: transient, and not a 429 asking to wait longer than
- * the maximum delay.
- */
-export const isRetryable = <E extends RetryableError>(
-  error: E,
-  options: RetryOptions,
-  target: RetryTarget<E>
-): boolean =>
-  target.isTransient(error) &&
+export const isRetryable = (error: AmpHttpError, options: RetryOptions): boolean =>
+  isTransient(error) &&
   !(error.retryAfter !== undefined && Duration.greaterThan(error.retryAfter, options.maxDelay))
 
-/** The delay before retry number `retry` (1-based), before jitter and the cap. */
+/**
+ * The delay before retry number `retry` (1-based), before jitter and the cap.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const backoff = (options: RetryOptions, retry: number): Duration.Duration =>
   Duration.times(options.baseDelay, 2 ** (retry - 1))
 
-/** The policy as a `Schedule` fed with the failures of the attempts. */
-export const schedule = <E extends RetryableError>(
+/**
+ * The policy as a `Schedule` fed with the failures of the attempts. `retried` selects the
+ * `AmpHttpError`s this schedule may retry (when transient); any other failure stops it.
+ * `AmpClient` selects its own `ApiError`s, so that a login that already failed after its own
+ * retries is not retried again around the request.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const schedule = <E>(
   options: RetryOptions,
-  target: RetryTarget<E>
+  retried: (error: AmpHttpError) => boolean
 ): Schedule.Schedule<[E, number], E> =>
   Schedule.identity<E>().pipe(
     Schedule.intersect(Schedule.recurs(options.maxAttempts - 1)),
-    Schedule.whileInput((error: E) => isRetryable(error, options, target)),
-    // Only called when the schedule goes on, so the log line is only written for a real retry.
-    Schedule.modifyDelayEffect(([error, retried]) =>
-      Effect.gen(function*() {
-        const base = backoff(options, retried + 1)
-        const jittered = Duration.min(
-          Duration.millis(Math.round(Duration.toMillis(base) * (1 + (yield* Random.next) * jitterFraction))),
-          options.maxDelay
-        )
-        const delay = error.retryAfter !== undefined ? Duration.max(error.retryAfter, jittered) : jittered
-        yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
-          TokenMetrics.label("endpoint", target.endpoint(error)),
-          TokenMetrics.label("cause", error._tag)
-        ]))
-        yield* Effect.logWarning(
-          `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retried + 2} of ${options.maxAttempts})`
-        )
-        return delay
-      })
+    Schedule.whileInput((error: E) => isAmpHttpError(error) && retried(error) && isRetryable(error, options)),
+    // Only called when the schedule goes on (so the error is an `AmpHttpError`), and so the
+    // log line is only written for a real retry.
+    Schedule.modifyDelayEffect(([error, retries]) =>
+      isAmpHttpError(error) ? announce(options, error, retries + 1) : Effect.succeed(Duration.zero)
     )
   )
 
+/** The delay before retry number `retry` of `error`, counted and logged. */
+const announce = (options: RetryOptions, error: AmpHttpError, retry: number) =>
+  Effect.gen(function*() {
+    const base = backoff(options, retry)
+    const jittered = Duration.min(
+      Duration.millis(Math.round(Duration.toMillis(base) * (1 + (yield* Random.next) * jitterFraction))),
+      options.maxDelay
+    )
+    const delay = error.retryAfter !== undefined ? Duration.max(error.retryAfter, jittered) : jittered
+    yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
+      TokenMetrics.label("endpoint", error._tag === "AuthError" ? error.endpoint : "api"),
+      TokenMetrics.label("cause", error.reason)
+    ]))
+    yield* Effect.logWarning(
+      `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retry + 1} of ${options.maxAttempts})`
+    )
+    return delay
+  })
+
 /**
- * Runs `attempt` under the policy. Each retry is logged with the error's message (no secret).
+ * Runs `attempt` under the policy, retrying the transient `AmpHttpError`s that `retried`
+ * selects (`AmpHttpError.isAuthError`, `AmpHttpError.isApiError`, or `() => true`). Each retry is logged with the
+ * error's message (no secret).
  *
  * The schedule is only set up once the first attempt has failed: a call that succeeds at once
  * (nearly all of them) pays for nothing but a `catchAll`.
+ *
+ * @since 0.1.0
+ * @category combinators
  */
 export const retry =
-  <E extends RetryableError>(options: RetryOptions, target: RetryTarget<E>) =>
-  <A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  (options: RetryOptions, retried: (error: AmpHttpError) => boolean) =>
+  <A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.catchAll(attempt, (first) => {
       // The schedule sees the first failure as its first input, then drives the real attempts.
       let replayed = false
@@ -112,5 +125,5 @@ export const retry =
         replayed = true
         return Effect.fail(first)
       })
-      return Effect.retry(again, schedule(options, target))
+      return Effect.retry(again, schedule(options, retried))
     })

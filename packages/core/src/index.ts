@@ -3,6 +3,7 @@
  */
 export * as AmpClient from "./AmpClient.js"
 export * as AmpConfig from "./AmpConfig.js"
+export * as AmpHttpError from "./AmpHttpError.js"
 export * as AuthApi from "./AuthApi.js"
 export * as Jwt from "./Jwt.js"
 export * as LocalProcess from "./LocalProcess.js"

@@ -14,14 +14,17 @@ import {
   Effect,
   Exit,
   Fiber,
+  FiberRef,
   Layer,
   Logger,
   LogLevel,
   Option,
   Redacted,
+  TestClock,
   Tracer
 } from "effect"
 import * as AmpClient from "../src/AmpClient.js"
+import { ApiError } from "../src/AmpHttpError.js"
 import * as AuthApi from "../src/AuthApi.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
@@ -167,6 +170,14 @@ const setup = (
 
 const client = AmpClient.AmpClient
 
+/** Runs `effect` in a fiber of its own while the `TestClock` moves a minute on: its backoffs and timeouts elapse. */
+const withinAMinute = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust("1 minute")
+    return yield* Fiber.join(fiber)
+  })
+
 describe("AmpClient", () => {
   it.effect("prepends the base URL and sends `Authorization: token <t>`; /info goes without a token", () => {
     const { amp, layer } = setup()
@@ -195,10 +206,17 @@ describe("AmpClient", () => {
       expect(asset).toMatchObject({ assetUuid: "uuid-1", name: "One", ticker: "ONE", isLocked: false })
       expect(asset.domain).toBeUndefined() // null on the wire
       const missing = yield* Effect.flip(amp_.getAsset("nope"))
-      expect(missing).toMatchObject({ _tag: "ApiStatusError", status: 404, path: "/api/assets/nope" })
+      expect(missing).toMatchObject({
+        _tag: "ApiError",
+        reason: "StatusCode",
+        method: "GET",
+        path: "/api/assets/nope",
+        status: 404
+      })
+      expect(missing.message).toBe("AMP GET /api/assets/nope answered HTTP 404: {\"detail\":\"Not found.\"}")
       const bad = yield* Effect.flip(amp_.getAsset("bad"))
-      expect(bad._tag).toBe("ApiMalformedResponse")
-      expect(bad.message).toContain("/api/assets/bad")
+      expect(bad).toMatchObject({ _tag: "ApiError", reason: "MalformedResponse", status: 200 })
+      expect(bad.message).toMatch(/^AMP GET \/api\/assets\/bad answered HTTP 200 with an unexpected body: /)
     }).pipe(Effect.provide(layer))
   })
 
@@ -277,9 +295,31 @@ describe("AmpClient", () => {
       const amp_ = yield* client
       amp.script("changelog", { status: 401 }, { status: 401 })
       const error = yield* Effect.flip(amp_.changelog)
-      expect(error).toBeInstanceOf(AmpClient.Unauthorized)
-      expect(error).toMatchObject({ method: "GET", path: "/api/changelog", status: 401 })
+      expect(error).toBeInstanceOf(ApiError)
+      expect(error).toMatchObject({ reason: "Unauthorized", method: "GET", path: "/api/changelog", status: 401 })
+      expect(error.message).toBe("AMP rejected GET /api/changelog (HTTP 401) even with a renewed token")
       expect(amp.counters).toMatchObject({ changelog: 2, obtain: 1, refresh: 1 })
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("one renewal per request, across retries: rejected, renewed, 503, retried, rejected again → Unauthorized", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      const amp_ = yield* client
+      yield* amp_.listAssets
+      amp.script("assets", { status: 401 }, { status: 503 }, { status: 401 })
+      const fiber = yield* Effect.fork(Effect.flip(amp_.listAssets))
+      yield* TestClock.adjust("1 second") // the retry's backoff
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "Unauthorized", status: 401 })
+      // tok-1 rejected → one refresh (tok-2) → 503 → retried with tok-2 → rejected: no second renewal
+      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 1 + 3 })
+      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
+        "token tok-1",
+        "token tok-1",
+        "token tok-2",
+        "token tok-2"
+      ])
     }).pipe(Effect.provide(layer))
   })
 
@@ -291,84 +331,89 @@ describe("AmpClient", () => {
       amp.revokeAll()
       amp.script("obtain", { status: 400, body: "{\"detail\":\"bad\"}" })
       const error = yield* Effect.flip(amp_.listAssets)
-      expect(error._tag).toBe("InvalidCredentials")
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "InvalidCredentials" })
       expect(amp.counters.assets).toBe(2)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("transient failures of a GET are retried under the policy: 503, reset, then success", () => {
+  it.effect("transient failures of a GET are retried under the policy: 503, reset, then success", () => {
     const { amp, layer } = setup()
     return Effect.gen(function*() {
       const amp_ = yield* client
       amp.script("assets", { status: 503 }, { transport: true })
-      expect(yield* amp_.listAssets).toHaveLength(1)
+      expect(yield* withinAMinute(amp_.listAssets)).toHaveLength(1)
       expect(amp.counters.assets).toBe(3)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("a GET that keeps failing fails with the last transient error after maxAttempts", () => {
+  it.effect("a GET that keeps failing fails with the last transient error after maxAttempts", () => {
     const { amp, layer } = setup()
     return Effect.gen(function*() {
       const amp_ = yield* client
       amp.script("assets", { status: 502 }, { status: 500 }, { status: 503 }, { status: 503 })
-      const error = yield* Effect.flip(amp_.listAssets)
-      expect(error).toMatchObject({ _tag: "ApiServerError", status: 503 })
+      const error = yield* withinAMinute(Effect.flip(amp_.listAssets))
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "ServerError", status: 503 })
+      expect(error.message).toBe("AMP GET /api/assets/ failed on the server side (HTTP 503)")
       expect(amp.counters.assets).toBe(3)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("a POST is not retried unless the caller opts in", () => {
+  it.effect("a POST is not retried unless the caller opts in", () => {
     const { amp, layer } = setup()
     return Effect.gen(function*() {
       const amp_ = yield* client
       amp.script("other", { status: 503 }, { status: 503 })
       const error = yield* Effect.flip(amp_.httpClient.post("/things"))
-      expect(error._tag).toBe("ApiServerError")
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "ServerError", method: "POST", path: "/api/things" })
       expect(amp.counters.other).toBe(1)
-      const response = yield* AmpClient.withRetryNonIdempotent(amp_.httpClient.post("/things"))
+      const response = yield* withinAMinute(AmpClient.withRetryNonIdempotent(amp_.httpClient.post("/things")))
       expect(response.status).toBe(404) // the fake knows no /things: the second attempt got through
       expect(amp.counters.other).toBe(1 + 2)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("retryNonIdempotent: true retries every method", () => {
+  it.effect("retryNonIdempotent: true retries every method", () => {
     const { amp, layer } = setup({ retryNonIdempotent: true })
     return Effect.gen(function*() {
       const amp_ = yield* client
       amp.script("other", { transport: true })
-      expect((yield* amp_.httpClient.post("/things")).status).toBe(404)
+      expect((yield* withinAMinute(amp_.httpClient.post("/things"))).status).toBe(404)
       expect(amp.counters.other).toBe(2)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("a 429 asking for longer than the maximum delay fails at once with the wait", () => {
+  it.effect("a 429 asking for longer than the maximum delay fails at once with the wait", () => {
     const { amp, layer } = setup()
     return Effect.gen(function*() {
       const amp_ = yield* client
       amp.script("assets", { status: 429, headers: { "retry-after": "120" } })
       const error = yield* Effect.flip(amp_.listAssets)
-      expect(error).toMatchObject({ _tag: "ApiRateLimited", retryAfter: Duration.seconds(120) })
-      expect(error.message).toContain("2m")
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "RateLimited", retryAfter: Duration.seconds(120) })
+      expect(error.message).toBe("AMP rate limited GET /api/assets/ (HTTP 429): the server asks to wait 2m")
       expect(amp.counters.assets).toBe(1)
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("each attempt is cut at the request timeout", () => {
+  it.effect("each attempt is cut at the request timeout", () => {
     const { amp, layer } = setup({ requestTimeout: Duration.millis(50) })
     return Effect.gen(function*() {
       const amp_ = yield* client
       yield* amp_.listAssets
       amp.script("assets", { hang: true }, { hang: true }, { hang: true })
-      const error = yield* Effect.flip(amp_.listAssets)
-      expect(error._tag).toBe("ApiRequestTimeout")
+      const fiber = yield* Effect.fork(Effect.flip(amp_.listAssets))
+      yield* TestClock.adjust("49 millis")
+      expect(amp.counters.assets).toBe(1 + 1) // the first attempt still waits
+      const error = yield* withinAMinute(Fiber.join(fiber))
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "RequestTimeout", timeout: Duration.millis(50) })
+      expect(error.message).toBe("AMP GET /api/assets/ did not answer within 50ms")
       expect(amp.counters.assets).toBe(1 + 3)
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("the Authorization header is redacted in spans, even when the redaction list was emptied", () => {
-    const { amp, layer } = setup()
-    const spans: Array<Tracer.Span> = []
-    return Effect.gen(function*() {
+  /** Runs `effect` with a tracer that records every span; answers the `Authorization` attributes seen. */
+  const authorizationInSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
       const base = yield* Effect.tracer
       const recording = Tracer.make({
         span: (...args) => {
@@ -378,18 +423,58 @@ describe("AmpClient", () => {
         },
         context: (f, fiber) => base.context(f, fiber)
       })
+      yield* Effect.withTracer(effect, recording)
+      const everything = JSON.stringify(spans.map((span) => [span.name, [...span.attributes.values()].map(String)]))
+      expect(everything).not.toMatch(/tok-\d/)
+      return spans.flatMap((span) => {
+        const value = span.attributes.get("http.request.header.authorization")
+        return value === undefined ? [] : [String(value)]
+      })
+    })
+
+  it.effect("the layer adds Authorization to the redacted names once, when built, for the program it is provided to", () => {
+    const { amp, layer } = setup()
+    return Effect.gen(function*() {
+      // An application that set its own (empty) list before building its layers.
+      const inside = yield* Effect.flatMap(client, (amp_) =>
+        Effect.zip(
+          authorizationInSpans(amp_.listAssets),
+          FiberRef.get(Headers.currentRedactedNames)
+        )).pipe(Effect.provide(layer), Effect.locally(Headers.currentRedactedNames, []))
+      expect(inside).toEqual([["<redacted>"], ["authorization"]]) // the GET; the login sends no token
+      expect(amp.seen.some((call) => call.authorization === "token tok-1")).toBe(true)
+      // Scoped to the layer: once the program is done, the application's own setting is back.
+      expect(yield* FiberRef.get(Headers.currentRedactedNames)).toEqual(
+        ["authorization", "cookie", "set-cookie", "x-api-key"]
+      )
+    })
+  })
+
+  it.effect("the Authorization header stays redacted when the list is emptied after the layer was built", () => {
+    const { layer } = setup()
+    return Effect.gen(function*() {
       const amp_ = yield* client
-      yield* amp_.listAssets.pipe(
-        Effect.withTracer(recording),
+      yield* amp_.listAssets // the login, outside the emptied region
+      const seen = yield* authorizationInSpans(amp_.listAssets).pipe(
         Effect.locally(Headers.currentRedactedNames, [])
       )
-      const http = spans.filter((span) => span.attributes.has("http.request.header.authorization"))
-      expect(http).toHaveLength(1)
-      expect(String(http[0]!.attributes.get("http.request.header.authorization"))).toBe("<redacted>")
-      const everything = JSON.stringify(spans.map((span) => [span.name, [...span.attributes.values()].map(String)]))
-      expect(everything).not.toContain("tok-1")
-      expect(amp.seen.some((call) => call.authorization === "token tok-1")).toBe(true)
+      expect(seen).toEqual(["<redacted>"])
     }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("... and when a sibling layer built at the same time sets its own list", () => {
+    const { layer } = setup()
+    // Built concurrently: the sibling's list wins the join, whatever the order.
+    const emptied = Layer.locallyScoped(Headers.currentRedactedNames, [])
+    return Effect.gen(function*() {
+      for (const both of [Layer.merge(emptied, layer), Layer.merge(layer, emptied)]) {
+        const seen = yield* authorizationInSpans(Effect.flatMap(client, (amp_) => amp_.listAssets)).pipe(
+          Effect.provide(both)
+        )
+        expect(seen.length).toBeGreaterThan(0)
+        for (const value of seen) expect(value).toBe("<redacted>")
+      }
+    })
   })
 
   it.effect("errors and log lines never carry the token or the password", () => {

@@ -61,7 +61,7 @@ const api = (replies: Array<Reply>) => {
 }
 
 describe("AuthApi", () => {
-  it.effect("obtain posts the credentials as JSON to {base}/user/obtain_token", () =>
+  it.scoped("obtain posts the credentials as JSON to {base}/user/obtain_token", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([])
       const token = yield* service.obtain
@@ -73,7 +73,7 @@ describe("AuthApi", () => {
       expect(JSON.parse(requests[0]!.body)).toEqual({ username: "alice", password: PASSWORD })
     }))
 
-  it.effect("refresh GETs {base}/user/refresh-token with Authorization: token <current>", () =>
+  it.scoped("refresh GETs {base}/user/refresh-token with Authorization: token <current>", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([])
       yield* service.refresh(Redacted.make("old-token"))
@@ -82,7 +82,7 @@ describe("AuthApi", () => {
       expect(requests[0]!.headers["authorization"]).toBe("token old-token")
     }))
 
-  it.effect("a 400 or 401 from obtain is InvalidCredentials, never retried, password scrubbed", () =>
+  it.scoped("a 400 or 401 from obtain is InvalidCredentials, never retried, password scrubbed", () =>
     Effect.gen(function*() {
       for (const status of [400, 401]) {
         const { requests, service } = yield* api([{
@@ -90,23 +90,66 @@ describe("AuthApi", () => {
           body: `{"non_field_errors":["Unable to log in with ${PASSWORD}"]}`
         }])
         const error = yield* Effect.flip(service.obtain)
-        expect(error._tag).toBe("InvalidCredentials")
+        expect(error).toMatchObject({
+          _tag: "AuthError",
+          endpoint: "obtain_token",
+          reason: "InvalidCredentials",
+          status
+        })
         expect(requests).toHaveLength(1)
+        expect(error.message).toMatch(new RegExp(`^AMP rejected the username or password \\(HTTP ${status}\\): `))
         expect(error.message).toContain("Unable to log in")
         expect(error.message).not.toContain(PASSWORD)
         expect(JSON.stringify(error)).not.toContain(PASSWORD)
       }
     }))
 
-  it.effect("a 401 from refresh is RefreshRejected, not retried", () =>
+  it.scoped("a 401 from refresh is RefreshRejected, not retried", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([{ status: 401, body: "{\"detail\":\"Invalid token.\"}" }])
       const error = yield* Effect.flip(service.refresh(Redacted.make("old-token")))
-      expect(error._tag).toBe("RefreshRejected")
+      expect(error).toMatchObject({
+        _tag: "AuthError",
+        endpoint: "refresh-token",
+        reason: "RefreshRejected",
+        status: 401
+      })
+      expect(error.message).toBe("AMP refused to refresh the token (HTTP 401): {\"detail\":\"Invalid token.\"}")
       expect(requests).toHaveLength(1)
     }))
 
-  it.effect("retries 5xx and transport errors, then succeeds", () =>
+  it.scoped("a 404 from obtain is NotFound, naming the URL and AMP_API_BASE_URL, never retried", () =>
+    Effect.gen(function*() {
+      const { requests, service } = yield* api([{ status: 404, body: `<h1>Not Found</h1> ${PASSWORD}` }])
+      const error = yield* Effect.flip(service.obtain)
+      expect(error).toMatchObject({ _tag: "AuthError", endpoint: "obtain_token", reason: "NotFound", status: 404 })
+      expect(requests).toHaveLength(1)
+      expect(error.message).toBe(
+        "AMP has no obtain_token endpoint at https://amp.example/api/user/obtain_token (HTTP 404): check " +
+          "AMP_API_BASE_URL, the API's base URL, which ends in /api (such as https://amp-test.blockstream.com/api)"
+      )
+      expect(JSON.stringify(error)).not.toContain(PASSWORD)
+    }))
+
+  it.scoped("a 404 from refresh is a refused refresh (the token service then logs in)", () =>
+    Effect.gen(function*() {
+      const { service } = yield* api([{ status: 404 }])
+      const error = yield* Effect.flip(service.refresh(Redacted.make("old-token")))
+      expect(error).toMatchObject({ endpoint: "refresh-token", reason: "RefreshRejected", status: 404 })
+    }))
+
+  it.scoped("a connection that keeps failing is a TransportError naming what the transport said", () =>
+    Effect.gen(function*() {
+      const { requests, service } = yield* api(["reset", "reset", "reset"])
+      const fiber = yield* Effect.fork(Effect.flip(service.obtain))
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ reason: "TransportError", detail: "socket hang up" })
+      expect(error.message).toBe("AMP obtain_token is unreachable: socket hang up")
+      expect(requests).toHaveLength(3)
+    }))
+
+  it.scoped("retries 5xx and transport errors, then succeeds", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([{ status: 503 }, "reset"])
       const fiber = yield* Effect.fork(service.obtain)
@@ -115,17 +158,18 @@ describe("AuthApi", () => {
       expect(requests).toHaveLength(3)
     }))
 
-  it.effect("gives up after API_RETRY_MAX_ATTEMPTS with the last error", () =>
+  it.scoped("gives up after API_RETRY_MAX_ATTEMPTS with the last error", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([{ status: 500 }, { status: 502 }, { status: 503 }, { status: 504 }])
       const fiber = yield* Effect.fork(Effect.flip(service.obtain))
       yield* TestClock.adjust("5 seconds")
       const error = yield* Fiber.join(fiber)
-      expect(error._tag === "ServerError" && error.status).toBe(503)
+      expect(error).toMatchObject({ reason: "ServerError", status: 503 })
+      expect(error.message).toBe("AMP obtain_token failed on the server side (HTTP 503)")
       expect(requests).toHaveLength(3)
     }))
 
-  it.effect("honours Retry-After in seconds", () =>
+  it.scoped("honours Retry-After in seconds", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([{ status: 429, headers: { "retry-after": "1" } }])
       const fiber = yield* Effect.fork(service.obtain)
@@ -136,7 +180,7 @@ describe("AuthApi", () => {
       expect(requests).toHaveLength(2)
     }))
 
-  it.effect("honours Retry-After as an HTTP date", () =>
+  it.scoped("honours Retry-After as an HTTP date", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(Date.parse("2024-01-01T00:00:00Z"))
       const { requests, service } = yield* api([{
@@ -151,16 +195,16 @@ describe("AuthApi", () => {
       expect(requests).toHaveLength(2)
     }))
 
-  it.effect("fails at once with RateLimited when Retry-After is longer than the max delay", () =>
+  it.scoped("fails at once with RateLimited when Retry-After is longer than the max delay", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api([{ status: 429, headers: { "retry-after": "3600" } }])
       const error = yield* Effect.flip(service.obtain)
-      expect(error._tag).toBe("RateLimited")
-      expect(error.message).toContain("1h")
+      expect(error).toMatchObject({ reason: "RateLimited", status: 429, retryAfter: Duration.hours(1) })
+      expect(error.message).toBe("AMP rate limited obtain_token (HTTP 429): the server asks to wait 1h")
       expect(requests).toHaveLength(1)
     }))
 
-  it.effect("cuts a hung request at the timeout and retries it", () =>
+  it.scoped("cuts a hung request at the timeout and retries it", () =>
     Effect.gen(function*() {
       const { requests, service } = yield* api(["hang", "hang", "hang"])
       const fiber = yield* Effect.fork(Effect.flip(service.obtain))
@@ -168,8 +212,8 @@ describe("AuthApi", () => {
       expect(requests).toHaveLength(1)
       yield* TestClock.adjust("1 minutes")
       const error = yield* Fiber.join(fiber)
-      expect(error._tag).toBe("RequestTimeout")
-      expect(error.message).toContain("10s")
+      expect(error).toMatchObject({ reason: "RequestTimeout", timeout: Duration.seconds(10) })
+      expect(error.message).toBe("AMP obtain_token did not answer within 10s")
       expect(requests).toHaveLength(3)
     }))
 
@@ -181,16 +225,16 @@ describe("AuthApi", () => {
     ["a redirect", { status: 302, body: "" }]
   ]
   for (const [name, reply] of garbage) {
-    it.effect(`answers ${name} with MalformedResponse, not retried`, () =>
+    it.scoped(`answers ${name} with MalformedResponse, not retried`, () =>
       Effect.gen(function*() {
         const { requests, service } = yield* api([reply])
         const error = yield* Effect.flip(service.obtain)
-        expect(error._tag).toBe("MalformedResponse")
+        expect(error).toMatchObject({ _tag: "AuthError", reason: "MalformedResponse" })
         expect(requests).toHaveLength(1)
       }))
   }
 
-  it.effect("logs each retry without secrets", () =>
+  it.scoped("logs each retry without secrets", () =>
     Effect.gen(function*() {
       const logs = LogCapture.make()
       const { service } = yield* api([{ status: 503, body: PASSWORD }, { status: 503 }])

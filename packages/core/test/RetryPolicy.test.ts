@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, TestClock } from "effect"
+import { Duration, Effect, Fiber, Random, TestClock } from "effect"
+import { ApiError, AuthError, isAuthError } from "../src/AmpHttpError.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
-import { type AuthError, InvalidCredentials, MalformedResponse, RateLimited, ServerError } from "../src/TokenError.js"
 
 const options: RetryPolicy.RetryOptions = {
   maxAttempts: 4,
@@ -10,7 +10,7 @@ const options: RetryPolicy.RetryOptions = {
 }
 
 /** An operation that fails with the given errors in turn, then succeeds; records attempt times. */
-const flaky = (errors: ReadonlyArray<AuthError>) => {
+const flaky = <E>(errors: ReadonlyArray<E>) => {
   const attempts: Array<number> = []
   const effect = Effect.suspend(() => {
     const error = errors[attempts.length]
@@ -22,13 +22,21 @@ const flaky = (errors: ReadonlyArray<AuthError>) => {
   return { attempts, effect }
 }
 
-const server503 = new ServerError({ endpoint: "obtain_token", status: 503 })
+const server503 = new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 })
+const rateLimited = (retryAfter?: Duration.Duration) =>
+  new AuthError(
+    retryAfter === undefined
+      ? { endpoint: "obtain_token", reason: "RateLimited", status: 429 }
+      : { endpoint: "obtain_token", reason: "RateLimited", status: 429, retryAfter }
+  )
+/** The policy as `AuthApi` applies it: every transient `AuthError`. */
+const retry = (options: RetryPolicy.RetryOptions) => RetryPolicy.retry(options, isAuthError)
 
 describe("RetryPolicy", () => {
   it.effect("waits base·2^(n-1) plus at most 20 % jitter, capped at the max delay", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky([server503, server503, server503])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
+      const fiber = yield* Effect.fork(retry(options)(effect))
       yield* TestClock.adjust("20 seconds")
       expect(yield* Fiber.join(fiber)).toBe("ok")
       expect(attempts.length).toBe(4)
@@ -40,20 +48,49 @@ describe("RetryPolicy", () => {
       expect(gaps[2]).toBe(3000) // 4000 + jitter, capped at 3000
     }))
 
+  it.effect("the jitter is the random draw's share of 20 % of the backoff, on every retry", () =>
+    Effect.gen(function*() {
+      // Draws of 0.5, 1 and 0 (a real generator is never exactly 1; the bound is still 20 %).
+      const { attempts, effect } = flaky([server503, server503, server503])
+      const fiber = yield* Effect.fork(retry({ ...options, maxDelay: Duration.seconds(10) })(effect))
+      yield* TestClock.adjust("20 seconds")
+      expect(yield* Fiber.join(fiber)).toBe("ok")
+      const gaps = attempts.slice(1).map((at, i) => at - attempts[i]!)
+      expect(gaps).toEqual([1000 * 1.1, 2000 * 1.2, 4000])
+    }).pipe(Effect.withRandom(Random.fixed([0.5, 1, 0]))))
+
+  it.effect("only the failures the caller selects are retried: AmpClient's loop leaves AuthErrors alone", () =>
+    Effect.gen(function*() {
+      const api503 = new ApiError({ method: "GET", path: "/api/assets/", reason: "ServerError", status: 503 })
+      const client = (options: RetryPolicy.RetryOptions) =>
+        RetryPolicy.retry(options, (error) => error._tag === "ApiError")
+
+      const login = flaky([server503])
+      const failed = yield* Effect.flip(client(options)(login.effect))
+      expect(failed).toBe(server503)
+      expect(login.attempts.length).toBe(1)
+
+      const request = flaky([api503])
+      const fiber = yield* Effect.fork(client(options)(request.effect))
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Fiber.join(fiber)).toBe("ok")
+      expect(request.attempts.length).toBe(2)
+    }))
+
   it.effect("makes at most maxAttempts attempts in all, then fails with the last error", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky(Array.from({ length: 10 }, () => server503))
-      const fiber = yield* Effect.fork(Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect)))
+      const fiber = yield* Effect.fork(Effect.flip(retry(options)(effect)))
       yield* TestClock.adjust("1 minutes")
       const error = yield* Fiber.join(fiber)
-      expect(error._tag).toBe("ServerError")
+      expect(error).toBe(server503)
       expect(attempts.length).toBe(4)
     }))
 
   it.effect("API_RETRY_MAX_ATTEMPTS=1 means no retry", () =>
     Effect.gen(function*() {
       const { attempts, effect } = flaky([server503])
-      yield* Effect.flip(RetryPolicy.retry({ ...options, maxAttempts: 1 }, RetryPolicy.authTarget)(effect))
+      yield* Effect.flip(retry({ ...options, maxAttempts: 1 })(effect))
       expect(attempts.length).toBe(1)
     }))
 
@@ -61,22 +98,25 @@ describe("RetryPolicy", () => {
     Effect.gen(function*() {
       for (
         const error of [
-          new InvalidCredentials({ status: 400, detail: "" }),
-          new MalformedResponse({ endpoint: "obtain_token", status: 200, reason: "x" })
+          new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400 }),
+          new AuthError({ endpoint: "obtain_token", reason: "NotFound", status: 404 }),
+          new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401 }),
+          new AuthError({ endpoint: "obtain_token", reason: "MalformedResponse", status: 200, detail: "x" }),
+          new AuthError({ endpoint: "obtain_token", reason: "InvalidRequest", detail: "x" })
         ]
       ) {
         const { attempts, effect } = flaky([error])
-        const failed = yield* Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
-        expect(failed._tag).toBe(error._tag)
+        const failed = yield* Effect.flip(retry(options)(effect))
+        expect(failed).toBe(error)
         expect(attempts.length).toBe(1)
       }
     }))
 
   it.effect("a 429 waits at least what Retry-After asks", () =>
     Effect.gen(function*() {
-      const limited = new RateLimited({ endpoint: "obtain_token", retryAfter: Duration.millis(2500) })
+      const limited = rateLimited(Duration.millis(2500))
       const { attempts, effect } = flaky([limited])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
+      const fiber = yield* Effect.fork(retry(options)(effect))
       yield* TestClock.adjust("2499 millis")
       expect(attempts.length).toBe(1)
       yield* TestClock.adjust("1 millis")
@@ -86,9 +126,9 @@ describe("RetryPolicy", () => {
 
   it.effect("a 429 asking for longer than the max delay fails at once with the rate-limit error", () =>
     Effect.gen(function*() {
-      const limited = new RateLimited({ endpoint: "obtain_token", retryAfter: Duration.seconds(120) })
+      const limited = rateLimited(Duration.seconds(120))
       const { attempts, effect } = flaky([limited])
-      const error = yield* Effect.flip(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
+      const error = yield* Effect.flip(retry(options)(effect))
       expect(error).toBe(limited)
       expect(error.message).toContain("2m")
       expect(attempts.length).toBe(1)
@@ -96,8 +136,8 @@ describe("RetryPolicy", () => {
 
   it.effect("a 429 without Retry-After backs off like a 503", () =>
     Effect.gen(function*() {
-      const { attempts, effect } = flaky([new RateLimited({ endpoint: "obtain_token" })])
-      const fiber = yield* Effect.fork(RetryPolicy.retry(options, RetryPolicy.authTarget)(effect))
+      const { attempts, effect } = flaky([rateLimited()])
+      const fiber = yield* Effect.fork(retry(options)(effect))
       yield* TestClock.adjust("999 millis")
       expect(attempts.length).toBe(1)
       yield* TestClock.adjust("201 millis")

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import { TokenData } from "../src/TokenData.js"
-import { InvalidCredentials, RefreshRejected, ServerError, TokenStoreError } from "../src/TokenError.js"
+import { AuthError, TokenStoreError } from "../src/TokenError.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
@@ -55,7 +55,7 @@ describe("TokenService", () => {
     Effect.gen(function*() {
       const { api, service } = yield* setup()
       api.latency = Duration.millis(50)
-      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad" }))
+      api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400 }))
       const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 1000 }, () => Effect.exit(service.getToken)), {
         concurrency: "unbounded"
       }))
@@ -64,7 +64,7 @@ describe("TokenService", () => {
       const exits = yield* Fiber.join(fiber)
       expect(exits.every((exit) => Exit.isFailure(exit))).toBe(true)
       const errors = exits.map((exit) => Exit.isFailure(exit) ? exit.cause : undefined)
-      expect(errors.every((cause) => cause?._tag === "Fail" && cause.error._tag === "InvalidCredentials")).toBe(true)
+      expect(errors.every((cause) => cause?._tag === "Fail" && cause.error.reason === "InvalidCredentials")).toBe(true)
       // The failure is not sticky: the next caller tries again.
       yield* Effect.fork(service.getToken)
       yield* TestClock.adjust("50 millis")
@@ -120,7 +120,7 @@ describe("TokenService", () => {
       const { api, service, store } = yield* setup()
       yield* service.getToken
       yield* TestClock.adjust("56 minutes")
-      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "Invalid token." }))
+      api.refreshFailures.push(new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401 }))
       const token = yield* service.getToken
       expect(api.refreshCalls).toBe(1)
       expect(api.obtainCalls).toBe(2)
@@ -143,9 +143,9 @@ describe("TokenService", () => {
       const stored = tokenData({ exp: 3600 }, 0)
       const { api, service, store } = yield* setup({ stored })
       expect(yield* service.getTokenInfo).toEqual(Option.none())
-      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "" }))
+      api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400 }))
       const error = yield* Effect.flip(service.getToken)
-      expect(error._tag).toBe("InvalidCredentials")
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "InvalidCredentials" })
       expect(api.refreshCalls).toBe(0)
       expect(yield* store.load).toEqual(Option.none())
       yield* service.getToken
@@ -158,8 +158,8 @@ describe("TokenService", () => {
       const { api, service } = yield* setup()
       const first = yield* service.getToken
       yield* TestClock.adjust("56 minutes")
-      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
-      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      api.refreshFailures.push(new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401 }))
+      api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 }))
       expect(value(yield* logs.provide(service.getToken))).toBe(value(first))
       expect(logs.warnings().some((line) => line.includes("the current one is valid for 4m"))).toBe(true)
       expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2])
@@ -194,9 +194,9 @@ describe("TokenService", () => {
       const { api, service } = yield* setup()
       yield* service.getToken
       yield* TestClock.adjust("1 hours")
-      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 }))
       const error = yield* Effect.flip(service.getToken)
-      expect(error._tag).toBe("ServerError")
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "ServerError" })
     }))
 
   it.effect("the JWT's exp wins over a stored expires_at", () =>
@@ -281,9 +281,9 @@ describe("TokenService", () => {
       yield* service.getToken
       yield* service.refreshToken
       expect(api.refreshCalls).toBe(1)
-      api.refreshFailures.push(new ServerError({ endpoint: "refresh-token", status: 503 }))
+      api.refreshFailures.push(new AuthError({ endpoint: "refresh-token", reason: "ServerError", status: 503 }))
       const failed = yield* Effect.flip(service.refreshToken)
-      expect(failed._tag).toBe("ServerError")
+      expect(failed).toMatchObject({ _tag: "AuthError", reason: "ServerError" })
       expect(api.obtainCalls).toBe(2)
     }))
 
@@ -561,7 +561,7 @@ describe("TokenService", () => {
       const { api, service } = yield* setup({ store: failing })
       yield* service.getToken
       yield* TestClock.adjust("56 minutes")
-      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
+      api.refreshFailures.push(new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401 }))
       yield* service.getToken
       expect((yield* count(TokenMetrics.refreshFallbacks)) - fallbacks).toBe(1)
       expect((yield* count(Metric.tagged(TokenMetrics.renewals, "source", "server"))) - fromServer).toBe(2)

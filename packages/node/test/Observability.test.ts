@@ -222,7 +222,9 @@ describe("Observability", { timeout: 60_000 }, () => {
         MockFault.status(400, { body: JSON.stringify({ detail: `password ${password} is locked` }) })
       )
       const locked = yield* failing(b.tokens.obtainToken)
-      expect(Option.map(locked, (error) => error._tag)).toEqual(Option.some("InvalidCredentials"))
+      expect(Option.map(locked, (error) => error._tag === "AuthError" && error.reason)).toEqual(
+        Option.some("InvalidCredentials")
+      )
       const wrong = yield* application(server, Path.join(Path.dirname(file), "other.json"), wrongPassword)
       yield* server.script(
         "obtain",
