@@ -627,7 +627,7 @@ describe("MockAmp", () => {
         )
       ))
 
-    it.effect("AuthApi cuts a hung login at its request timeout on the TestClock, once per attempt", () =>
+    it.scoped("AuthApi cuts a hung login at its request timeout on the TestClock, once per attempt", () =>
       Effect.gen(function*() {
         const amp = yield* MockAmp.make()
         yield* amp.script("obtain", MockFault.hang, MockFault.hang)
@@ -637,7 +637,7 @@ describe("MockAmp", () => {
           requestTimeout: Duration.seconds(5)
         }).pipe(Effect.provideService(HttpClient.HttpClient, amp.httpClient))
         const error = yield* adjustUntilDone(yield* Effect.fork(Effect.flip(api.obtain)), "1 second")
-        expect(error._tag).toBe("RequestTimeout")
+        expect(error).toMatchObject({ _tag: "AuthError", reason: "RequestTimeout" })
         expect((yield* amp.counters).obtain).toBe(2)
         expect(yield* amp.issuedTokens).toEqual([])
       }))

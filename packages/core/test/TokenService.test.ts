@@ -179,8 +179,8 @@ describe("TokenService", () => {
       const first = yield* service.getToken
       yield* TestClock.adjust("56 minutes")
       api.latency = Duration.millis(50)
-      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "" }))
-      api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+      api.refreshFailures.push(new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401 }))
+      api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 }))
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 10 }, () => service.getToken), { concurrency: "unbounded" })
       )
@@ -306,7 +306,16 @@ describe("TokenService", () => {
       const { api, service } = yield* setup()
       api.latency = Duration.millis(50)
       api.obtainFailures.push(
-        ...Array.from({ length: 301 }, () => new InvalidCredentials({ status: 400, detail: "bad password" }))
+        ...Array.from(
+          { length: 301 },
+          () =>
+            new AuthError({
+              endpoint: "obtain_token",
+              reason: "InvalidCredentials",
+              status: 400,
+              detail: "bad password"
+            })
+        )
       )
       const callers = (n: number) =>
         Effect.fork(
@@ -326,7 +335,9 @@ describe("TokenService", () => {
       const exits = (yield* Effect.all(fibers.map(Fiber.join))).flat()
       expect(exits.length).toBe(300)
       expect(exits.map((exit) => Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()))
-        .toEqual(exits.map(() => Option.some(expect.objectContaining({ _tag: "InvalidCredentials" }))))
+        .toEqual(
+          exits.map(() => Option.some(expect.objectContaining({ _tag: "AuthError", reason: "InvalidCredentials" })))
+        )
     }))
 
   it.effect("renewRejected callers share one failed renewal: one refresh and one login for all", () =>
@@ -334,9 +345,15 @@ describe("TokenService", () => {
       const { api, service } = yield* setup()
       const stale = yield* service.getToken
       api.latency = Duration.millis(50)
-      api.refreshFailures.push(new RefreshRejected({ status: 401, detail: "revoked" }))
-      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad password" }))
-      api.obtainFailures.push(new InvalidCredentials({ status: 400, detail: "bad password" }))
+      api.refreshFailures.push(
+        new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401, detail: "revoked" })
+      )
+      api.obtainFailures.push(
+        new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400, detail: "bad password" })
+      )
+      api.obtainFailures.push(
+        new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400, detail: "bad password" })
+      )
       const fiber = yield* Effect.fork(
         Effect.all(Array.from({ length: 50 }, () => Effect.flip(service.renewRejected(stale))), {
           concurrency: "unbounded"
@@ -345,7 +362,9 @@ describe("TokenService", () => {
       yield* TestClock.adjust("1 minutes")
       const errors = yield* Fiber.join(fiber)
       expect([api.refreshCalls, api.obtainCalls]).toEqual([1, 2]) // the first login, then one fallback
-      expect(new Set(errors.map((error) => error._tag))).toEqual(new Set(["InvalidCredentials"]))
+      expect(new Set(errors.map((error) => error._tag === "AuthError" ? error.reason : error._tag))).toEqual(
+        new Set(["InvalidCredentials"])
+      )
     }))
 
   describe("explicit renewals renew, whatever is under way (issue 9)", () => {
@@ -368,7 +387,7 @@ describe("TokenService", () => {
       Effect.gen(function*() {
         const { api, service, store } = yield* setup()
         api.latency = Duration.millis(50)
-        api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+        api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 }))
         const auto = yield* Effect.fork(service.getToken)
         yield* TestClock.adjust("10 millis")
         const explicit = yield* Effect.fork(service.obtainToken)
@@ -402,14 +421,14 @@ describe("TokenService", () => {
         yield* service.getToken
         yield* TestClock.adjust("1 hours") // expired: getToken logs in
         api.latency = Duration.millis(50)
-        api.obtainFailures.push(new ServerError({ endpoint: "obtain_token", status: 503 }))
+        api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "ServerError", status: 503 }))
         const auto = yield* Effect.fork(service.getToken)
         yield* TestClock.adjust("10 millis")
         const explicit = yield* Effect.fork(service.forceRefresh)
         yield* TestClock.adjust("1 minutes")
         const failure = yield* Fiber.await(auto)
         expect(Exit.isFailure(failure) && Cause.failureOption(failure.cause)).toEqual(
-          Option.some(expect.objectContaining({ _tag: "ServerError" }))
+          Option.some(expect.objectContaining({ _tag: "AuthError", reason: "ServerError" }))
         )
         expect(value(yield* Fiber.join(explicit))).toBe(api.issued[1])
         expect([api.refreshCalls, api.obtainCalls]).toEqual([0, 3]) // expired: a login, never a refresh
