@@ -331,6 +331,15 @@ describe("amp-token", () => {
       expect(bad).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
     }))
 
+  it.scopedLive("a base URL without /api is named as a wrong base URL, not as wrong credentials", () =>
+    Effect.gen(function*() {
+      const { env, server } = yield* setup
+      const line = oneLineFailure(yield* amp(["login", "--base-url", server.baseUrl.replace(/\/api$/, "")], env))
+      expect(line).toMatch(/^amp-token: wrong base URL: AMP has no obtain_token endpoint at .*\(HTTP 404\)/)
+      expect(line).toContain("check AMP_API_BASE_URL")
+      expect(line).not.toContain("wrong credentials")
+    }))
+
   it.scopedLive("options work before or after the command's name; the command's own value wins", () =>
     Effect.gen(function*() {
       const { dir, env, file } = yield* setup
