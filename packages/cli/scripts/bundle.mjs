@@ -7,10 +7,11 @@
  * modules of effect, @effect/cli and @effect/platform; the package then has no runtime
  * dependencies, so installing it never touches an application's own Effect versions.
  *
- * What keeps the file small (start-up time is mostly compiling and evaluating it):
+ * What keeps the start small (start-up time is mostly compiling and evaluating the code):
  * - the CLI talks to AMP through the runtime's `fetch`, so undici is not bundled;
  * - @effect/cli can read option values from YAML, TOML and INI files, which amp-token never
  *   does: those three parsers are replaced by a module that refuses, with a clear message;
+ * - the Redis store and node-redis are a chunk of their own, imported only with `--store redis`;
  * - no `keepNames`: it wraps every function in a call at start-up.
  */
 import { build } from "esbuild"
@@ -38,7 +39,12 @@ const withoutConfigFileParsers = {
 const result = await build({
   absWorkingDir: root,
   entryPoints: ["src/bin.ts"],
-  outfile: Path.join(outdir, "amp-token.js"),
+  outdir,
+  entryNames: "amp-token",
+  // The Redis store (node-redis) is loaded on first use: a chunk of its own that a run with the
+  // token file never reads.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
   platform: "node",
   format: "esm",

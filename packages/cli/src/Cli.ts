@@ -22,6 +22,7 @@
 import type { TokenError } from "@amp-effect/core"
 import { AmpConfig, AuthApi, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeTokenStore from "@amp-effect/node/NodeTokenStore"
+import * as RedisConfig from "@amp-effect/redis/RedisConfig"
 import { Command, Options } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -74,17 +75,40 @@ const logLevelOption = Options.choiceWithValue("log-level", [
   Options.optional
 )
 
+const storeOption = Options.choice("store", ["file", "redis"]).pipe(
+  Options.withDescription(
+    "Where the token is kept: a file, or Redis for a whole fleet (default: $AMP_TOKEN_STORE, else file)"
+  ),
+  Options.optional
+)
+
+const redisUrlOption = Options.redacted("redis-url").pipe(
+  Options.withPseudoName("URL"),
+  Options.withDescription(
+    "With --store redis: redis://[[user]:password@]host[:port][/db] or rediss:// (default: $AMP_REDIS_URL)"
+  ),
+  Options.optional
+)
+
 /**
  * Declared on `amp-token` itself and on every command, so that they work on either side of the
  * command's name (`amp-token --token-file X status`, `amp-token status --token-file X`); the
  * command's own value wins.
  */
-const common = { tokenFile: tokenFileOption, baseUrl: baseUrlOption, logLevel: logLevelOption } as const
+const common = {
+  tokenFile: tokenFileOption,
+  baseUrl: baseUrlOption,
+  logLevel: logLevelOption,
+  store: storeOption,
+  redisUrl: redisUrlOption
+} as const
 
 interface CommonFlags {
   readonly tokenFile: Option.Option<string>
   readonly baseUrl: Option.Option<string>
   readonly logLevel: Option.Option<LogLevel.LogLevel>
+  readonly store: Option.Option<"file" | "redis">
+  readonly redisUrl: Option.Option<Redacted.Redacted<string>>
 }
 
 /** Ends the command with `code` after its output was printed; no further message. */
@@ -104,10 +128,24 @@ type Failure =
   | Unusable
   | Exit
 
-/** What a command runs with: its token file, resolved, under the flags' configuration. */
-interface Context {
-  readonly file: string
-}
+/** What a command runs with, under the flags' configuration: where the token is kept. */
+type Context =
+  | {
+    readonly kind: "file"
+    /** The token file, resolved against the working directory. */
+    readonly file: string
+    readonly store: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError>
+  }
+  | { readonly kind: "redis"; readonly store: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> }
+
+/**
+ * The Redis store from the configuration (`AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`,
+ * `AMP_TOKEN_ENCRYPTION_KEY`, the account from `AMP_API_BASE_URL` and `AMP_USERNAME`). Loaded
+ * on first use: node-redis is a chunk of its own, which a file-store run never reads.
+ */
+const redisStore: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("@amp-effect/redis/RedisTokenStore")), (module) => module.layerConfig())
+)
 
 /** The root command, whose options the commands fall back to. */
 const root = Command.make("amp-token", common)
@@ -125,15 +163,35 @@ const withFlags = <A, E, R>(
     const flags: CommonFlags = {
       tokenFile: Option.orElse(own.tokenFile, () => parent.tokenFile),
       baseUrl: Option.orElse(own.baseUrl, () => parent.baseUrl),
-      logLevel: Option.orElse(own.logLevel, () => parent.logLevel)
+      logLevel: Option.orElse(own.logLevel, () => parent.logLevel),
+      store: Option.orElse(own.store, () => parent.store),
+      redisUrl: Option.orElse(own.redisUrl, () => parent.redisUrl)
     }
-    return Effect.configProviderWith((current) => {
-      const provider = Option.match(flags.baseUrl, {
-        onNone: () => current,
-        onSome: (url) =>
-          ConfigProvider.fromMap(new Map([["AMP_API_BASE_URL", url]])).pipe(ConfigProvider.orElse(() => current))
-      })
-      return Effect.gen(function*() {
+    // The flags win over the environment for everything read through `Config`.
+    const overrides = new Map<string, string>()
+    if (Option.isSome(flags.baseUrl)) overrides.set("AMP_API_BASE_URL", flags.baseUrl.value)
+    if (Option.isSome(flags.store)) overrides.set("AMP_TOKEN_STORE", flags.store.value)
+    if (Option.isSome(flags.redisUrl)) overrides.set("AMP_REDIS_URL", Redacted.value(flags.redisUrl.value))
+    const given = {
+      baseUrl: Option.isSome(flags.baseUrl),
+      store: Option.isSome(flags.store),
+      redisUrl: Option.isSome(flags.redisUrl)
+    }
+    return Effect.configProviderWith((current) =>
+      Effect.gen(function*() {
+        const kind = yield* RedisConfig.tokenStore
+        const api = yield* Effect.orElseSucceed(AmpConfig.baseUrl, () => "(invalid)")
+        if (kind === "redis") {
+          yield* Effect.logDebug(`Token store: Redis, AMP API ${api}`)
+          return yield* f({ kind, store: redisStore })
+        }
+        if (kind !== "file") {
+          return yield* new AmpConfig.AmpConfigError({
+            variable: Option.isSome(flags.store) ? "--store" : "AMP_TOKEN_STORE",
+            value: kind,
+            reason: "amp-token keeps the token in a file or in Redis: expected file or redis"
+          })
+        }
         const path = yield* Path.Path
         const file = yield* Option.match(flags.tokenFile, {
           onNone: () => AmpConfig.tokenFile,
@@ -145,36 +203,54 @@ const withFlags = <A, E, R>(
               : Effect.succeed(file)
         })
         const resolved = path.resolve(file)
-        yield* Effect.logDebug(
-          `Token file ${resolved}, AMP API ${yield* Effect.orElseSucceed(AmpConfig.baseUrl, () => "(invalid)")}`
-        )
-        return yield* f({ file: resolved })
+        yield* Effect.logDebug(`Token file ${resolved}, AMP API ${api}`)
+        return yield* f({ kind, file: resolved, store: NodeTokenStore.layer(resolved) })
       }).pipe(
-        Effect.withConfigProvider(provider),
-        // The value came from the flag, so name the flag.
-        Effect.mapError((error) =>
-          error instanceof AmpConfig.AmpConfigError && error.variable === "AMP_API_BASE_URL" &&
-            Option.isSome(flags.baseUrl)
-            ? new AmpConfig.AmpConfigError({ ...error, variable: "--base-url" })
-            : error
+        Effect.withConfigProvider(
+          overrides.size === 0
+            ? current
+            : ConfigProvider.fromMap(overrides).pipe(ConfigProvider.orElse(() => current))
         ),
+        // The value came from a flag, so name the flag.
+        Effect.mapError((error) => {
+          if (!(error instanceof AmpConfig.AmpConfigError)) return error
+          const named = flagNames[error.variable]
+          return named !== undefined && given[named[1]]
+            ? new AmpConfig.AmpConfigError({ ...error, variable: named[0] })
+            : error
+        }),
         (effect) => Option.isSome(flags.logLevel) ? Logger.withMinimumLogLevel(effect, flags.logLevel.value) : effect
       )
-    })
+    )
   })
 
+/** The variables a flag overrides: which flag to name in an error about one. */
+const flagNames: Readonly<Record<string, readonly [string, "baseUrl" | "store" | "redisUrl"]>> = {
+  AMP_API_BASE_URL: ["--base-url", "baseUrl"],
+  AMP_TOKEN_STORE: ["--store", "store"],
+  AMP_REDIS_URL: ["--redis-url", "redisUrl"]
+}
+
+/** Where the token is kept, for people: the file's path, or the Redis store's description. */
+const whereOf = (context: Context, store: TokenStore.TokenStore["Type"]) =>
+  context.kind === "file" ? context.file : store.description
+
 /**
- * The token service over the token file at `file` (credentials, base URL, retries from the
+ * The token service over the context's store (credentials, base URL, retries from the
  * configuration), with a store that remembers a failed save, so that a command can report it
  * instead of exiting 0 with nothing written. Credentials are read here, when a command needs a
- * server: `status`, `clear` and a `token` served from the file never ask for them.
+ * server: `status`, `clear` and a `token` served from the store never ask for them.
  *
  * The CLI talks to AMP through the runtime's `fetch` rather than the library's undici client:
  * one request per run needs no connection pool, and the bundle stays half the size.
  */
 const withTokenService = <A, E, R>(
-  file: string,
-  f: (tokens: TokenService.TokenService["Type"], saved: Effect.Effect<void, NotSaved>) => Effect.Effect<A, E, R>
+  context: Context,
+  f: (
+    tokens: TokenService.TokenService["Type"],
+    saved: Effect.Effect<void, NotSaved>,
+    where: string
+  ) => Effect.Effect<A, E, R>
 ) =>
   Effect.gen(function*() {
     const failed = yield* Ref.make(Option.none<TokenError.TokenStoreError>())
@@ -185,27 +261,39 @@ const withTokenService = <A, E, R>(
           ...store,
           save: (data) => Effect.tapError(store.save(data), (error) => Ref.set(failed, Option.some(error)))
         }))
-    ).pipe(Layer.provide(NodeTokenStore.layer(file)))
+    ).pipe(Layer.provide(context.store))
     const service = TokenService.layerConfig.pipe(
-      Layer.provide(Layer.merge(AuthApi.layerConfig.pipe(Layer.provide(FetchHttpClient.layer)), recording))
+      Layer.provideMerge(Layer.merge(AuthApi.layerConfig.pipe(Layer.provide(FetchHttpClient.layer)), recording))
     )
     const saved = Effect.flatMap(
       Ref.get(failed),
       Option.match({ onNone: () => Effect.void, onSome: (error) => Effect.fail(new NotSaved({ error })) })
     )
-    return yield* Effect.flatMap(TokenService.TokenService, (tokens) => f(tokens, saved)).pipe(Effect.provide(service))
+    return yield* Effect.gen(function*() {
+      const tokens = yield* TokenService.TokenService
+      const store = yield* TokenStore.TokenStore
+      return yield* f(tokens, saved, whereOf(context, store))
+    }).pipe(Effect.provide(service))
   })
 
-/** The token file store at `file`, for the commands that only read or remove it. */
-const fileStore = (file: string) => Effect.provide(TokenStore.TokenStore, NodeTokenStore.layer(file))
+/** Runs `f` with the context's store, for the commands that only read or remove the token. */
+const withStore = <A, E, R>(
+  context: Context,
+  f: (store: TokenStore.TokenStore["Type"], where: string) => Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(TokenStore.TokenStore, (store) => f(store, whereOf(context, store))).pipe(
+    Effect.provide(context.store)
+  )
 
 /** One line about the token just saved: where, and until when. Never the token. */
-const describeSaved = (tokens: TokenService.TokenService["Type"], file: string, what: string) =>
+const describeSaved = (tokens: TokenService.TokenService["Type"], where: string, what: string) =>
   Effect.flatMap(tokens.getTokenInfo, (info) =>
     Console.log(Option.match(info, {
-      onNone: () => `${what}; saved to ${file}`,
+      onNone: () => `${what}; saved to ${where}`,
       onSome: (info) =>
-        `${what}; saved to ${file} (expires ${DateTime.formatIso(info.expiresAt)}, in ${formatSeconds(info.expiresIn)})`
+        `${what}; saved to ${where} (expires ${DateTime.formatIso(info.expiresAt)}, in ${
+          formatSeconds(info.expiresIn)
+        })`
     })))
 
 // -----------------------------------------------------------------------------
@@ -219,10 +307,10 @@ const describeSaved = (tokens: TokenService.TokenService["Type"], file: string, 
  * login on every call.
  */
 const token = Command.make("token", common, (flags) =>
-  withFlags(flags, ({ file }) =>
+  withFlags(flags, (context) =>
     Effect.gen(function*() {
-      const stored = yield* Effect.flatMap(fileStore(file), (store) => store.load).pipe(
-        Effect.mapError((error) => new Unusable({ error }))
+      const stored = yield* withStore(context, (store) => store.load).pipe(
+        Effect.catchTag("TokenStoreError", (error) => new Unusable({ error }))
       )
       const margin = yield* AmpConfig.refreshMargin
       const now = yield* Clock.currentTimeMillis
@@ -232,7 +320,7 @@ const token = Command.make("token", common, (flags) =>
       )
       const value = Option.isSome(fresh)
         ? fresh.value.token
-        : yield* withTokenService(file, (tokens, saved) => Effect.zipLeft(tokens.getToken, saved))
+        : yield* withTokenService(context, (tokens, saved) => Effect.zipLeft(tokens.getToken, saved))
       // stdout carries the token and nothing else, for `$(amp-token token)`.
       yield* Console.log(Redacted.value(value))
     }))).pipe(
@@ -254,9 +342,9 @@ const renewing = (
     name,
     common,
     (flags) =>
-      withFlags(flags, ({ file }) =>
-        withTokenService(file, (tokens, saved) =>
-          renew(tokens).pipe(Effect.zipRight(saved), Effect.zipRight(describeSaved(tokens, file, done)))))
+      withFlags(flags, (context) =>
+        withTokenService(context, (tokens, saved, where) =>
+          renew(tokens).pipe(Effect.zipRight(saved), Effect.zipRight(describeSaved(tokens, where, done)))))
   ).pipe(
     Command.withDescription(description)
   )
@@ -275,14 +363,24 @@ const refresh = renewing(
   "Renew the token now (refresh, falling back to a new login) and save it"
 )
 
-const clear = Command.make("clear", common, (flags) =>
-  withFlags(flags, ({ file }) =>
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const existed = yield* Effect.orElseSucceed(fs.exists(file), () => true)
-      yield* Effect.flatMap(fileStore(file), (store) => store.remove)
-      yield* Console.log(existed ? `Removed the token file ${file}` : `No token file at ${file}`)
-    }))).pipe(Command.withDescription("Remove the token file"))
+const clear = Command.make(
+  "clear",
+  common,
+  (flags) =>
+    withFlags(flags, (context) =>
+      withStore(context, (store, where) =>
+        Effect.gen(function*() {
+          if (context.kind === "file") {
+            const fs = yield* FileSystem.FileSystem
+            const existed = yield* Effect.orElseSucceed(fs.exists(context.file), () => true)
+            yield* store.remove
+            return yield* Console.log(existed ? `Removed the token file ${where}` : `No token file at ${where}`)
+          }
+          const existed = yield* Effect.orElseSucceed(Effect.map(store.load, Option.isSome), () => true)
+          yield* store.remove
+          yield* Console.log(existed ? `Removed the token from ${where}` : `No token in ${where}`)
+        })))
+).pipe(Command.withDescription("Remove the token from its file (or from Redis)"))
 
 const json = Options.boolean("json").pipe(
   Options.withDescription(
@@ -334,12 +432,12 @@ export const statusJson = (info: Option.Option<TokenInfo.TokenInfo>): StatusJson
     })
   })
 
-const statusText = (file: string, info: Option.Option<TokenInfo.TokenInfo>): string =>
+const statusText = (where: string, info: Option.Option<TokenInfo.TokenInfo>): string =>
   Option.match(info, {
-    onNone: () => `Token file: ${file}\nNo token.`,
+    onNone: () => `${where}\nNo token.`,
     onSome: (info) =>
       [
-        `Token file: ${file}`,
+        where,
         `Expires at: ${DateTime.formatIso(info.expiresAt)} (${
           info.isExpired ? "expired" : `in ${formatSeconds(info.expiresIn)}`
         })`,
@@ -353,15 +451,19 @@ const status = Command.make(
   "status",
   { ...common, json },
   (flags) =>
-    withFlags(flags, ({ file }) =>
+    withFlags(flags, (context) =>
       Effect.gen(function*() {
-        // No network and no credentials: the file and the clock only. The expiry is judged as
+        // No network and no credentials: the store and the clock only. The expiry is judged as
         // the library judges it: by the JWT's `exp` where it has one, whatever `expires_at` says.
-        const stored = yield* Effect.flatMap(fileStore(file), (store) => store.load)
+        const [stored, where] = yield* withStore(
+          context,
+          (store, where) => Effect.map(store.load, (stored) => [stored, where] as const)
+        )
         const margin = yield* AmpConfig.refreshMargin
         const now = yield* Clock.currentTimeMillis
         const info = Option.map(stored, (data) => TokenInfo.make(data.withJwtExpiry(), now, margin))
-        yield* Console.log(flags.json ? JSON.stringify(statusJson(info)) : statusText(file, info))
+        const heading = context.kind === "file" ? `Token file: ${where}` : `Token store: ${where}`
+        yield* Console.log(flags.json ? JSON.stringify(statusJson(info)) : statusText(heading, info))
         if (Option.isNone(info) || info.value.isExpired) return yield* new Exit({ code: 1 })
       }))
 ).pipe(
@@ -424,7 +526,7 @@ const describeFailure = (error: Exclude<Failure, Exit>): string => {
     case "NotSaved":
       return `the token was obtained but not saved: ${error.error.message}`
     case "Unusable":
-      return `cannot use the token file: ${error.error.message}`
+      return `cannot use the token ${error.error.path.startsWith("redis") ? "store" : "file"}: ${error.error.message}`
     default:
       return error.message
   }

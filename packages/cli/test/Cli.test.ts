@@ -19,6 +19,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
+import * as RedisServer from "../../redis/test/utils/RedisServer.js"
 import * as Cli from "../src/Cli.js"
 
 interface Run {
@@ -428,6 +429,66 @@ describe("amp-token", () => {
       expect(plain.stdout).not.toContain("\u001b[")
       const colored = yield* amp(["--help"], {}, { colors: true })
       expect(colored.stdout).toContain("\u001b[")
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// The fleet's token, in Redis
+// -----------------------------------------------------------------------------
+
+RedisServer.warnIfSkipped()
+
+describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis", () => {
+  it.scopedLive("login, token, status and clear on the fleet's token in Redis; no file anywhere", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      const redis = yield* RedisServer.scoped()
+      const { AMP_TOKEN_FILE: _, ...noFile } = env
+      const flags = ["--store", "redis", "--redis-url", redis.url]
+
+      const login = yield* amp([...flags, "login"], noFile)
+      expect(login.code).toBe(0)
+      expect(login.stdout).toMatch(
+        /^Logged in; saved to redis redis:\/\/127\.0\.0\.1:\d+ amp-effect:\{[0-9a-f]+\}:token \(expires /
+      )
+      const [first] = yield* server.issuedTokens
+
+      // From the environment instead of flags; only the username (it names the keys), no password.
+      const fromEnv = {
+        AMP_API_BASE_URL: server.baseUrl,
+        AMP_USERNAME: "mock_user",
+        AMP_TOKEN_STORE: "redis",
+        AMP_REDIS_URL: redis.url
+      }
+      const token = yield* amp(["token"], fromEnv)
+      expect(token).toEqual({ code: 0, stdout: `${first}\n`, stderr: "" })
+      expect((yield* server.counters).obtain).toBe(1)
+
+      const status = yield* amp(["status"], fromEnv)
+      expect(status.code).toBe(0)
+      expect(status.stdout).toMatch(/^Token store: redis redis:\/\/127\.0\.0\.1:\d+ amp-effect:/)
+      expect(status.stdout).toContain("Expired: no")
+
+      const clear = yield* amp([...flags, "clear"], noFile)
+      expect(clear.code).toBe(0)
+      expect(clear.stdout).toMatch(/^Removed the token from redis /)
+      expect((yield* amp(["status", "--json"], fromEnv)).code).toBe(1)
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
+      for (const output of [login, status, clear]) expect(output.stdout + output.stderr).not.toContain(first)
+    }))
+
+  it.scopedLive("a store the CLI cannot keep, or no Redis URL, is a configuration error naming the cause", () =>
+    Effect.gen(function*() {
+      const { env } = yield* setup
+      const memory = oneLineFailure(yield* amp(["token"], { ...env, AMP_TOKEN_STORE: "memory" }))
+      expect(memory).toBe(
+        "amp-token: configuration: AMP_TOKEN_STORE=\"memory\" is invalid: amp-token keeps the token in a file or in Redis: expected file or redis"
+      )
+      const noUrl = oneLineFailure(yield* amp(["--store", "redis", "status"], env))
+      expect(noUrl).toMatch(/^amp-token: configuration: AMP_REDIS_URL /)
+      const badUrl = oneLineFailure(yield* amp(["status", "--store", "redis", "--redis-url", "http://x"], env))
+      expect(badUrl).toMatch(/^amp-token: configuration: --redis-url /)
+      expect(badUrl).not.toContain("http://x")
     }))
 })
 
