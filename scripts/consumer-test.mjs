@@ -27,7 +27,7 @@ const keep = process.argv.includes("--keep")
 const started = Date.now()
 
 /** The published packages, in dependency order. */
-const packages = ["core", "node", "cli"]
+const packages = ["core", "node", "redis", "cli"]
 /** What a user installs beside them (the v3 line: npm's `latest` tags are Effect 4). */
 const registryPackages = [
   "effect@^3.22.4",
@@ -187,6 +187,7 @@ console.log(JSON.stringify({ ...result, internal }))
     Path.join(project, "app.ts"),
     `import { AmpClient, TokenError, TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer, NodeAmp } from "@amp-effect/node"
+import { RedisTokenStore } from "@amp-effect/redis"
 import { Effect, Layer, Option, Redacted } from "effect"
 
 const program: Effect.Effect<string, TokenError.AuthError | TokenError.TokenStoreError, TokenService.TokenService> =
@@ -203,8 +204,9 @@ const inMemory = NodeAmp.layerWithStore(TokenStore.layerMemory)
 const client: Layer.Layer<AmpClient.AmpClient | TokenService.TokenService, unknown> = NodeAmp.layerClient
 const mock = TokenService.layerMock("test-token")
 const server = MockAmpServer.MockAmpServer.make()
+const fleet = NodeAmp.layerWithStore(RedisTokenStore.layerConfig())
 
-export { client, inMemory, live, mock, program, server, withFile }
+export { client, fleet, inMemory, live, mock, program, server, withFile }
 `
   )
   const tsc = run(Path.join(project, "node_modules", ".bin", "tsc"), ["--noEmit", "--listFiles", "-p", "."], {
