@@ -27,5 +27,10 @@ export default tseslint.config(
       // Effect-style `declare namespace` blocks group a module's types.
       "@typescript-eslint/no-namespace": "off"
     }
+  },
+  {
+    // A function a reader can hold in mind: nested closures count towards their function.
+    files: ["packages/*/src/**/*.ts"],
+    rules: { "max-lines-per-function": ["error", { max: 120 }] }
   }
 )

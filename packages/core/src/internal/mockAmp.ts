@@ -168,192 +168,56 @@ const endpointMethods: Readonly<Record<MockAmp.MockEndpoint, string>> = {
   changelog: "GET"
 }
 
+/**
+ * Everything the mock knows. JS is single-threaded and nothing below yields mid-update, so plain
+ * mutable state gives exact counters even under thousands of concurrent requests.
+ */
+interface State {
+  readonly username: string
+  readonly password: string
+  readonly issueExp: boolean
+  readonly assets: ReadonlyArray<MockAmp.MockAsset>
+  tokenLifetime: Duration.Duration
+  latency: Duration.Duration
+  readonly counters: { -readonly [K in keyof MockAmp.MockAmpCounters]: number }
+  requests: Array<MockAmp.MockRequest>
+  readonly faults: Record<MockAmp.MockEndpoint, Array<MockAmp.MockFault>>
+  readonly issued: Map<string, IssuedToken>
+  readonly revoked: Set<string>
+  nextSeq: number
+  /** Tokens with a sequence number below this were revoked by `revokeAll`. */
+  revokedBelow: number
+}
+
+const initialState = (options: MockAmp.MockAmpOptions): State => ({
+  username: options.username ?? defaultCredentials.username,
+  password: options.password ?? defaultCredentials.password,
+  issueExp: options.issueExp ?? true,
+  assets: options.assets ?? mockAssets,
+  tokenLifetime: Duration.decode(options.tokenLifetime ?? Duration.hours(24)),
+  latency: Duration.decode(options.latency ?? Duration.zero),
+  counters: { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized: 0, total: 0 },
+  requests: [],
+  faults: { obtain: [], refresh: [], info: [], assets: [], changelog: [] },
+  issued: new Map(),
+  revoked: new Set(),
+  nextSeq: 0,
+  revokedBelow: 0
+})
+
 export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAmp.MockAmp.Service> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const username = options.username ?? defaultCredentials.username
-    const password = options.password ?? defaultCredentials.password
-    const issueExp = options.issueExp ?? true
-    const assets = options.assets ?? mockAssets
-    let tokenLifetime = Duration.decode(options.tokenLifetime ?? Duration.hours(24))
-    let latency = Duration.decode(options.latency ?? Duration.zero)
-
-    // JS is single-threaded and nothing below yields mid-update, so plain mutable state gives
-    // exact counters even under thousands of concurrent requests.
-    const counters = { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized: 0, total: 0 }
-    let requests: Array<MockAmp.MockRequest> = []
-    const faults: Record<MockAmp.MockEndpoint, Array<MockAmp.MockFault>> = {
-      obtain: [],
-      refresh: [],
-      info: [],
-      assets: [],
-      changelog: []
-    }
-    const issued = new Map<string, IssuedToken>()
-    const revoked = new Set<string>()
-    let nextSeq = 0
-    // Tokens with a sequence number below this were revoked by `revokeAll`
-    let revokedBelow = 0
-
-    const issueToken = (subject: string) =>
-      Effect.map(Clock.currentTimeMillis, (nowMillis) => {
-        const token = mintAt(nowMillis, { subject, lifetime: tokenLifetime, exp: issueExp })
-        issued.set(token, {
-          subject,
-          seq: nextSeq++,
-          expiresAtMillis: nowMillis + Duration.toMillis(tokenLifetime)
-        })
-        return json(200, { token })
-      })
-
-    const authenticate = (request: HttpServerRequest.HttpServerRequest, nowMillis: number): Authentication => {
-      const [keyword, credential, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
-      // Same answers as Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`)
-      if (keyword === undefined || keyword.toLowerCase() !== "token") {
-        return { _tag: "Rejected", detail: "Authentication credentials were not provided." }
-      }
-      if (credential === undefined || rest.length > 0) {
-        return { _tag: "Rejected", detail: "Invalid token header." }
-      }
-      const token = issued.get(credential)
-      if (
-        token === undefined || token.seq < revokedBelow || revoked.has(credential) ||
-        nowMillis >= token.expiresAtMillis
-      ) {
-        return { _tag: "Rejected", detail: "Invalid token." }
-      }
-      return { _tag: "Authenticated", subject: token.subject }
-    }
-
-    /** Runs `onAuthenticated` for a valid token, or answers 401. */
-    const withAuth = <E>(
-      request: HttpServerRequest.HttpServerRequest,
-      onAuthenticated: (subject: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>
-    ) =>
-      Effect.flatMap(Clock.currentTimeMillis, (nowMillis) => {
-        const auth = authenticate(request, nowMillis)
-        if (auth._tag === "Authenticated") return onAuthenticated(auth.subject)
-        counters.unauthorized++
-        return Effect.succeed(json(401, { detail: auth.detail }, { "www-authenticate": "Token" }))
-      })
-
-    const obtainToken = (request: HttpServerRequest.HttpServerRequest) => {
-      if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
-        return Effect.succeed(json(413, { detail: "Request too large." }))
-      }
-      return request.text.pipe(
-        HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-        Effect.either,
-        Effect.flatMap((body) => {
-          if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
-            return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
-          }
-          const credentials = decodeCredentials(body.right)
-          if (Either.isLeft(credentials)) {
-            return Effect.succeed(json(400, {
-              username: ["This field is required."],
-              password: ["This field is required."]
-            }))
-          }
-          if (credentials.right.username !== username || credentials.right.password !== password) {
-            return Effect.succeed(json(400, { non_field_errors: ["Unable to log in with provided credentials."] }))
-          }
-          return issueToken(username)
-        })
-      )
-    }
-
-    /** Plays a fault: `Some` answer instead of the normal one, `None` to answer normally. */
-    const playFault = (
-      fault: MockAmp.MockFault
-    ): Effect.Effect<Option.Option<HttpServerResponse.HttpServerResponse>, ConnectionReset> => {
-      switch (fault._tag) {
-        case "Status":
-          return Effect.succeedSome(
-            answer(
-              fault.status,
-              fault.body ?? JSON.stringify({ detail: reasons[fault.status] ?? "Error" }),
-              fault.headers
-            )
-          )
-        case "Malformed":
-          return Effect.succeedSome(answer(fault.status ?? 200, fault.body))
-        case "Reset":
-          return Effect.fail(new ConnectionReset())
-        case "Hang":
-          return Effect.never
-        case "Delay":
-          return Effect.as(Effect.sleep(fault.duration), Option.none())
-      }
-    }
-
-    const record = (request: HttpServerRequest.HttpServerRequest, endpoint: MockAmp.MockEndpoint | undefined) => {
-      const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
-        ? request.originalUrl
-        : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
-      requests.push({ endpoint, method: request.method, url, authorization: request.headers["authorization"] })
-    }
-
-    /**
-     * One endpoint: count it and take its next fault at once (so faults are consumed in arrival
-     * order), then latency, the fault, the method check and AMP's normal answer.
-     */
-    const route = <E, R>(
-      endpoint: MockAmp.MockEndpoint,
-      normal: (
-        request: HttpServerRequest.HttpServerRequest
-      ) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-    ) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        counters[endpoint]++
-        record(request, endpoint)
-        const fault = faults[endpoint].shift()
-        if ((endpoint === "obtain" || endpoint === "refresh") && Duration.toMillis(latency) > 0) {
-          yield* Effect.sleep(latency)
-        }
-        if (fault !== undefined) {
-          const faulted = yield* playFault(fault)
-          if (Option.isSome(faulted)) return faulted.value
-        }
-        if (request.method !== endpointMethods[endpoint]) {
-          return json(405, { detail: `Method "${request.method}" not allowed.` })
-        }
-        return yield* normal(request)
-      })
-
-    const router = HttpRouter.empty.pipe(
-      HttpRouter.all("/api/user/obtain_token", route("obtain", obtainToken)),
-      HttpRouter.all("/api/user/refresh-token", route("refresh", (request) => withAuth(request, issueToken))),
-      HttpRouter.all("/api/info", route("info", () => Effect.succeed(json(200, { version: "mock-1.0" })))),
-      HttpRouter.all(
-        "/api/changelog",
-        route("changelog", (request) => withAuth(request, () => Effect.succeed(json(200, changelog))))
-      ),
-      HttpRouter.all(
-        "/api/assets",
-        route("assets", (request) => withAuth(request, () => Effect.succeed(json(200, assets))))
-      ),
-      HttpRouter.all(
-        "/api/assets/:uuid",
-        route("assets", (request) =>
-          Effect.flatMap(HttpRouter.params, ({ uuid }) =>
-            withAuth(request, () => {
-              const asset = assets.find((candidate) => candidate.asset_uuid === uuid)
-              return Effect.succeed(asset === undefined ? notFound : json(200, asset))
-            })))
-      )
-    )
+    const state = initialState(options)
     // AMP is served by Django REST framework: paths work with or without the trailing slash
-    const routes = yield* HttpRouter.toHttpApp(router).pipe(
+    const routes = yield* HttpRouter.toHttpApp(router(state)).pipe(
       HttpRouter.withRouterConfig({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true })
     )
-
     const app: HttpApp.Default<ConnectionReset> = Effect.suspend(() => {
-      counters.total++
+      state.counters.total++
       return routes.pipe(
         Effect.catchTag("RouteNotFound", (error) => {
-          record(error.request, undefined)
+          record(state, error.request, undefined)
           return Effect.succeed(notFound)
         })
       )
@@ -361,28 +225,187 @@ export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAm
       // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
       Effect.withClock(clock)
     )
-
-    return {
-      app,
-      httpClient: toHttpClient(app),
-      baseUrl: memoryBaseUrl,
-      counters: Effect.sync(() => ({ ...counters })),
-      resetCounters: Effect.sync(() => {
-        for (const key of Object.keys(counters) as Array<keyof typeof counters>) counters[key] = 0
-        requests = []
-      }),
-      requests: Effect.sync(() => requests.slice()),
-      script: (endpoint, ...scripted) => Effect.sync(() => void faults[endpoint].push(...scripted)),
-      clearScript: Effect.sync(() => {
-        for (const queue of Object.values(faults)) queue.length = 0
-      }),
-      setTokenLifetime: (lifetime) => Effect.sync(() => void (tokenLifetime = Duration.decode(lifetime))),
-      setLatency: (duration) => Effect.sync(() => void (latency = Duration.decode(duration))),
-      issuedTokens: Effect.sync(() => Array.from(issued.keys())),
-      revokeAll: Effect.sync(() => void (revokedBelow = nextSeq)),
-      revoke: (token) => Effect.sync(() => void revoked.add(token))
-    }
+    return { app, httpClient: toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
   })
+
+/** The routes of the AMP API the mock serves. */
+const router = (state: State) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.all("/api/user/obtain_token", route(state, "obtain", (request) => obtainToken(state, request))),
+    HttpRouter.all(
+      "/api/user/refresh-token",
+      route(state, "refresh", (request) => withAuth(state, request, (subject) => issueToken(state, subject)))
+    ),
+    HttpRouter.all("/api/info", route(state, "info", () => Effect.succeed(json(200, { version: "mock-1.0" })))),
+    HttpRouter.all(
+      "/api/changelog",
+      route(state, "changelog", (request) => withAuth(state, request, () => Effect.succeed(json(200, changelog))))
+    ),
+    HttpRouter.all(
+      "/api/assets",
+      route(state, "assets", (request) => withAuth(state, request, () => Effect.succeed(json(200, state.assets))))
+    ),
+    HttpRouter.all(
+      "/api/assets/:uuid",
+      route(state, "assets", (request) =>
+        Effect.flatMap(HttpRouter.params, ({ uuid }) =>
+          withAuth(state, request, () => {
+            const asset = state.assets.find((candidate) => candidate.asset_uuid === uuid)
+            return Effect.succeed(asset === undefined ? notFound : json(200, asset))
+          })))
+    )
+  )
+
+/**
+ * One endpoint: count it and take its next fault at once (so faults are consumed in arrival
+ * order), then latency, the fault, the method check and AMP's normal answer.
+ */
+const route = <E, R>(
+  state: State,
+  endpoint: MockAmp.MockEndpoint,
+  normal: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    state.counters[endpoint]++
+    record(state, request, endpoint)
+    const fault = state.faults[endpoint].shift()
+    if ((endpoint === "obtain" || endpoint === "refresh") && Duration.toMillis(state.latency) > 0) {
+      yield* Effect.sleep(state.latency)
+    }
+    if (fault !== undefined) {
+      const faulted = yield* playFault(fault)
+      if (Option.isSome(faulted)) return faulted.value
+    }
+    if (request.method !== endpointMethods[endpoint]) {
+      return json(405, { detail: `Method "${request.method}" not allowed.` })
+    }
+    return yield* normal(request)
+  })
+
+const record = (
+  state: State,
+  request: HttpServerRequest.HttpServerRequest,
+  endpoint: MockAmp.MockEndpoint | undefined
+) => {
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
+    ? request.originalUrl
+    : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
+  state.requests.push({ endpoint, method: request.method, url, authorization: request.headers["authorization"] })
+}
+
+/** Plays a fault: `Some` answer instead of the normal one, `None` to answer normally. */
+const playFault = (
+  fault: MockAmp.MockFault
+): Effect.Effect<Option.Option<HttpServerResponse.HttpServerResponse>, ConnectionReset> => {
+  switch (fault._tag) {
+    case "Status":
+      return Effect.succeedSome(
+        answer(fault.status, fault.body ?? JSON.stringify({ detail: reasons[fault.status] ?? "Error" }), fault.headers)
+      )
+    case "Malformed":
+      return Effect.succeedSome(answer(fault.status ?? 200, fault.body))
+    case "Reset":
+      return Effect.fail(new ConnectionReset())
+    case "Hang":
+      return Effect.never
+    case "Delay":
+      return Effect.as(Effect.sleep(fault.duration), Option.none())
+  }
+}
+
+/** `POST /user/obtain_token`: DRF's answers to a bad body or wrong credentials, else a token. */
+const obtainToken = (state: State, request: HttpServerRequest.HttpServerRequest) => {
+  if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
+    return Effect.succeed(json(413, { detail: "Request too large." }))
+  }
+  return request.text.pipe(
+    HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
+    Effect.either,
+    Effect.flatMap((body) => {
+      if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
+        return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
+      }
+      const credentials = decodeCredentials(body.right)
+      if (Either.isLeft(credentials)) {
+        return Effect.succeed(json(400, {
+          username: ["This field is required."],
+          password: ["This field is required."]
+        }))
+      }
+      if (credentials.right.username !== state.username || credentials.right.password !== state.password) {
+        return Effect.succeed(json(400, { non_field_errors: ["Unable to log in with provided credentials."] }))
+      }
+      return issueToken(state, state.username)
+    })
+  )
+}
+
+const issueToken = (state: State, subject: string) =>
+  Effect.map(Clock.currentTimeMillis, (nowMillis) => {
+    const token = mintAt(nowMillis, { subject, lifetime: state.tokenLifetime, exp: state.issueExp })
+    state.issued.set(token, {
+      subject,
+      seq: state.nextSeq++,
+      expiresAtMillis: nowMillis + Duration.toMillis(state.tokenLifetime)
+    })
+    return json(200, { token })
+  })
+
+/** Runs `onAuthenticated` for a valid token, or answers 401. */
+const withAuth = <E>(
+  state: State,
+  request: HttpServerRequest.HttpServerRequest,
+  onAuthenticated: (subject: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>
+) =>
+  Effect.flatMap(Clock.currentTimeMillis, (nowMillis) => {
+    const auth = authenticate(state, request, nowMillis)
+    if (auth._tag === "Authenticated") return onAuthenticated(auth.subject)
+    state.counters.unauthorized++
+    return Effect.succeed(json(401, { detail: auth.detail }, { "www-authenticate": "Token" }))
+  })
+
+/** Django REST framework's TokenAuthentication: keyword `token` (not `Bearer`), then the token. */
+const authenticate = (
+  state: State,
+  request: HttpServerRequest.HttpServerRequest,
+  nowMillis: number
+): Authentication => {
+  const [keyword, credential, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
+  if (keyword === undefined || keyword.toLowerCase() !== "token") {
+    return { _tag: "Rejected", detail: "Authentication credentials were not provided." }
+  }
+  if (credential === undefined || rest.length > 0) {
+    return { _tag: "Rejected", detail: "Invalid token header." }
+  }
+  const token = state.issued.get(credential)
+  if (
+    token === undefined || token.seq < state.revokedBelow || state.revoked.has(credential) ||
+    nowMillis >= token.expiresAtMillis
+  ) {
+    return { _tag: "Rejected", detail: "Invalid token." }
+  }
+  return { _tag: "Authenticated", subject: token.subject }
+}
+
+/** What a test does with the mock: read its counters, script faults, revoke tokens. */
+const controls = (state: State): Omit<MockAmp.MockAmp.Service, "app" | "httpClient" | "baseUrl"> => ({
+  counters: Effect.sync(() => ({ ...state.counters })),
+  resetCounters: Effect.sync(() => {
+    for (const key of Object.keys(state.counters) as Array<keyof State["counters"]>) state.counters[key] = 0
+    state.requests = []
+  }),
+  requests: Effect.sync(() => state.requests.slice()),
+  script: (endpoint, ...scripted) => Effect.sync(() => void state.faults[endpoint].push(...scripted)),
+  clearScript: Effect.sync(() => {
+    for (const queue of Object.values(state.faults)) queue.length = 0
+  }),
+  setTokenLifetime: (lifetime) => Effect.sync(() => void (state.tokenLifetime = Duration.decode(lifetime))),
+  setLatency: (duration) => Effect.sync(() => void (state.latency = Duration.decode(duration))),
+  issuedTokens: Effect.sync(() => Array.from(state.issued.keys())),
+  revokeAll: Effect.sync(() => void (state.revokedBelow = state.nextSeq)),
+  revoke: (token) => Effect.sync(() => void state.revoked.add(token))
+})
 
 // -----------------------------------------------------------------------------
 // In-memory client

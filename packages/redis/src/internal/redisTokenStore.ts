@@ -269,208 +269,234 @@ interface Holding {
   lost: boolean
 }
 
+/** What the store's operations work with: its settings, its connection, and what follows from them. */
+interface Context {
+  readonly settings: Settings
+  readonly connection: Effect.Effect.Success<ReturnType<typeof makeConnection>>
+  readonly keys: Keys
+  readonly where: string
+  readonly leaseMillis: number
+}
+
 export const make = (settings: Settings) =>
   Effect.gen(function*() {
     const connection = yield* makeConnection(settings)
-    const { evalScript, send } = connection
-    const { keys, where } = settings
-    const leaseMillis = Duration.toMillis(settings.lockLease)
-    const encryptWith = settings.encryptionKeys[0]
-
-    const storeError = (operation: TokenError.TokenStoreError["operation"], key: string) => (failure: RedisFailure) =>
-      Effect.zipRight(
-        Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", operation)),
-        Effect.fail(new TokenError.TokenStoreError({ operation, path: `${where} ${key}`, reason: failure.reason }))
-      )
-
-    const load = send(["GET", keys.token]).pipe(
-      Effect.catchAll(storeError("load", keys.token)),
-      Effect.flatMap((reply) => {
-        if (reply === null || reply === undefined) return Effect.succeedNone
-        const text = textOf(reply)
-        const decoded = text === undefined
-          ? Either.left<Envelope.Unreadable>({ reason: "unreadable", detail: "it is not a string" })
-          : Envelope.decode(text, settings.account, settings.encryptionKeys)
-        if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
-        return Effect.as(
-          Effect.zipRight(
-            Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason)),
-            Effect.logWarning(
-              `The token in Redis (${where} ${keys.token}) cannot be used: ${decoded.left.detail}; ` +
-                "treating it as missing, so a new token will be obtained"
-            )
-          ),
-          Option.none<TokenData.TokenData>()
-        )
-      }),
-      Effect.withSpan("TokenStore.load", { attributes: { store: "redis", key: keys.token } })
-    )
-
-    const save = (data: TokenData.TokenData) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const expiresAt = DateTime.toEpochMillis(data.expiresAt)
-        // The key lives as long as the token has left, by this process's clock (see PX below).
-        const ttl = Math.ceil(expiresAt - now)
-        if (ttl <= 0) {
-          return yield* Effect.logDebug(`Not saving an already expired token to Redis (${keys.token})`)
-        }
-        const reply = yield* evalScript(
-          saveScript,
-          [keys.token],
-          [Envelope.encode(data, settings.account, encryptWith), String(expiresAt), String(ttl)]
-        ).pipe(Effect.catchAll(storeError("save", keys.token)))
-        const [written, stored] = Array.isArray(reply) ? reply : [reply]
-        if (Number(written) === 1) return
-        yield* Metric.increment(RedisMetrics.saveRejections)
-        yield* Effect.logWarning(
-          `Kept the token already in Redis (${keys.token}): it expires at ${
-            DateTime.formatIso(DateTime.unsafeMake(Number(stored)))
-          }, not before this process's new one (${
-            DateTime.formatIso(data.expiresAt)
-          }), so another process renewed meanwhile`
-        )
-      }).pipe(Effect.withSpan("TokenStore.save", { attributes: { store: "redis", key: keys.token } }))
-
-    const remove = send(["DEL", keys.token]).pipe(
-      Effect.catchAll(storeError("remove", keys.token)),
-      Effect.asVoid,
-      Effect.withSpan("TokenStore.remove", { attributes: { store: "redis", key: keys.token } })
-    )
-
-    // --- the lock ------------------------------------------------------------
-
-    /**
-     * Polls at 10, 20, 40... ms, at most every 100 ms, jittered so waiters do not move in step:
-     * a few commands a second per waiter, and the lock changes hands soon after its release.
-     */
-    const backoff = Schedule.exponential(Duration.millis(10), 2).pipe(
-      Schedule.union(Schedule.spaced(Duration.millis(100))),
-      Schedule.jittered,
-      Schedule.upTo(settings.lockTimeout)
-    )
-
-    const lost = (holding: Holding) =>
-      Effect.suspend(() => {
-        if (holding.lost) return Effect.void
-        holding.lost = true
-        return Effect.zipRight(
-          Metric.increment(RedisMetrics.lockLost),
-          Effect.logWarning(
-            `Lost the Redis lock ${keys.lock}: its lease (${leaseMillis} ms) ran out while this process held it, ` +
-              "so another process may be renewing too (a token it saves is kept if it expires later)"
-          )
-        )
-      })
-
-    /** Deletes our lock, unless it is someone else's by now. Never fails. */
-    const release = (holding: Holding) =>
-      evalScript(releaseScript, [keys.lock], [holding.owner]).pipe(
-        Effect.flatMap((reply) => Number(reply) === 1 ? Effect.void : lost(holding)),
-        Effect.catchAll((failure) =>
-          Effect.zipRight(
-            Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "release")),
-            Effect.logWarning(
-              `Could not release the Redis lock ${keys.lock} (${failure.reason}); ` +
-                `others take it when its lease runs out, within ${leaseMillis} ms`
-            )
-          )
-        )
-      )
-
-    /** Extends the lease every third of it while held; stops once the lock is lost. */
-    const keepExtending = (holding: Holding) =>
-      Effect.sleep(Duration.millis(leaseMillis / 3)).pipe(
-        Effect.zipRight(evalScript(extendScript, [keys.lock], [holding.owner, String(leaseMillis)])),
-        Effect.flatMap((reply) => Number(reply) === 1 ? Effect.succeed(true) : Effect.as(lost(holding), false)),
-        // A missed extension is no loss yet: the lease still runs. The next one will tell.
-        Effect.catchAll((failure) =>
-          Effect.as(
-            Effect.zipRight(
-              Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "extend")),
-              Effect.logDebug(`Could not extend the Redis lock ${keys.lock}: ${failure.reason}`)
-            ),
-            true
-          )
-        ),
-        Effect.repeat({ while: (holding) => holding })
-      )
-
-    /**
-     * Takes the lock, waiting while another process holds it; registers its release and the
-     * lease extension in the current scope. `None` when Redis is unavailable and the store
-     * proceeds without it.
-     */
-    const acquire = Effect.gen(function*() {
-      const owner = ownerValue()
-      let attempts = 0
-      const attempt = Effect.suspend(() => {
-        attempts++
-        return send(["SET", keys.lock, owner, "NX", "PX", String(leaseMillis)])
-      }).pipe(Effect.flatMap((reply) => textOf(reply) === "OK" ? Effect.void : Effect.fail(new Busy())))
-      // The wait can be interrupted (acquireRelease would otherwise shield it): at worst a
-      // lock taken just before the interruption stays until its lease runs out.
-      const outcome = yield* attempt.pipe(
-        Effect.retry({ schedule: backoff, while: (error) => error._tag === "Busy" }),
-        Effect.interruptible,
-        Effect.either
-      )
-      yield* Effect.annotateCurrentSpan({ attempts, waited: attempts > 1 })
-      if (attempts > 1) yield* Metric.increment(TokenMetrics.lockWaits)
-      if (Either.isRight(outcome)) return Option.some<Holding>({ owner, lost: false })
-      const failure = outcome.left
-      if (failure._tag === "Busy") {
-        const holder = yield* send(["GET", keys.lock]).pipe(Effect.map(textOf), Effect.orElseSucceed(() => undefined))
-        return yield* new TokenError.TokenStoreError({
-          operation: "lock",
-          path: `${where} ${keys.lock}`,
-          reason: `still held by ${describeOwner(holder)} after waiting ${Duration.format(settings.lockTimeout)}`
-        })
-      }
-      if (failure.timedOut) {
-        // The SET may still run once Redis answers again. Queued behind it on the same
-        // connection, this release frees the lock then instead of at the end of its lease.
-        // EVAL, not EVALSHA: nobody waits for a NOSCRIPT answer to send the script after it.
-        yield* Effect.forkDaemon(Effect.ignore(send(["EVAL", releaseScript.source, "1", keys.lock, owner])))
-      }
-      yield* Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "lock"))
-      if (settings.whenUnavailable === "fail") {
-        return yield* new TokenError.TokenStoreError({
-          operation: "lock",
-          path: `${where} ${keys.lock}`,
-          reason: failure.reason
-        })
-      }
-      yield* Effect.logWarning(
-        `Could not take the Redis lock ${keys.lock} (${failure.reason}); renewing without it, ` +
-          "so other processes may log in too until Redis is back"
-      )
-      return Option.none<Holding>()
-    }).pipe(Effect.withSpan("TokenStore.lockWait", { attributes: { store: "redis", lock: keys.lock } }))
-
-    const held = Effect.acquireRelease(
-      acquire,
-      Option.match({ onNone: () => Effect.void, onSome: release })
-    ).pipe(
-      Effect.tap(Option.match({
-        onNone: () => Effect.void,
-        onSome: (holding) => Effect.forkScoped(keepExtending(holding))
-      }))
-    )
-
+    const ctx: Context = {
+      settings,
+      connection,
+      keys: settings.keys,
+      where: settings.where,
+      leaseMillis: Duration.toMillis(settings.lockLease)
+    }
     // Fibers of this process queue here, so only one of them polls Redis.
     const semaphore = yield* Effect.makeSemaphore(1)
     const withLock = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TokenError.TokenStoreError, R> =>
       semaphore.withPermits(1)(
         Effect.acquireUseRelease(
           Scope.make(),
-          (scope) => Effect.zipRight(Scope.extend(held, scope), effect),
+          (scope) => Effect.zipRight(Scope.extend(held(ctx), scope), effect),
           (scope, exit) => Scope.close(scope, exit)
         )
       ).pipe(Effect.withSpan("TokenStore.withLock", { attributes: { store: "redis" } }))
-
     return {
-      store: TokenStore.TokenStore.of({ description: `redis ${where} ${keys.token}`, load, save, remove, withLock }),
+      store: TokenStore.TokenStore.of({
+        description: `redis ${ctx.where} ${ctx.keys.token}`,
+        load: load(ctx),
+        save: (data) => save(ctx, data),
+        remove: remove(ctx),
+        withLock
+      }),
       markDown: connection.markDown
     }
   })
+
+const storeError =
+  (ctx: Context, operation: TokenError.TokenStoreError["operation"], key: string) => (failure: RedisFailure) =>
+    Effect.zipRight(
+      Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", operation)),
+      Effect.fail(new TokenError.TokenStoreError({ operation, path: `${ctx.where} ${key}`, reason: failure.reason }))
+    )
+
+const load = (ctx: Context) =>
+  ctx.connection.send(["GET", ctx.keys.token]).pipe(
+    Effect.catchAll(storeError(ctx, "load", ctx.keys.token)),
+    Effect.flatMap((reply) => {
+      if (reply === null || reply === undefined) return Effect.succeedNone
+      const text = textOf(reply)
+      const decoded = text === undefined
+        ? Either.left<Envelope.Unreadable>({ reason: "unreadable", detail: "it is not a string" })
+        : Envelope.decode(text, ctx.settings.account, ctx.settings.encryptionKeys)
+      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
+      return Effect.as(
+        Effect.zipRight(
+          Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason)),
+          Effect.logWarning(
+            `The token in Redis (${ctx.where} ${ctx.keys.token}) cannot be used: ${decoded.left.detail}; ` +
+              "treating it as missing, so a new token will be obtained"
+          )
+        ),
+        Option.none<TokenData.TokenData>()
+      )
+    }),
+    Effect.withSpan("TokenStore.load", { attributes: { store: "redis", key: ctx.keys.token } })
+  )
+
+const save = (ctx: Context, data: TokenData.TokenData) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const expiresAt = DateTime.toEpochMillis(data.expiresAt)
+    // The key lives as long as the token has left, by this process's clock (see PX below).
+    const ttl = Math.ceil(expiresAt - now)
+    if (ttl <= 0) {
+      return yield* Effect.logDebug(`Not saving an already expired token to Redis (${ctx.keys.token})`)
+    }
+    const reply = yield* ctx.connection.evalScript(
+      saveScript,
+      [ctx.keys.token],
+      [Envelope.encode(data, ctx.settings.account, ctx.settings.encryptionKeys[0]), String(expiresAt), String(ttl)]
+    ).pipe(Effect.catchAll(storeError(ctx, "save", ctx.keys.token)))
+    const [written, stored] = Array.isArray(reply) ? reply : [reply]
+    if (Number(written) === 1) return
+    yield* Metric.increment(RedisMetrics.saveRejections)
+    yield* Effect.logWarning(
+      `Kept the token already in Redis (${ctx.keys.token}): it expires at ${
+        DateTime.formatIso(DateTime.unsafeMake(Number(stored)))
+      }, not before this process's new one (${
+        DateTime.formatIso(data.expiresAt)
+      }), so another process renewed meanwhile`
+    )
+  }).pipe(Effect.withSpan("TokenStore.save", { attributes: { store: "redis", key: ctx.keys.token } }))
+
+const remove = (ctx: Context) =>
+  ctx.connection.send(["DEL", ctx.keys.token]).pipe(
+    Effect.catchAll(storeError(ctx, "remove", ctx.keys.token)),
+    Effect.asVoid,
+    Effect.withSpan("TokenStore.remove", { attributes: { store: "redis", key: ctx.keys.token } })
+  )
+
+// --- the lock ------------------------------------------------------------------
+
+/** The lock, held for the current scope: its release and the lease extension registered there. */
+const held = (ctx: Context) =>
+  Effect.acquireRelease(
+    acquire(ctx),
+    Option.match({ onNone: () => Effect.void, onSome: (holding) => release(ctx, holding) })
+  ).pipe(
+    Effect.tap(Option.match({
+      onNone: () => Effect.void,
+      onSome: (holding) => Effect.forkScoped(keepExtending(ctx, holding))
+    }))
+  )
+
+/**
+ * Polls at 10, 20, 40... ms, at most every 100 ms, jittered so waiters do not move in step: a
+ * few commands a second per waiter, and the lock changes hands soon after its release.
+ */
+const backoff = (ctx: Context) =>
+  Schedule.exponential(Duration.millis(10), 2).pipe(
+    Schedule.union(Schedule.spaced(Duration.millis(100))),
+    Schedule.jittered,
+    Schedule.upTo(ctx.settings.lockTimeout)
+  )
+
+const lost = (ctx: Context, holding: Holding) =>
+  Effect.suspend(() => {
+    if (holding.lost) return Effect.void
+    holding.lost = true
+    return Effect.zipRight(
+      Metric.increment(RedisMetrics.lockLost),
+      Effect.logWarning(
+        `Lost the Redis lock ${ctx.keys.lock}: its lease (${ctx.leaseMillis} ms) ran out while this process held it, ` +
+          "so another process may be renewing too (a token it saves is kept if it expires later)"
+      )
+    )
+  })
+
+/** Deletes our lock, unless it is someone else's by now. Never fails. */
+const release = (ctx: Context, holding: Holding) =>
+  ctx.connection.evalScript(releaseScript, [ctx.keys.lock], [holding.owner]).pipe(
+    Effect.flatMap((reply) => Number(reply) === 1 ? Effect.void : lost(ctx, holding)),
+    Effect.catchAll((failure) =>
+      Effect.zipRight(
+        Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "release")),
+        Effect.logWarning(
+          `Could not release the Redis lock ${ctx.keys.lock} (${failure.reason}); ` +
+            `others take it when its lease runs out, within ${ctx.leaseMillis} ms`
+        )
+      )
+    )
+  )
+
+/** Extends the lease every third of it while held; stops once the lock is lost. */
+const keepExtending = (ctx: Context, holding: Holding) =>
+  Effect.sleep(Duration.millis(ctx.leaseMillis / 3)).pipe(
+    Effect.zipRight(
+      ctx.connection.evalScript(extendScript, [ctx.keys.lock], [holding.owner, String(ctx.leaseMillis)])
+    ),
+    Effect.flatMap((reply) => Number(reply) === 1 ? Effect.succeed(true) : Effect.as(lost(ctx, holding), false)),
+    // A missed extension is no loss yet: the lease still runs. The next one will tell.
+    Effect.catchAll((failure) =>
+      Effect.as(
+        Effect.zipRight(
+          Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "extend")),
+          Effect.logDebug(`Could not extend the Redis lock ${ctx.keys.lock}: ${failure.reason}`)
+        ),
+        true
+      )
+    ),
+    Effect.repeat({ while: (holding) => holding })
+  )
+
+/**
+ * Takes the lock, waiting while another process holds it. `None` when Redis is unavailable and
+ * the store proceeds without it.
+ */
+const acquire = (ctx: Context) =>
+  Effect.gen(function*() {
+    const keys = ctx.keys
+    const send = ctx.connection.send
+    const owner = ownerValue()
+    let attempts = 0
+    const attempt = Effect.suspend(() => {
+      attempts++
+      return send(["SET", keys.lock, owner, "NX", "PX", String(ctx.leaseMillis)])
+    }).pipe(Effect.flatMap((reply) => textOf(reply) === "OK" ? Effect.void : Effect.fail(new Busy())))
+    // The wait can be interrupted (acquireRelease would otherwise shield it): at worst a lock
+    // taken just before the interruption stays until its lease runs out.
+    const outcome = yield* attempt.pipe(
+      Effect.retry({ schedule: backoff(ctx), while: (error) => error._tag === "Busy" }),
+      Effect.interruptible,
+      Effect.either
+    )
+    yield* Effect.annotateCurrentSpan({ attempts, waited: attempts > 1 })
+    if (attempts > 1) yield* Metric.increment(TokenMetrics.lockWaits)
+    if (Either.isRight(outcome)) return Option.some<Holding>({ owner, lost: false })
+    const failure = outcome.left
+    if (failure._tag === "Busy") {
+      const holder = yield* send(["GET", keys.lock]).pipe(Effect.map(textOf), Effect.orElseSucceed(() => undefined))
+      return yield* new TokenError.TokenStoreError({
+        operation: "lock",
+        path: `${ctx.where} ${keys.lock}`,
+        reason: `still held by ${describeOwner(holder)} after waiting ${Duration.format(ctx.settings.lockTimeout)}`
+      })
+    }
+    if (failure.timedOut) {
+      // The SET may still run once Redis answers again. Queued behind it on the same
+      // connection, this release frees the lock then instead of at the end of its lease.
+      // EVAL, not EVALSHA: nobody waits for a NOSCRIPT answer to send the script after it.
+      yield* Effect.forkDaemon(Effect.ignore(send(["EVAL", releaseScript.source, "1", keys.lock, owner])))
+    }
+    yield* Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", "lock"))
+    if (ctx.settings.whenUnavailable === "fail") {
+      return yield* new TokenError.TokenStoreError({
+        operation: "lock",
+        path: `${ctx.where} ${keys.lock}`,
+        reason: failure.reason
+      })
+    }
+    yield* Effect.logWarning(
+      `Could not take the Redis lock ${keys.lock} (${failure.reason}); renewing without it, ` +
+        "so other processes may log in too until Redis is back"
+    )
+    return Option.none<Holding>()
+  }).pipe(Effect.withSpan("TokenStore.lockWait", { attributes: { store: "redis", lock: ctx.keys.lock } }))
