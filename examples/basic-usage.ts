@@ -29,7 +29,7 @@ const program = Effect.gen(function*() {
 runExample((mock) =>
   program.pipe(
     // NodeAmp.layerConfig: everything from the environment (AMP_*, API_RETRY_*, ...)
-    Effect.provide(NodeAmp.layerConfig),
+    Effect.provide(NodeAmp.layerConfig()),
     Effect.tap(() =>
       Option.match(mock, {
         onNone: () => Effect.void,

@@ -14,8 +14,8 @@ import { Console, Effect, Layer, Option } from "effect"
 import { runExample } from "./environment.js"
 
 /** The client, its token service and Node's HTTP client, all configured from the environment. */
-const AmpLive = AmpClient.layerConfig.pipe(
-  Layer.provide(NodeAmp.layerConfig),
+const AmpLive = AmpClient.layerConfig().pipe(
+  Layer.provide(NodeAmp.layerConfig()),
   Layer.provide(NodeHttpClient.layerUndici)
 )
 

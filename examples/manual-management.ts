@@ -29,7 +29,7 @@ const program = Effect.gen(function*() {
 
 runExample((mock) =>
   program.pipe(
-    Effect.provide(NodeAmp.layerConfig),
+    Effect.provide(NodeAmp.layerConfig()),
     Effect.zipRight(Option.match(mock, {
       onNone: () => Effect.void,
       onSome: (server) =>

@@ -161,8 +161,8 @@ runExample((mock) =>
     yield* printMetrics
   }).pipe(
     Effect.provide(
-      AmpClient.layerConfig.pipe(
-        Layer.provideMerge(NodeAmp.layerConfig),
+      AmpClient.layerConfig().pipe(
+        Layer.provideMerge(NodeAmp.layerConfig()),
         Layer.provide(NodeHttpClient.layerUndici)
       )
     ),

@@ -39,8 +39,8 @@ export const authorizationHeaders = Effect.map(
 export const AppLive: Layer.Layer<
   AmpClient.AmpClient | TokenService.TokenService,
   AmpConfig.AmpConfigError
-> = AmpClient.layerConfig.pipe(
-  Layer.provideMerge(NodeAmp.layerConfig),
+> = AmpClient.layerConfig().pipe(
+  Layer.provideMerge(NodeAmp.layerConfig()),
   Layer.provide(NodeHttpClient.layerUndici)
 )
 

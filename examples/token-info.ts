@@ -31,4 +31,4 @@ const program = Effect.gen(function*() {
   })
 })
 
-runExample(() => program.pipe(Effect.provide(NodeAmp.layerConfig)))
+runExample(() => program.pipe(Effect.provide(NodeAmp.layerConfig())))

@@ -14,7 +14,7 @@ import { NodeAmp } from "@amp-effect/node"
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { Config, Console, Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -36,11 +36,15 @@ const say = (line: string) => Console.log(`  ${line}`)
  */
 const service = (credentials: AmpConfig.Credentials, file: string) =>
   Effect.gen(function*() {
-    const retry = yield* AmpConfig.retry
-    const requestTimeout = yield* AmpConfig.requestTimeout
     const context = yield* Layer.build(
       TokenService.layer().pipe(
-        Layer.provide(AuthApi.layer({ ...credentials, retry, requestTimeout })),
+        // The credentials given here; the retry policy and timeout from API_RETRY_* and
+        // API_REQUEST_TIMEOUT_SECONDS, as everywhere.
+        Layer.provide(AuthApi.layerConfig({
+          baseUrl: Config.succeed(credentials.baseUrl),
+          username: Config.succeed(credentials.username),
+          password: Config.succeed(credentials.password)
+        })),
         Layer.provide(Layer.merge(NodeHttpClient.layerUndici, NodeAmp.layerFileStore(file)))
       )
     )
@@ -65,7 +69,7 @@ const program = Effect.gen(function*() {
   let credentials: AmpConfig.Credentials
   let server: MockAmpServer.Service | undefined
   if (live) {
-    credentials = yield* AmpConfig.credentials
+    credentials = yield* AmpConfig.read(AmpConfig.credentials)
     yield* Console.log(`Live run against ${credentials.baseUrl} as ${credentials.username}`)
   } else {
     server = yield* MockAmpServer.make({ tokenLifetime: "1 hour" })

@@ -136,7 +136,7 @@ const program = Effect.gen(function*() {
   ])
   const [first, second] = yield* Effect.flatMap(TokenService.TokenService, (tokens) =>
     Effect.all([tokens.getToken, tokens.getToken])).pipe(
-    Effect.provide(NodeAmp.layerConfig),
+    Effect.provide(NodeAmp.layerConfig()),
     Effect.withConfigProvider(ConfigProvider.fromMap(env))
   )
   const counters = yield* server.counters

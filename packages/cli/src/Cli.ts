@@ -177,9 +177,18 @@ const withFlags = <A, E, R>(
       store: Option.isSome(flags.store),
       redisUrl: Option.isSome(flags.redisUrl)
     }
+    // `ConfigProvider.orElse` falls back on any failure, an invalid value included: each flag's
+    // value is checked on its own first, so that a bad flag is an error, never silently replaced
+    // by the environment's value.
+    const checkFlags = Effect.all([
+      given.baseUrl ? AmpConfig.read(AmpConfig.baseUrl) : Effect.void,
+      given.store ? AmpConfig.read(AmpConfig.tokenStore) : Effect.void,
+      given.redisUrl ? AmpConfig.read(RedisConfig.url) : Effect.void
+    ], { discard: true }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(overrides)))
     return Effect.configProviderWith((current) =>
       Effect.gen(function*() {
-        const kind = yield* RedisConfig.tokenStore
+        yield* checkFlags
+        const kind = yield* AmpConfig.read(RedisConfig.tokenStore)
         const api = yield* Effect.orElseSucceed(AmpConfig.baseUrl, () => "(invalid)")
         if (kind === "redis") {
           yield* Effect.logDebug(`Token store: Redis, AMP API ${api}`)
@@ -194,7 +203,7 @@ const withFlags = <A, E, R>(
         }
         const path = yield* Path.Path
         const file = yield* Option.match(flags.tokenFile, {
-          onNone: () => AmpConfig.tokenFile,
+          onNone: () => AmpConfig.read(AmpConfig.tokenFile),
           onSome: (file) =>
             file.trim().length === 0
               ? Effect.fail(
@@ -262,8 +271,8 @@ const withTokenService = <A, E, R>(
           save: (data) => Effect.tapError(store.save(data), (error) => Ref.set(failed, Option.some(error)))
         }))
     ).pipe(Layer.provide(context.store))
-    const service = TokenService.layerConfig.pipe(
-      Layer.provideMerge(Layer.merge(AuthApi.layerConfig.pipe(Layer.provide(FetchHttpClient.layer)), recording))
+    const service = TokenService.layerConfig().pipe(
+      Layer.provideMerge(Layer.merge(AuthApi.layerConfig().pipe(Layer.provide(FetchHttpClient.layer)), recording))
     )
     const saved = Effect.flatMap(
       Ref.get(failed),
@@ -312,7 +321,7 @@ const token = Command.make("token", common, (flags) =>
       const stored = yield* withStore(context, (store) => store.load).pipe(
         Effect.catchTag("TokenStoreError", (error) => new Unusable({ error }))
       )
-      const margin = yield* AmpConfig.refreshMargin
+      const margin = yield* AmpConfig.read(AmpConfig.refreshMargin)
       const now = yield* Clock.currentTimeMillis
       const fresh = Option.filter(
         Option.map(stored, (data) => data.withJwtExpiry()),
@@ -459,7 +468,7 @@ const status = Command.make(
           context,
           (store, where) => Effect.map(store.load, (stored) => [stored, where] as const)
         )
-        const margin = yield* AmpConfig.refreshMargin
+        const margin = yield* AmpConfig.read(AmpConfig.refreshMargin)
         const now = yield* Clock.currentTimeMillis
         const info = Option.map(stored, (data) => TokenInfo.make(data.withJwtExpiry(), now, margin))
         const heading = context.kind === "file" ? `Token file: ${where}` : `Token store: ${where}`

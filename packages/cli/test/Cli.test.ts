@@ -489,6 +489,18 @@ describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis"
       const badUrl = oneLineFailure(yield* amp(["status", "--store", "redis", "--redis-url", "http://x"], env))
       expect(badUrl).toMatch(/^amp-token: configuration: --redis-url /)
       expect(badUrl).not.toContain("http://x")
+      // A bad flag is an error even where the environment holds a good value for it.
+      const badFlag = oneLineFailure(
+        yield* amp(["status", "--store", "redis", "--redis-url", "http://x"], {
+          ...env,
+          AMP_REDIS_URL: "redis://127.0.0.1:1"
+        })
+      )
+      expect(badFlag).toMatch(/^amp-token: configuration: --redis-url /)
+      // --store is a choice: a usage error (exit 2), whatever AMP_TOKEN_STORE says.
+      const badStore = yield* amp(["status", "--store", "disk"], { ...env, AMP_TOKEN_STORE: "file" })
+      expect(badStore.code).toBe(2)
+      expect(badStore.stdout).toBe("")
     }))
 })
 

@@ -25,12 +25,12 @@
  */
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import type { Duration } from "effect"
-import { Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema, type Scope } from "effect"
+import { Config, Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema, type Scope } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
 import { ApiError, type AuthError, isApiError } from "./AmpHttpError.js"
 import * as AmpHttp from "./internal/ampHttp.js"
-import type * as RetryPolicy from "./RetryPolicy.js"
+import * as RetryPolicy from "./RetryPolicy.js"
 import type { TokenStoreError } from "./TokenError.js"
 import { TokenService } from "./TokenService.js"
 
@@ -103,16 +103,40 @@ export class AmpClient extends Context.Tag("@amp-effect/core/AmpClient")<AmpClie
  * @category models
  */
 export interface AmpClientOptions {
-  /** The API's base URL, ending in `/api` (a trailing slash is ignored). */
+  /** The API's base URL, ending in `/api` (a trailing slash is ignored). No default. */
   readonly baseUrl: string
-  readonly retry: RetryPolicy.RetryOptions
-  /** How long one attempt may wait for the answer's headers. */
-  readonly requestTimeout: Duration.DurationInput
+  /** The retry policy of transient failures. Default `RetryPolicy.defaultOptions` (3 attempts, 1 s, 30 s). */
+  readonly retry?: RetryPolicy.RetryOptions | undefined
   /**
-   * Also retry transient failures of POST and PATCH requests. Off by default: a POST that timed
-   * out may have been carried out, and sending it again may do it twice.
+   * How long one attempt may wait for the answer's headers. Default
+   * `AmpConfig.defaultRequestTimeout` (10 seconds).
+   */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * Also retry transient failures of POST and PATCH requests. Default `false`: a POST that
+   * timed out may have been carried out, and sending it again may do it twice.
    */
   readonly retryNonIdempotent?: boolean
+}
+
+/**
+ * The options of `layerConfig`: a `Config` for each option read from the environment, by
+ * default the one `AmpConfig` reads from the seed's variables. Use `Config.nested` (or
+ * `AmpConfig.nested(prefix)` for all of them) to read them under other names.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /** Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`, else `AmpConfig.defaultBaseUrl`). */
+  readonly baseUrl?: Config.Config<string> | undefined
+  /** Default `AmpConfig.retry` (`API_RETRY_*`, else `RetryPolicy.defaultOptions`). */
+  readonly retry?: Config.Config<RetryPolicy.RetryOptions> | undefined
+  /**
+   * Default `AmpConfig.requestTimeout` (`API_REQUEST_TIMEOUT_SECONDS`, else
+   * `AmpConfig.defaultRequestTimeout`).
+   */
+  readonly requestTimeout?: Config.Config<Duration.DurationInput> | undefined
 }
 
 /** Methods whose repetition has the effect of one request (RFC 9110, 9.2.2). */
@@ -148,7 +172,11 @@ export const make: (
   options: AmpClientOptions
 ) => Effect.Effect<AmpClient["Type"], never, HttpClient.HttpClient | TokenService | Scope.Scope> = Effect
   .fnUntraced(function*(options: AmpClientOptions) {
-    const http = yield* AmpHttp.make(options)
+    const http = yield* AmpHttp.make({
+      baseUrl: options.baseUrl,
+      retry: options.retry ?? RetryPolicy.defaultOptions,
+      requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout
+    })
     const tokens = yield* TokenService
 
     /**
@@ -297,21 +325,25 @@ export const layer = (
 ): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.scoped(AmpClient, make(options))
 
 /**
- * The client with the base URL, retry policy and request timeout from `AMP_API_BASE_URL`,
- * `API_RETRY_*` and `API_REQUEST_TIMEOUT_SECONDS`; needs an `HttpClient` and a `TokenService`.
+ * The client with its options read from `Config` (see `ConfigOptions`; by default
+ * `AMP_API_BASE_URL`, `API_RETRY_*` and `API_REQUEST_TIMEOUT_SECONDS`); needs an `HttpClient`
+ * and a `TokenService`. A missing or invalid value fails the layer with an `AmpConfigError`
+ * naming the variable.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<AmpClient, AmpConfig.AmpConfigError, HttpClient.HttpClient | TokenService> = Layer
-  .scoped(
+export const layerConfig = (
+  options?: ConfigOptions
+): Layer.Layer<AmpClient, AmpConfig.AmpConfigError, HttpClient.HttpClient | TokenService> =>
+  Layer.scoped(
     AmpClient,
     Effect.flatMap(
-      Effect.all({
-        baseUrl: AmpConfig.baseUrl,
-        retry: AmpConfig.retry,
-        requestTimeout: AmpConfig.requestTimeout
-      }),
+      AmpConfig.read(Config.all({
+        baseUrl: options?.baseUrl ?? AmpConfig.baseUrl,
+        retry: options?.retry ?? AmpConfig.retry,
+        requestTimeout: options?.requestTimeout ?? AmpConfig.requestTimeout
+      })),
       make
     )
   )

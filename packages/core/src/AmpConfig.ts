@@ -1,27 +1,51 @@
 /**
- * The library's configuration, read through Effect's `Config` (so tests swap a
- * `ConfigProvider` instead of touching `process.env`) and validated variable by variable.
+ * The library's configuration as Effect `Config` values (so tests swap a `ConfigProvider`
+ * instead of touching `process.env`), each validated as it is read.
  *
  * | variable | default |
  * | --- | --- |
- * | `AMP_API_BASE_URL` | `https://amp-test.blockstream.com/api` |
+ * | `AMP_API_BASE_URL` | `defaultBaseUrl`: `https://amp-test.blockstream.com/api` |
  * | `AMP_USERNAME`, `AMP_PASSWORD` | required to log in |
- * | `API_RETRY_MAX_ATTEMPTS` | `3` |
- * | `API_RETRY_BASE_DELAY_MS` | `1000` |
- * | `API_RETRY_MAX_DELAY_MS` | `30000` |
- * | `API_REQUEST_TIMEOUT_SECONDS` | `10` |
+ * | `API_RETRY_MAX_ATTEMPTS` | `RetryPolicy.defaultOptions`: `3` |
+ * | `API_RETRY_BASE_DELAY_MS` | `RetryPolicy.defaultOptions`: `1000` |
+ * | `API_RETRY_MAX_DELAY_MS` | `RetryPolicy.defaultOptions`: `30000` |
+ * | `API_REQUEST_TIMEOUT_SECONDS` | `defaultRequestTimeout`: `10` |
  * | `AMP_TOKEN_PERSISTENCE` | `false` |
  * | `AMP_TESTS` | unset |
- * | `AMP_TOKEN_FILE` | `token.json` |
- * | `AMP_TOKEN_REFRESH_MARGIN_SECONDS` | `300` |
+ * | `AMP_TOKEN_FILE` | `defaultTokenFile`: `token.json` |
+ * | `AMP_TOKEN_REFRESH_MARGIN_SECONDS` | `defaultRefreshMargin`: `300` |
+ * | `AMP_TOKEN_STORE` | unset (`file`, `redis`, `memory` or `none`; see `PersistencePolicy`) |
+ *
+ * Each value is a `Config`, so an application can read it under other names. The
+ * `layerConfig` constructors take a `Config` for each option (by default the one here):
+ *
+ * ```ts
+ * // API_RETRY_* clashes with the application's own variables: read AMP_API_RETRY_* instead
+ * NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
+ * // every variable under a prefix: ISSUER_AMP_USERNAME, ISSUER_API_RETRY_MAX_ATTEMPTS, ...
+ * NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))
+ * ```
+ *
+ * Prefer `Config.nested` (as above) to `ConfigProvider.nested`: in effect 3.x a provider
+ * nested with `ConfigProvider.nested` splits every value at its commas and keeps the first
+ * piece (a password `a,b` would be read as `a`).
+ *
+ * Read through `read` (or a `layerConfig`), a value that is missing or invalid fails with an
+ * `AmpConfigError` that names the variable as the environment spells it (path segments joined
+ * with `_`) and, except for secrets, the value it found.
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Option, Redacted, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, Record, type Redacted, Schema } from "effect"
 import { normalizeBaseUrl } from "./internal/ampHttp.js"
-import type { RetryOptions } from "./RetryPolicy.js"
+import * as RetryPolicy from "./RetryPolicy.js"
 
-/** A configuration variable is missing or holds a value the library cannot use. */
+/**
+ * A configuration variable is missing or holds a value the library cannot use.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class AmpConfigError extends Schema.TaggedError<AmpConfigError>()("AmpConfigError", {
   variable: Schema.String,
   value: Schema.optional(Schema.String),
@@ -34,16 +58,34 @@ export class AmpConfigError extends Schema.TaggedError<AmpConfigError>()("AmpCon
   }
 }
 
-/** Where and how to log in. */
+/**
+ * Where and how to log in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Credentials {
   readonly baseUrl: string
   readonly username: string
   readonly password: Redacted.Redacted<string>
 }
 
-/** The whole configuration, every value validated. */
+/**
+ * Where tokens are kept, as `AMP_TOKEN_STORE` names it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreKind = "file" | "redis" | "memory" | "none"
+
+/**
+ * The whole configuration, every value validated.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AmpConfig extends Credentials {
-  readonly retry: RetryOptions
+  readonly retry: RetryPolicy.RetryOptions
   readonly requestTimeout: Duration.Duration
   /** `AMP_TOKEN_PERSISTENCE`: asks for persistence (the policy may still refuse it). */
   readonly tokenPersistence: boolean
@@ -51,48 +93,176 @@ export interface AmpConfig extends Credentials {
   readonly tests: Option.Option<string>
   readonly tokenFile: string
   readonly refreshMargin: Duration.Duration
+  /** `AMP_TOKEN_STORE` when set; `None` leaves the choice to `PersistencePolicy.chooseStore`. */
+  readonly tokenStore: Option.Option<StoreKind>
 }
 
-/** The testnet API, so that a forgotten variable never points a test at mainnet. */
+// -----------------------------------------------------------------------------
+// Defaults
+// -----------------------------------------------------------------------------
+
+/**
+ * The testnet API, so that a forgotten variable never points a test at mainnet.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultBaseUrl = "https://amp-test.blockstream.com/api"
 
-/** Reads one variable as text, mapping the provider's own failures to an `AmpConfigError`. */
-const raw = (variable: string): Effect.Effect<Option.Option<string>, AmpConfigError> =>
-  Effect.mapError(
-    Config.option(Config.string(variable)),
-    (error) => new AmpConfigError({ variable, reason: `could not be read: ${error}` })
+/**
+ * How long one HTTP attempt may take when no timeout is given: 10 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRequestTimeout: Duration.Duration = Duration.seconds(10)
+
+/**
+ * How long before expiry a token is renewed when no margin is given: five minutes, as the
+ * Rust client.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRefreshMargin: Duration.Duration = Duration.minutes(5)
+
+/**
+ * The token file's path when `AMP_TOKEN_FILE` is unset, relative to the working directory.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTokenFile = "token.json"
+
+/**
+ * The store used when persistence is asked for without naming a store.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultStoreKind: StoreKind = "file"
+
+// -----------------------------------------------------------------------------
+// From `ConfigError` to `AmpConfigError`
+// -----------------------------------------------------------------------------
+
+/**
+ * The `ConfigError` of a variable holding `value`, which is invalid for `reason` ("expected
+ * ..."). `fromConfigError` turns it into `VARIABLE="value" is invalid: reason`. For a
+ * variable's own parser (`Config.primitive`, `Config.mapOrFail`); never for a secret.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const invalidValue = (value: string, reason: string): ConfigError.ConfigError =>
+  ConfigError.InvalidData([], `${JSON.stringify(value)} ${invalidMarker} ${reason}`)
+
+/**
+ * The `ConfigError` of a secret that is invalid, without its value: `reason` is read after the
+ * variable's name (`"is not a Redis URL: expected ..."`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const invalidSecret = (reason: string): ConfigError.ConfigError => ConfigError.InvalidData([], reason)
+
+/**
+ * The `ConfigError` of a required variable that is unset, with more to say than "is not set":
+ * `detail` follows it (`"AMP_REDIS_URL is not set: the Redis token store needs it"`). Being a
+ * `MissingData`, `Config.withDefault` and `Config.option` still apply to it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const notSet = (detail?: string): ConfigError.ConfigError =>
+  ConfigError.MissingData([], detail === undefined ? notSetReason : `${notSetReason}: ${detail}`)
+
+const invalidMarker = "is invalid:"
+const notSetReason = "is not set"
+const quotedValue = /^("(?:[^"\\]|\\.)*") is invalid: ([\s\S]*)$/
+
+/**
+ * The `AmpConfigError` of a `ConfigError`: the first failure it holds, the variable named by
+ * its path (segments joined with `_`, as `ConfigProvider.fromEnv` joins them).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const fromConfigError = (error: ConfigError.ConfigError): AmpConfigError => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return fromConfigError(error.left)
+    case "MissingData":
+      return new AmpConfigError({
+        variable: variableOf(error.path),
+        reason: error.message.startsWith(notSetReason) ? error.message : notSetReason
+      })
+    case "InvalidData": {
+      const quoted = quotedValue.exec(error.message)
+      if (quoted !== null) {
+        return new AmpConfigError({
+          variable: variableOf(error.path),
+          value: JSON.parse(quoted[1]!),
+          reason: quoted[2]!
+        })
+      }
+      return new AmpConfigError({
+        variable: variableOf(error.path),
+        // Ours read after the name; Effect's own ("Expected an integer value but received x")
+        // and a secret's ("<redacted>") are said to make it invalid.
+        reason: error.message.startsWith("is ")
+          ? error.message
+          : error.message === "<redacted>"
+          ? "is invalid"
+          : `is invalid: ${error.message}`
+      })
+    }
+    case "SourceUnavailable":
+    case "Unsupported":
+      return new AmpConfigError({ variable: variableOf(error.path), reason: `could not be read: ${error.message}` })
+  }
+}
+
+const variableOf = (path: ReadonlyArray<string>) => path.length === 0 ? "the configuration" : path.join("_")
+
+/**
+ * Reads `config` from the current `ConfigProvider`, failing with the `AmpConfigError` of the
+ * first variable that is missing or invalid.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const read = <A>(config: Config.Config<A>): Effect.Effect<A, AmpConfigError> =>
+  Effect.mapError(config, fromConfigError)
+
+// -----------------------------------------------------------------------------
+// The variables
+// -----------------------------------------------------------------------------
+
+/**
+ * The variable `name` decoded with `schema` (its text trimmed first); a value the schema
+ * refuses fails with `invalidValue`. A `Config.primitive` rather than `Config.mapOrFail` over
+ * `Config.string`: its failures carry the path the provider actually read (with any prefix a
+ * provider adds), so the error names the variable that was set.
+ */
+const decoded = <A>(name: string, schema: Schema.Schema<A, string>, expected: string): Config.Config<A> => {
+  const decode = Schema.decodeOption(schema)
+  return Config.nested(
+    Config.primitive(expected, (text) => Either.fromOption(decode(text.trim()), () => invalidValue(text, expected))),
+    name
   )
-
-/** Reads a variable, falling back to `fallback` when unset, and decodes it with `schema`. */
-const variable = <A>(
-  name: string,
-  schema: Schema.Schema<A, string>,
-  fallback: string,
-  expected: string
-): Effect.Effect<A, AmpConfigError> =>
-  Effect.flatMap(raw(name), (value) => {
-    const text = Option.getOrElse(value, () => fallback)
-    return Option.match(Schema.decodeOption(schema)(text.trim()), {
-      onNone: () => Effect.fail(new AmpConfigError({ variable: name, value: text, reason: expected })),
-      onSome: Effect.succeed
-    })
-  })
-
-const required = (name: string): Effect.Effect<string, AmpConfigError> =>
-  Effect.flatMap(raw(name), (value) =>
-    Option.match(Option.filter(value, (text) => text.length > 0), {
-      onNone: () => Effect.fail(new AmpConfigError({ variable: name, reason: "is not set" })),
-      onSome: Effect.succeed
-    }))
+}
 
 const WholeNumber = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
 const AtLeastOne = WholeNumber.pipe(Schema.greaterThanOrEqualTo(1))
+const durationOf = (from: Schema.Schema<number, string>, unit: (n: number) => Duration.Duration) =>
+  Schema.transform(from, Schema.DurationFromSelf, {
+    strict: true,
+    decode: unit,
+    encode: (duration) => Duration.toMillis(duration) / Duration.toMillis(unit(1))
+  })
 
-const Flag = Schema.transform(
-  Schema.String.pipe(Schema.filter((text) => flagValues.has(text.toLowerCase()))),
-  Schema.Boolean,
-  { strict: true, decode: (text) => flagValues.get(text.toLowerCase())!, encode: String }
-)
 const flagValues = new Map([
   ["true", true],
   ["1", true],
@@ -104,6 +274,11 @@ const flagValues = new Map([
   ["off", false],
   ["", false]
 ])
+const Flag = Schema.transform(
+  Schema.String.pipe(Schema.filter((text) => flagValues.has(text.toLowerCase()))),
+  Schema.Boolean,
+  { strict: true, decode: (text) => flagValues.get(text.toLowerCase())!, encode: String }
+)
 
 /** An absolute http(s) URL without query or fragment, normalised to have no trailing slash. */
 const BaseUrl = Schema.transform(
@@ -117,77 +292,209 @@ const BaseUrl = Schema.transform(
   { strict: true, decode: normalizeBaseUrl, encode: (url) => url }
 )
 
-/** `AMP_API_BASE_URL`, validated and without a trailing slash. */
-export const baseUrl: Effect.Effect<string, AmpConfigError> = variable(
+/**
+ * `AMP_API_BASE_URL`, validated and without a trailing slash; `defaultBaseUrl` when unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const baseUrl: Config.Config<string> = decoded(
   "AMP_API_BASE_URL",
   BaseUrl,
-  defaultBaseUrl,
   "expected an absolute http(s) URL without query or credentials, such as https://amp-test.blockstream.com/api"
-)
-
-/** `AMP_TOKEN_FILE`: the token file's path, `token.json` by default. */
-export const tokenFile: Effect.Effect<string, AmpConfigError> = variable(
-  "AMP_TOKEN_FILE",
-  Schema.NonEmptyTrimmedString,
-  "token.json",
-  "expected a file path"
-)
-
-/** `AMP_USERNAME`, `AMP_PASSWORD` (redacted as soon as it is read) and the base URL. */
-export const credentials: Effect.Effect<Credentials, AmpConfigError> = Effect.all({
-  baseUrl,
-  username: required("AMP_USERNAME"),
-  password: Effect.map(required("AMP_PASSWORD"), Redacted.make)
-})
+).pipe(Config.withDefault(defaultBaseUrl))
 
 /**
- * The retry policy's variables. The maximum delay must not be below the base delay, or the
- * "exponential" backoff would be a constant one and surprise whoever set it.
+ * `AMP_USERNAME`, required (an empty value counts as unset).
+ *
+ * @since 0.1.0
+ * @category config
  */
-export const retry: Effect.Effect<RetryOptions, AmpConfigError> = Effect.gen(function*() {
-  const maxAttempts = yield* variable(
-    "API_RETRY_MAX_ATTEMPTS",
-    AtLeastOne,
-    "3",
-    "expected a whole number of at least 1"
+export const username: Config.Config<string> = Config.nonEmptyString("AMP_USERNAME")
+
+/**
+ * `AMP_PASSWORD`, required, `Redacted` from the moment it is read.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const password: Config.Config<Redacted.Redacted<string>> = Config.redacted(Config.nonEmptyString("AMP_PASSWORD"))
+
+/**
+ * `AMP_API_BASE_URL`, `AMP_USERNAME` and `AMP_PASSWORD`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const credentials: Config.Config<Credentials> = Config.all({ baseUrl, username, password })
+
+/**
+ * The retry policy's variables, each defaulting to `RetryPolicy.defaultOptions`. The maximum
+ * delay must not be below the base delay, or the "exponential" backoff would be a constant one
+ * and surprise whoever set it.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const retry: Config.Config<RetryPolicy.RetryOptions> = Config.all({
+  maxAttempts: decoded("API_RETRY_MAX_ATTEMPTS", AtLeastOne, "expected a whole number of at least 1").pipe(
+    Config.withDefault(RetryPolicy.defaultOptions.maxAttempts)
+  ),
+  baseDelay: decoded(
+    "API_RETRY_BASE_DELAY_MS",
+    durationOf(WholeNumber, Duration.millis),
+    "expected milliseconds (>= 0)"
   )
-  const baseDelayMs = yield* variable("API_RETRY_BASE_DELAY_MS", WholeNumber, "1000", "expected milliseconds (>= 0)")
-  const maxDelayMs = yield* variable("API_RETRY_MAX_DELAY_MS", WholeNumber, "30000", "expected milliseconds (>= 0)")
-  if (maxDelayMs < baseDelayMs) {
-    return yield* new AmpConfigError({
-      variable: "API_RETRY_MAX_DELAY_MS",
-      value: String(maxDelayMs),
-      reason: `must not be below API_RETRY_BASE_DELAY_MS (${baseDelayMs})`
-    })
-  }
-  return { maxAttempts, baseDelay: Duration.millis(baseDelayMs), maxDelay: Duration.millis(maxDelayMs) }
-})
+    .pipe(Config.withDefault(RetryPolicy.defaultOptions.baseDelay)),
+  maxDelay: decoded("API_RETRY_MAX_DELAY_MS", durationOf(WholeNumber, Duration.millis), "expected milliseconds (>= 0)")
+    .pipe(Config.withDefault(RetryPolicy.defaultOptions.maxDelay))
+}).pipe(Config.mapOrFail((options) =>
+  Duration.lessThan(options.maxDelay, options.baseDelay)
+    ? Either.left(ConfigError.prefixed(
+      invalidValue(
+        String(Duration.toMillis(options.maxDelay)),
+        `must not be below API_RETRY_BASE_DELAY_MS (${Duration.toMillis(options.baseDelay)})`
+      ),
+      ["API_RETRY_MAX_DELAY_MS"]
+    ))
+    : Either.right(options)
+))
 
-/** `API_REQUEST_TIMEOUT_SECONDS`: how long one attempt may take. */
-export const requestTimeout: Effect.Effect<Duration.Duration, AmpConfigError> = Effect.map(
-  variable("API_REQUEST_TIMEOUT_SECONDS", AtLeastOne, "10", "expected a whole number of seconds (>= 1)"),
-  Duration.seconds
-)
+/**
+ * `API_REQUEST_TIMEOUT_SECONDS`: how long one attempt may take; `defaultRequestTimeout` when
+ * unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const requestTimeout: Config.Config<Duration.Duration> = decoded(
+  "API_REQUEST_TIMEOUT_SECONDS",
+  durationOf(AtLeastOne, Duration.seconds),
+  "expected a whole number of seconds (>= 1)"
+).pipe(Config.withDefault(defaultRequestTimeout))
 
-/** `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed. */
-export const refreshMargin: Effect.Effect<Duration.Duration, AmpConfigError> = Effect.map(
-  variable("AMP_TOKEN_REFRESH_MARGIN_SECONDS", WholeNumber, "300", "expected a whole number of seconds (>= 0)"),
-  Duration.seconds
-)
+/**
+ * `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed;
+ * `defaultRefreshMargin` when unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const refreshMargin: Config.Config<Duration.Duration> = decoded(
+  "AMP_TOKEN_REFRESH_MARGIN_SECONDS",
+  durationOf(WholeNumber, Duration.seconds),
+  "expected a whole number of seconds (>= 0)"
+).pipe(Config.withDefault(defaultRefreshMargin))
+
+/**
+ * `AMP_TOKEN_PERSISTENCE`: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case); `false`
+ * when unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const tokenPersistence: Config.Config<boolean> = decoded("AMP_TOKEN_PERSISTENCE", Flag, "expected true or false")
+  .pipe(Config.withDefault(false))
+
+/**
+ * `AMP_TESTS`, as it is set (`"live"` asks for persistence).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const tests: Config.Config<Option.Option<string>> = Config.option(Config.string("AMP_TESTS"))
+
+/**
+ * `AMP_TOKEN_FILE`: the token file's path; `defaultTokenFile` when unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const tokenFile: Config.Config<string> = decoded(
+  "AMP_TOKEN_FILE",
+  Schema.NonEmptyTrimmedString,
+  "expected a file path"
+).pipe(Config.withDefault(defaultTokenFile))
+
+const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
+
+/**
+ * Reads a store kind as `AMP_TOKEN_STORE` or a `--store` option spells it (any case, spaces
+ * around ignored); `None` for anything else.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const parseStoreKind = (text: string): Option.Option<StoreKind> =>
+  Option.fromNullable(storeKinds.find((candidate) => candidate === text.trim().toLowerCase()))
+
+/**
+ * `AMP_TOKEN_STORE`: `file`, `redis`, `memory` or `none` (any case); `None` when unset or
+ * blank. `PersistencePolicy.chooseStore` decides what an unset value means.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const tokenStore: Config.Config<Option.Option<StoreKind>> = Config.option(Config.nested(
+  Config.primitive("a token store", (text) =>
+    text.trim() === ""
+      ? Either.left(notSet())
+      : Either.fromOption(parseStoreKind(text), () => invalidValue(text, "expected file, redis, memory or none"))),
+  "AMP_TOKEN_STORE"
+))
+
+/**
+ * One `Config` for each field of `AmpConfig`: the shape of the `layerConfig` constructors'
+ * options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Fields = { readonly [K in keyof AmpConfig]: Config.Config<AmpConfig[K]> }
+
+/**
+ * Every variable, in the order they are checked.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fields: Fields = {
+  baseUrl,
+  username,
+  password,
+  retry,
+  requestTimeout,
+  tokenPersistence,
+  tests,
+  tokenFile,
+  refreshMargin,
+  tokenStore
+}
+
+/**
+ * Every variable read under `prefix` (`Config.nested`): `nested("ISSUER")` reads
+ * `ISSUER_AMP_USERNAME`, `ISSUER_API_RETRY_MAX_ATTEMPTS`, ... from the environment. Pass it to
+ * a `layerConfig`, whole or in part.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const nested = (prefix: string): Fields =>
+  Record.map(fields, (config: Config.Config<unknown>) => Config.nested(config, prefix)) as unknown as Fields
+
+/**
+ * The whole configuration, from the seed's variables.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<AmpConfig> = Config.all(fields)
 
 /**
  * Reads and validates every variable. Fails with the first `AmpConfigError`, which names the
  * variable and (except for secrets) the value it found.
+ *
+ * @since 0.1.0
+ * @category config
  */
-export const load: Effect.Effect<AmpConfig, AmpConfigError> = Effect.gen(function*() {
-  const creds = yield* credentials
-  return {
-    ...creds,
-    retry: yield* retry,
-    requestTimeout: yield* requestTimeout,
-    tokenPersistence: yield* variable("AMP_TOKEN_PERSISTENCE", Flag, "false", "expected true or false"),
-    tests: yield* raw("AMP_TESTS"),
-    tokenFile: yield* tokenFile,
-    refreshMargin: yield* refreshMargin
-  }
-})
+export const load: Effect.Effect<AmpConfig, AmpConfigError> = read(config)

@@ -14,11 +14,11 @@
 import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import type { HttpClient } from "@effect/platform"
 import type { Duration } from "effect"
-import { Cause, Context, Effect, Exit, Layer, Metric, Option, Redacted, Schema, type Scope } from "effect"
+import { Cause, Config, Context, Effect, Exit, Layer, Metric, Option, Redacted, Schema, type Scope } from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import { AuthError, type Endpoint, isAuthError } from "./AmpHttpError.js"
 import * as AmpHttp from "./internal/ampHttp.js"
-import type * as RetryPolicy from "./RetryPolicy.js"
+import * as RetryPolicy from "./RetryPolicy.js"
 import { TokenString } from "./TokenData.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 
@@ -36,15 +36,44 @@ export class AuthApi extends Context.Tag("@amp-effect/core/AuthApi")<AuthApi, {
 }>() {}
 
 /**
- * What `make` needs: where and as whom to log in, and how hard to try.
+ * What `make` needs: where and as whom to log in (`baseUrl`, `username`, `password`: no
+ * defaults), and how hard to try.
  *
  * @since 0.1.0
  * @category models
  */
 export interface AuthApiOptions extends AmpConfig.Credentials {
-  readonly retry: RetryPolicy.RetryOptions
-  /** How long one attempt may take, answer body included. */
-  readonly requestTimeout: Duration.DurationInput
+  /** The retry policy of both endpoints. Default `RetryPolicy.defaultOptions` (3 attempts, 1 s, 30 s). */
+  readonly retry?: RetryPolicy.RetryOptions | undefined
+  /**
+   * How long one attempt may take, answer body included. Default
+   * `AmpConfig.defaultRequestTimeout` (10 seconds).
+   */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The options of `layerConfig`: a `Config` for each option of `AuthApiOptions`, by default the
+ * one `AmpConfig` reads from the seed's variables. Use `Config.nested` (or
+ * `AmpConfig.nested(prefix)` for all of them) to read them under other names.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /** Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`, else `AmpConfig.defaultBaseUrl`). */
+  readonly baseUrl?: Config.Config<string> | undefined
+  /** Default `AmpConfig.username` (`AMP_USERNAME`, required). */
+  readonly username?: Config.Config<string> | undefined
+  /** Default `AmpConfig.password` (`AMP_PASSWORD`, required). */
+  readonly password?: Config.Config<Redacted.Redacted<string>> | undefined
+  /** Default `AmpConfig.retry` (`API_RETRY_*`, else `RetryPolicy.defaultOptions`). */
+  readonly retry?: Config.Config<RetryPolicy.RetryOptions> | undefined
+  /**
+   * Default `AmpConfig.requestTimeout` (`API_REQUEST_TIMEOUT_SECONDS`, else
+   * `AmpConfig.defaultRequestTimeout`).
+   */
+  readonly requestTimeout?: Config.Config<Duration.DurationInput> | undefined
 }
 
 const TokenResponse = Schema.Struct({ token: TokenString })
@@ -61,7 +90,11 @@ export const make: (
   options: AuthApiOptions
 ) => Effect.Effect<AuthApi["Type"], never, HttpClient.HttpClient | Scope.Scope> = Effect.fnUntraced(
   function*(options: AuthApiOptions) {
-    const http = yield* AmpHttp.make(options)
+    const http = yield* AmpHttp.make({
+      baseUrl: options.baseUrl,
+      retry: options.retry ?? RetryPolicy.defaultOptions,
+      requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout
+    })
 
     // A whole call: attempts under the retry policy, in one span that records how many
     // attempts it took and how it ended, counted in the endpoint's metric. `secrets` are
@@ -194,19 +227,31 @@ export const layer = (options: AuthApiOptions): Layer.Layer<AuthApi, never, Http
   Layer.scoped(AuthApi, make(options))
 
 /**
- * The service from `AMP_*` / `API_*` variables (see `AmpConfig`); needs an `HttpClient`.
+ * The service with its options read from `Config` (see `ConfigOptions`; by default the
+ * `AMP_*` / `API_*` variables of `AmpConfig`); needs an `HttpClient`. A missing or invalid
+ * value fails the layer with an `AmpConfigError` naming the variable.
+ *
+ * ```ts
+ * // API_RETRY_* is the application's own: read AMP_API_RETRY_* for this client
+ * AuthApi.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<AuthApi, AmpConfig.AmpConfigError, HttpClient.HttpClient> = Layer.scoped(
-  AuthApi,
-  Effect.flatMap(
-    Effect.all({
-      credentials: AmpConfig.credentials,
-      retry: AmpConfig.retry,
-      requestTimeout: AmpConfig.requestTimeout
-    }),
-    ({ credentials, requestTimeout, retry }) => make({ ...credentials, retry, requestTimeout })
+export const layerConfig = (
+  options?: ConfigOptions
+): Layer.Layer<AuthApi, AmpConfig.AmpConfigError, HttpClient.HttpClient> =>
+  Layer.scoped(
+    AuthApi,
+    Effect.flatMap(
+      AmpConfig.read(Config.all({
+        baseUrl: options?.baseUrl ?? AmpConfig.baseUrl,
+        username: options?.username ?? AmpConfig.username,
+        password: options?.password ?? AmpConfig.password,
+        retry: options?.retry ?? AmpConfig.retry,
+        requestTimeout: options?.requestTimeout ?? AmpConfig.requestTimeout
+      })),
+      make
+    )
   )
-)

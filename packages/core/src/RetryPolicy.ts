@@ -19,18 +19,32 @@ import { type AmpHttpError, isAmpHttpError, isTransient } from "./AmpHttpError.j
 import * as TokenMetrics from "./TokenMetrics.js"
 
 /**
- * The knobs of the policy (from `API_RETRY_*`).
+ * The knobs of the policy (from `API_RETRY_*`); `defaultOptions` holds the defaults.
  *
  * @since 0.1.0
  * @category models
  */
 export interface RetryOptions {
-  /** Attempts in all, the first one included (at least 1). */
+  /** Attempts in all, the first one included (at least 1). Default 3. */
   readonly maxAttempts: number
-  /** The delay before the first retry; it doubles for each further one. */
+  /** The delay before the first retry; it doubles for each further one. Default 1 second. */
   readonly baseDelay: Duration.Duration
-  /** No delay exceeds it; a 429 asking for longer fails at once. */
+  /** No delay exceeds it; a 429 asking for longer fails at once. Default 30 seconds. */
   readonly maxDelay: Duration.Duration
+}
+
+/**
+ * The policy used when none is given (`AuthApi` and `AmpClient` options, and the defaults of
+ * `API_RETRY_MAX_ATTEMPTS`, `API_RETRY_BASE_DELAY_MS`, `API_RETRY_MAX_DELAY_MS`): 3 attempts in
+ * all, 1 second before the first retry, no delay above 30 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultOptions: RetryOptions = {
+  maxAttempts: 3,
+  baseDelay: Duration.seconds(1),
+  maxDelay: Duration.seconds(30)
 }
 
 /**

@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import type { Duration } from "effect"
-import { Clock, Context, DateTime, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Config, Context, DateTime, Effect, Layer, Option, Redacted } from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import type { AuthApi } from "./AuthApi.js"
 import * as internal from "./internal/tokenService.js"
@@ -79,17 +79,33 @@ export class TokenService extends Context.Tag("@amp-effect/core/TokenService")<T
  * @category models
  */
 export interface TokenServiceOptions {
-  /** Renew this long before expiry. Default 5 minutes. */
+  /** Renew this long before expiry. Default `defaultRefreshMargin` (5 minutes). */
   readonly refreshMargin?: Duration.DurationInput
 }
 
 /**
- * The default refresh margin: five minutes, as the Rust client.
+ * The options of `layerConfig`: a `Config` for each option, by default the one `AmpConfig`
+ * reads from the seed's variables. Use `Config.nested` (or `AmpConfig.nested(prefix)`) to read
+ * them under other names.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /**
+   * Default `AmpConfig.refreshMargin` (`AMP_TOKEN_REFRESH_MARGIN_SECONDS`, else
+   * `defaultRefreshMargin`).
+   */
+  readonly refreshMargin?: Config.Config<Duration.DurationInput> | undefined
+}
+
+/**
+ * The default refresh margin: five minutes, as the Rust client (`AmpConfig.defaultRefreshMargin`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultRefreshMargin: Duration.Duration = internal.defaultRefreshMargin
+export const defaultRefreshMargin: Duration.Duration = AmpConfig.defaultRefreshMargin
 
 /**
  * When a renewal fails while the current token is still valid, `getToken` keeps serving that
@@ -120,15 +136,23 @@ export const layer = (options?: TokenServiceOptions): Layer.Layer<TokenService, 
   Layer.effect(TokenService, make(options))
 
 /**
- * The service with the refresh margin from `AMP_TOKEN_REFRESH_MARGIN_SECONDS`.
+ * The service with its options read from `Config` (see `ConfigOptions`; by default the refresh
+ * margin from `AMP_TOKEN_REFRESH_MARGIN_SECONDS`); needs an `AuthApi` and a `TokenStore`. An
+ * invalid value fails the layer with an `AmpConfigError` naming the variable.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<TokenService, AmpConfig.AmpConfigError, AuthApi | TokenStore> = Layer.effect(
-  TokenService,
-  Effect.flatMap(AmpConfig.refreshMargin, (refreshMargin) => make({ refreshMargin }))
-)
+export const layerConfig = (
+  options?: ConfigOptions
+): Layer.Layer<TokenService, AmpConfig.AmpConfigError, AuthApi | TokenStore> =>
+  Layer.effect(
+    TokenService,
+    Effect.flatMap(
+      AmpConfig.read(Config.all({ refreshMargin: options?.refreshMargin ?? AmpConfig.refreshMargin })),
+      make
+    )
+  )
 
 /**
  * A service that always answers with `token` (default `"mock-token"`): no network, no disk,

@@ -498,7 +498,7 @@ describe("AmpClient", () => {
 
   it.effect("layerConfig reads the base URL, retry policy and timeout from the configuration", () => {
     const amp = makeFakeAmp()
-    const layer = AmpClient.layerConfig.pipe(
+    const layer = AmpClient.layerConfig().pipe(
       Layer.provide(TokenService.layerMock("tok-x")),
       Layer.provide(amp.layer)
     )
@@ -518,7 +518,7 @@ describe("AmpClient", () => {
       const exit = yield* Effect.exit(
         Effect.provide(
           client,
-          AmpClient.layerConfig.pipe(
+          AmpClient.layerConfig().pipe(
             Layer.provide(TokenService.layerMock()),
             Layer.provide(makeFakeAmp().layer)
           )

@@ -1,9 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Option, Redacted } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Option, Redacted } from "effect"
 import * as AmpConfig from "../src/AmpConfig.js"
+import * as RetryPolicy from "../src/RetryPolicy.js"
+import * as TokenService from "../src/TokenService.js"
 
 const withEnv = (env: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+/** As the environment provider joins a nested path: `ISSUER` + `AMP_USERNAME` → `ISSUER_AMP_USERNAME`. */
+const providerOf = (env: Record<string, string>) =>
+  ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" })
 
 const credentials = { AMP_USERNAME: "alice", AMP_PASSWORD: "s3cret-pass" }
 
@@ -97,5 +103,135 @@ describe("AmpConfig", () => {
       const config = yield* AmpConfig.load.pipe(withEnv(credentials))
       expect(JSON.stringify(config)).not.toContain("s3cret-pass")
       expect(String(config.password)).not.toContain("s3cret-pass")
+    }))
+
+  it.effect("the defaults are the exported constants, and those hold the seed's values", () =>
+    Effect.gen(function*() {
+      const config = yield* AmpConfig.load.pipe(withEnv(credentials))
+      expect(config.retry).toStrictEqual(RetryPolicy.defaultOptions)
+      expect(RetryPolicy.defaultOptions).toStrictEqual({
+        maxAttempts: 3,
+        baseDelay: Duration.seconds(1),
+        maxDelay: Duration.seconds(30)
+      })
+      expect(config.requestTimeout).toStrictEqual(AmpConfig.defaultRequestTimeout)
+      expect(Duration.toSeconds(AmpConfig.defaultRequestTimeout)).toBe(10)
+      expect(config.refreshMargin).toStrictEqual(AmpConfig.defaultRefreshMargin)
+      expect(TokenService.defaultRefreshMargin).toBe(AmpConfig.defaultRefreshMargin)
+      expect(config.tokenFile).toBe(AmpConfig.defaultTokenFile)
+      expect(config.baseUrl).toBe(AmpConfig.defaultBaseUrl)
+      expect(config.tokenStore).toEqual(Option.none())
+    }))
+
+  it.effect("every value is a Config: nested under a prefix, read from the prefixed variables only", () =>
+    Effect.gen(function*() {
+      const env = {
+        ISSUER_AMP_USERNAME: "issuer",
+        ISSUER_AMP_PASSWORD: "issuer-pass",
+        ISSUER_API_RETRY_MAX_ATTEMPTS: "7",
+        ISSUER_AMP_TOKEN_STORE: "memory",
+        // The application's own variables of the same names: never read.
+        AMP_USERNAME: "someone-else",
+        API_RETRY_MAX_ATTEMPTS: "not ours"
+      }
+      const whole = yield* AmpConfig.read(Config.nested(AmpConfig.config, "ISSUER")).pipe(
+        Effect.withConfigProvider(providerOf(env))
+      )
+      expect(whole.username).toBe("issuer")
+      expect(Redacted.value(whole.password)).toBe("issuer-pass")
+      expect(whole.retry.maxAttempts).toBe(7)
+      expect(whole.tokenStore).toEqual(Option.some("memory"))
+      const fields = yield* AmpConfig.read(Config.all(AmpConfig.nested("ISSUER"))).pipe(
+        Effect.withConfigProvider(providerOf(env))
+      )
+      expect(fields).toStrictEqual(whole)
+    }))
+
+  const nestedErrors: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
+    ["an invalid value", { ISSUER_API_RETRY_MAX_ATTEMPTS: "abc" }, "ISSUER_API_RETRY_MAX_ATTEMPTS=\"abc\" is invalid"],
+    [
+      "the delays' cross-check",
+      { ISSUER_API_RETRY_MAX_DELAY_MS: "10" },
+      "ISSUER_API_RETRY_MAX_DELAY_MS=\"10\" is invalid: must not be below"
+    ],
+    ["a missing secret", { ISSUER_AMP_PASSWORD: "" }, "ISSUER_AMP_PASSWORD is not set"],
+    ["an invalid store", { ISSUER_AMP_TOKEN_STORE: "s3" }, "ISSUER_AMP_TOKEN_STORE=\"s3\" is invalid"]
+  ]
+  for (const [name, env, message] of nestedErrors) {
+    it.effect(`nested: ${name} is named with its prefix`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          AmpConfig.read(Config.nested(AmpConfig.config, "ISSUER")).pipe(
+            Effect.withConfigProvider(providerOf({ ISSUER_AMP_USERNAME: "u", ISSUER_AMP_PASSWORD: "p", ...env }))
+          )
+        )
+        expect(error._tag).toBe("AmpConfigError")
+        expect(error.message).toContain(message)
+      }))
+  }
+
+  it.effect("a prefix added by the provider is named too (the variables parse through Config.primitive)", () =>
+    Effect.gen(function*() {
+      const provider = providerOf({
+        APP_AMP_USERNAME: "u",
+        APP_AMP_PASSWORD: "p",
+        APP_API_REQUEST_TIMEOUT_SECONDS: "0"
+      })
+        .pipe(ConfigProvider.nested("APP"))
+      const error = yield* Effect.flip(AmpConfig.load.pipe(Effect.withConfigProvider(provider)))
+      expect(error.variable).toBe("APP_API_REQUEST_TIMEOUT_SECONDS")
+      expect(error.value).toBe("0")
+    }))
+
+  const stores: ReadonlyArray<readonly [string, Option.Option<AmpConfig.StoreKind>]> = [
+    ["file", Option.some("file")],
+    ["Redis", Option.some("redis")],
+    [" MEMORY ", Option.some("memory")],
+    ["none", Option.some("none")],
+    ["", Option.none()],
+    ["  ", Option.none()]
+  ]
+  for (const [value, expected] of stores) {
+    it.effect(`AMP_TOKEN_STORE=${JSON.stringify(value)} reads as ${Option.getOrElse(expected, () => "unset")}`, () =>
+      Effect.gen(function*() {
+        const config = yield* AmpConfig.load.pipe(withEnv({ ...credentials, AMP_TOKEN_STORE: value }))
+        expect(config.tokenStore).toEqual(expected)
+      }))
+  }
+
+  it.effect("rejects an unknown AMP_TOKEN_STORE naming the value and the choices", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, AMP_TOKEN_STORE: "s3" })))
+      expect(error.variable).toBe("AMP_TOKEN_STORE")
+      expect(error.message).toBe("AMP_TOKEN_STORE=\"s3\" is invalid: expected file, redis, memory or none")
+    }))
+
+  it.effect("turns any ConfigError into an AmpConfigError naming the variable", () =>
+    Effect.gen(function*() {
+      const foreign = yield* Effect.flip(
+        AmpConfig.read(Config.integer("MY_RETRIES")).pipe(
+          withEnv({ MY_RETRIES: "many" })
+        )
+      )
+      expect(foreign.variable).toBe("MY_RETRIES")
+      expect(foreign.message).toContain("MY_RETRIES is invalid: Expected an integer value but received \"many\"")
+      const unavailable = AmpConfig.fromConfigError(
+        ConfigError.SourceUnavailable(["VAULT", "TOKEN"], "vault sealed", Cause.empty)
+      )
+      expect(unavailable.message).toBe("VAULT_TOKEN could not be read: vault sealed")
+      const secret = yield* Effect.flip(
+        AmpConfig.read(Config.redacted(Config.integer("PIN"))).pipe(withEnv({ PIN: "s3cret-pin" }))
+      )
+      expect(secret.message).toBe("PIN is invalid")
+      expect(JSON.stringify(secret)).not.toContain("s3cret-pin")
+    }))
+
+  it.effect("the password is Redacted as it is read, and its own Config can come from elsewhere", () =>
+    Effect.gen(function*() {
+      const password = yield* AmpConfig.read(AmpConfig.password).pipe(withEnv(credentials))
+      expect(Redacted.isRedacted(password)).toBe(true)
+      expect(String(password)).toBe("<redacted>")
+      const error = yield* Effect.flip(AmpConfig.read(AmpConfig.password).pipe(withEnv({ AMP_PASSWORD: "" })))
+      expect(error.message).toBe("AMP_PASSWORD is not set")
     }))
 })

@@ -3,6 +3,12 @@ import { ConfigProvider, Effect } from "effect"
 import * as AmpConfig from "../src/AmpConfig.js"
 import * as PersistencePolicy from "../src/PersistencePolicy.js"
 
+const withEnv = (env: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+const choose = (env: Record<string, string>) =>
+  AmpConfig.load.pipe(Effect.map(PersistencePolicy.chooseStore), withEnv(env))
+
 const decide = (env: Record<string, string>) =>
   AmpConfig.load.pipe(
     Effect.map(PersistencePolicy.shouldPersist),
@@ -41,9 +47,52 @@ describe("PersistencePolicy", () => {
       }))
   }
 
+  // The selection matrix: each AMP_TOKEN_STORE value × a real or a mock environment × the
+  // persistence flags.
+  const mocks: ReadonlyArray<readonly [string, Record<string, string>]> = [
+    ["mock username", { AMP_USERNAME: "mock_user" }],
+    ["loopback URL", { AMP_API_BASE_URL: "http://127.0.0.1:4000/api" }]
+  ]
+  const flags: ReadonlyArray<
+    readonly [string, Record<string, string>, PersistencePolicy.StoreChoice["reason"] | null]
+  > = [
+    ["no flag", {}, null],
+    ["AMP_TOKEN_PERSISTENCE=true", { AMP_TOKEN_PERSISTENCE: "true" }, "AMP_TOKEN_PERSISTENCE"],
+    ["AMP_TOKEN_PERSISTENCE=false", { AMP_TOKEN_PERSISTENCE: "false" }, null],
+    ["AMP_TESTS=live", { AMP_TESTS: "live" }, "AMP_TESTS=live"]
+  ]
+  const kinds: ReadonlyArray<AmpConfig.StoreKind | undefined> = [undefined, "file", "redis", "memory", "none"]
+  for (const kind of kinds) {
+    for (const [flagName, flagEnv, flagReason] of flags) {
+      const env = { ...real, ...flagEnv, ...(kind === undefined ? {} : { AMP_TOKEN_STORE: kind }) }
+      // A named store is that store (none included); unset, the flags pick the file or nothing.
+      const expected: PersistencePolicy.StoreChoice = kind !== undefined
+        ? { store: kind, reason: "AMP_TOKEN_STORE" }
+        : flagReason !== null
+        ? { store: "file", reason: flagReason }
+        : { store: "none", reason: "default" }
+      it.effect(`real, AMP_TOKEN_STORE=${kind ?? "(unset)"}, ${flagName} → ${expected.store}`, () =>
+        Effect.gen(function*() {
+          expect(yield* choose(env)).toEqual(expected)
+          expect(yield* decide(env)).toBe(expected.store !== "none")
+        }))
+      for (const [mockName, mockEnv] of mocks) {
+        it.effect(`${mockName}, AMP_TOKEN_STORE=${kind ?? "(unset)"}, ${flagName} → none`, () =>
+          Effect.gen(function*() {
+            expect(yield* choose({ ...env, ...mockEnv })).toEqual({ store: "none", reason: "mock" })
+            expect(yield* decide({ ...env, ...mockEnv })).toBe(false)
+          }))
+      }
+    }
+  }
+
   it("recognises loopback hosts and nothing else", () => {
     expect(PersistencePolicy.isLoopbackUrl("http://127.1.2.3/api")).toBe(true)
     expect(PersistencePolicy.isLoopbackUrl("http://app.localhost/api")).toBe(true)
+    expect(PersistencePolicy.isLoopbackUrl("http://127.1:8080/api")).toBe(true)
+    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:127.0.0.1]:8080/api")).toBe(true)
+    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:127.9.8.7]/api")).toBe(true)
+    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:10.0.0.1]/api")).toBe(false)
     expect(PersistencePolicy.isLoopbackUrl("https://localhost.example.com/api")).toBe(false)
     expect(PersistencePolicy.isLoopbackUrl("https://amp.blockstream.com/api")).toBe(false)
   })

@@ -1,13 +1,12 @@
-import { AmpClient, TokenService, TokenStore } from "@amp-effect/core"
+import { AmpClient, AmpConfig, TokenService, TokenStore } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
-import type { Layer } from "effect"
-import { ConfigProvider, Effect, Logger, Redacted } from "effect"
+import { Config, ConfigProvider, Effect, Layer, Logger, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { MockAmpServer } from "../src/MockAmpServer.js"
+import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 import * as NodeAmp from "../src/NodeAmp.js"
 
 const tempDir = Effect.acquireRelease(
@@ -61,7 +60,7 @@ describe("NodeAmp", () => {
         AMP_TOKEN_PERSISTENCE: "true",
         AMP_TOKEN_FILE: file
       }
-      yield* withService(env, NodeAmp.layerConfig, (service) => service.getToken)
+      yield* withService(env, NodeAmp.layerConfig(), (service) => service.getToken)
       expect((yield* server.counters).obtain).toBe(1)
       expect(Fs.existsSync(file)).toBe(false)
       expect(Fs.readdirSync(dir)).toEqual([])
@@ -77,7 +76,7 @@ describe("NodeAmp", () => {
       })
       const storeFor = (env: Record<string, string>) =>
         Effect.map(
-          Effect.provide(TokenStore.TokenStore, NodeAmp.layerPolicyStore),
+          Effect.provide(TokenStore.TokenStore, NodeAmp.layerPolicyStore()),
           (store) => store.description
         ).pipe(
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
@@ -93,16 +92,62 @@ describe("NodeAmp", () => {
       expect(yield* storeFor({ ...real, AMP_TOKEN_PERSISTENCE: "true" })).toBe(`file ${file}`)
       expect(yield* storeFor(real)).toBe("none")
       expect(yield* storeFor({ ...real, AMP_TESTS: "live", AMP_USERNAME: "mock_user" })).toBe("none")
+      // AMP_TOKEN_STORE names the store, whatever AMP_TOKEN_PERSISTENCE says...
+      expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "file" })).toBe(`file ${file}`)
+      expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "Memory", AMP_TOKEN_PERSISTENCE: "false" })).toBe("memory")
+      expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "none", AMP_TOKEN_PERSISTENCE: "true" })).toBe("none")
+      // ...but a mock environment never persists: the Redis package is not even loaded (it would
+      // fail for want of AMP_REDIS_URL).
+      expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "redis", AMP_USERNAME: "mock_user" })).toBe("none")
       // Which store, and why, at info level: the first thing to check when a token is not kept.
       expect(infos).toEqual([
         `Token persistence on (AMP_TESTS=live): tokens are kept in ${file}`,
         `Token persistence on (AMP_TOKEN_PERSISTENCE): tokens are kept in ${file}`,
         "Token persistence off: set AMP_TOKEN_PERSISTENCE=true to keep tokens between runs",
-        "Token persistence off: mock credentials or a local/mock base URL never persist"
+        "Token persistence off: mock credentials or a local/mock base URL never persist",
+        `Token persistence on (AMP_TOKEN_STORE=file): tokens are kept in ${file}`,
+        "Token persistence off (AMP_TOKEN_STORE=memory): tokens are shared in this process's memory, lost when it exits",
+        "Token persistence off (AMP_TOKEN_STORE=none)",
+        "Token persistence off: mock credentials or a local/mock base URL never persist (AMP_TOKEN_STORE=redis ignored)"
       ])
+      expect(Fs.readdirSync(dir)).toEqual([])
       const error = yield* Effect.flip(storeFor({ ...real, API_RETRY_MAX_ATTEMPTS: "0" }))
       expect(error.variable).toBe("API_RETRY_MAX_ATTEMPTS")
     }))
+
+  it.scopedLive(
+    "AMP_TOKEN_STORE=redis without @amp-effect/redis installed says what to install",
+    () =>
+      Effect.gen(function*() {
+        const run = (...imports: ReadonlyArray<string>) =>
+          Effect.promise(() =>
+            new Promise<{ tag: string; variable?: string; message?: string }>((resolve, reject) => {
+              const fixtures = fileURLToPath(new URL("fixtures/", import.meta.url))
+              const child = ChildProcess.execFile(
+                process.execPath,
+                [...imports.flatMap((module) => ["--import", module]), Path.join(fixtures, "redisStoreChoice.ts")],
+                { cwd: fixtures },
+                (error, stdout) =>
+                  error === null ? resolve(JSON.parse(stdout.trim().split("\n").at(-1)!)) : reject(error)
+              )
+              child.stdin?.end()
+            })
+          )
+        const fixtures = fileURLToPath(new URL("fixtures/", import.meta.url))
+        const missing = yield* run("tsx", Path.join(fixtures, "hideRedis.mjs"))
+        expect(missing.tag).toBe("AmpConfigError")
+        expect(missing.variable).toBe("AMP_TOKEN_STORE")
+        expect(missing.message).toContain(
+          "AMP_TOKEN_STORE is \"redis\", but @amp-effect/redis could not be loaded: install it with its client " +
+            "(npm install @amp-effect/redis redis) (Cannot find package '@amp-effect/redis'"
+        )
+        // The same process with the package resolvable loads it, and the store asks for its URL.
+        const installed = yield* run("tsx")
+        expect(installed).toMatchObject({ tag: "AmpConfigError", variable: "AMP_REDIS_URL" })
+        expect(installed.message).toContain("AMP_REDIS_URL is not set")
+      }),
+    60_000
+  )
 
   it.live(
     "the demo runs end to end against the embedded server",
@@ -140,11 +185,106 @@ describe("NodeAmp.layerClient", () => {
         AmpClient.AmpClient,
         (amp) => Effect.all(Array.from({ length: 20 }, () => amp.listAssets), { concurrency: "unbounded" })
       ).pipe(
-        Effect.provide(NodeAmp.layerClient),
+        Effect.provide(NodeAmp.layerClient()),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
       )
       expect(assets.every((list) => list.length === assets[0]!.length && list.length > 0)).toBe(true)
       const counters = yield* server.counters
       expect([counters.obtain, counters.assets]).toEqual([1, 20])
+    }))
+})
+
+describe("NodeAmp with nested configuration", () => {
+  /** A provider that joins nested paths as the environment does: ISSUER + AMP_USERNAME → ISSUER_AMP_USERNAME. */
+  const provider = (env: Record<string, string>) =>
+    ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" })
+
+  /** The application's own variables with the library's names: read, they would fail or mislead. */
+  const clashing = {
+    AMP_USERNAME: "someone-else",
+    AMP_PASSWORD: "wrong",
+    API_RETRY_MAX_ATTEMPTS: "the app's own",
+    API_RETRY_BASE_DELAY_MS: "the app's own"
+  }
+
+  it.scopedLive("AmpConfig.nested reads every variable under the prefix, and only there", () =>
+    Effect.gen(function*() {
+      const server = yield* MockAmpServer.make()
+      // One 503: the prefixed retry policy (2 attempts, no delay) gets past it.
+      yield* server.script("obtain", MockFault.status(503))
+      const env = {
+        ...clashing,
+        ISSUER_AMP_API_BASE_URL: server.baseUrl,
+        ISSUER_AMP_USERNAME: "mock_user",
+        ISSUER_AMP_PASSWORD: "mock_pass",
+        ISSUER_API_RETRY_MAX_ATTEMPTS: "2",
+        ISSUER_API_RETRY_BASE_DELAY_MS: "0",
+        ISSUER_API_RETRY_MAX_DELAY_MS: "0"
+      }
+      const assets = yield* Effect.flatMap(AmpClient.AmpClient, (amp) => amp.listAssets).pipe(
+        Effect.provide(NodeAmp.layerClient(AmpConfig.nested("ISSUER"))),
+        Effect.withConfigProvider(provider(env))
+      )
+      expect(assets.length).toBeGreaterThan(0)
+      const counters = yield* server.counters
+      expect([counters.obtain, counters.assets]).toEqual([2, 1])
+
+      // With one attempt under the prefix, the 503 is final: the unprefixed policy is not used.
+      yield* server.script("obtain", MockFault.status(503))
+      const error = yield* Effect.flip(
+        Effect.flatMap(TokenService.TokenService, (service) => service.getToken).pipe(
+          Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))),
+          Effect.withConfigProvider(provider({ ...env, ISSUER_API_RETRY_MAX_ATTEMPTS: "1" }))
+        )
+      )
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "ServerError" })
+      expect((yield* server.counters).obtain).toBe(3)
+    }))
+
+  it.scopedLive("one group renamed with Config.nested: AMP_API_RETRY_* instead of the application's API_RETRY_*", () =>
+    Effect.gen(function*() {
+      const server = yield* MockAmpServer.make()
+      yield* server.script("obtain", MockFault.status(503), MockFault.status(503))
+      const env = {
+        API_RETRY_MAX_ATTEMPTS: "the app's own",
+        AMP_API_BASE_URL: server.baseUrl,
+        AMP_USERNAME: "mock_user",
+        AMP_PASSWORD: "mock_pass",
+        AMP_API_RETRY_MAX_ATTEMPTS: "3",
+        AMP_API_RETRY_BASE_DELAY_MS: "0",
+        AMP_API_RETRY_MAX_DELAY_MS: "0"
+      }
+      yield* withService(
+        env,
+        NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") }),
+        (service) => service.getToken
+      ).pipe(Effect.withConfigProvider(provider(env)))
+      expect((yield* server.counters).obtain).toBe(3)
+    }))
+
+  it.effect("a bad prefixed variable fails the layer naming it with its prefix", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.flatMap(TokenService.TokenService, (service) => service.getToken).pipe(
+          Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))),
+          Effect.withConfigProvider(provider({
+            ...clashing,
+            ISSUER_AMP_USERNAME: "alice",
+            ISSUER_AMP_PASSWORD: "s3cret-pass",
+            ISSUER_API_REQUEST_TIMEOUT_SECONDS: "0"
+          }))
+        )
+      )
+      expect(error._tag).toBe("AmpConfigError")
+      expect(error.message).toBe(
+        "ISSUER_API_REQUEST_TIMEOUT_SECONDS=\"0\" is invalid: expected a whole number of seconds (>= 1)"
+      )
+      const missing = yield* Effect.flip(
+        Layer.build(NodeAmp.layerPolicyStore(AmpConfig.nested("ISSUER"))).pipe(
+          Effect.scoped,
+          Effect.withConfigProvider(provider({ ...clashing, ISSUER_AMP_USERNAME: "alice" }))
+        )
+      )
+      expect(missing.message).toBe("ISSUER_AMP_PASSWORD is not set")
     }))
 })

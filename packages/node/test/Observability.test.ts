@@ -141,7 +141,7 @@ const environment = (server: MockAmpServer.Service, pass: string) =>
  */
 const application = (server: MockAmpServer.Service, file: string, pass = password) =>
   Layer.build(
-    AmpClient.layerConfig.pipe(
+    AmpClient.layerConfig().pipe(
       Layer.provideMerge(NodeAmp.layerWithStore(NodeAmp.layerFileStore(file))),
       Layer.provide(NodeHttpClient.layerUndici)
     )

@@ -1,11 +1,12 @@
 /**
- * The Redis store's configuration, read through Effect's `Config` (tests swap a
- * `ConfigProvider`) and validated variable by variable, failing with the core's
- * `AmpConfigError` so that an application has one configuration error to handle.
+ * The Redis store's configuration as Effect `Config` values (tests swap a `ConfigProvider`),
+ * each validated as it is read. Read through `AmpConfig.read` (as `load` and
+ * `RedisTokenStore.layerConfig` do), a bad value fails with the core's `AmpConfigError`, so that
+ * an application has one configuration error to handle.
  *
  * | variable | default |
  * | --- | --- |
- * | `AMP_TOKEN_STORE` | `file` (`file`, `redis`, `memory` or `none`) |
+ * | `AMP_TOKEN_STORE` | read by `@amp-effect/core` (`AmpConfig.tokenStore`); `file`, `redis`, `memory` or `none` |
  * | `AMP_REDIS_URL` | required for the Redis store: `redis://[[user]:password@]host[:port][/db]` or `rediss://…` |
  * | `AMP_REDIS_KEY_PREFIX` | `amp-effect` |
  * | `AMP_TOKEN_ENCRYPTION_KEY` | unset: tokens stored in clear. Base64 of 32 bytes; several, comma-separated, to rotate |
@@ -16,16 +17,17 @@
  * @since 0.1.0
  */
 import { AmpConfig } from "@amp-effect/core"
-import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
+import { Config, Either, Option, Redacted } from "effect"
+import type { Effect } from "effect"
 import * as EncryptionKey from "./EncryptionKey.js"
 
 /**
- * Where tokens are kept, as `AMP_TOKEN_STORE` names it.
+ * Where tokens are kept, as `AMP_TOKEN_STORE` names it (`AmpConfig.StoreKind`).
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreKind = "file" | "redis" | "memory" | "none"
+export type StoreKind = AmpConfig.StoreKind
 
 /**
  * The Redis store's settings from the environment.
@@ -48,73 +50,34 @@ export interface RedisConfig {
  */
 export const defaultKeyPrefix = "amp-effect"
 
-const readError = (variable: string) => (error: unknown) =>
-  new AmpConfig.AmpConfigError({ variable, reason: `could not be read: ${error}` })
-
-const text = (variable: string) =>
-  Effect.mapError(
-    Config.option(Config.string(variable)),
-    readError(variable)
-  ).pipe(Effect.map(Option.filter((value) => value.trim().length > 0)))
-
-const secret = (variable: string) =>
-  Effect.mapError(Config.option(Config.redacted(variable)), readError(variable)).pipe(
-    Effect.map(Option.filter((value) => Redacted.value(value).trim().length > 0))
-  )
-
-const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
-
 /**
  * Reads a store kind as `AMP_TOKEN_STORE` or a `--store` option spells it (any case, spaces
- * around ignored); `None` for anything else.
+ * around ignored); `None` for anything else. The core's `AmpConfig.parseStoreKind`.
  *
  * @since 0.1.0
  * @category utils
  */
-export const parseStoreKind = (text: string): Option.Option<StoreKind> =>
-  Option.fromNullable(storeKinds.find((candidate) => candidate === text.trim().toLowerCase()))
+export const parseStoreKind: (text: string) => Option.Option<StoreKind> = AmpConfig.parseStoreKind
 
 /**
- * `AMP_TOKEN_STORE`: `file` (the default), `redis`, `memory` or `none`, any case.
+ * `AMP_TOKEN_STORE`: `file` (the default), `redis`, `memory` or `none`, any case. The core's
+ * `AmpConfig.tokenStore` with its default, for `Options.withFallbackConfig` in a CLI.
  *
  * @since 0.1.0
  * @category config
  */
-export const tokenStore: Effect.Effect<StoreKind, AmpConfig.AmpConfigError> = Effect.flatMap(
-  text("AMP_TOKEN_STORE"),
-  Option.match({
-    onNone: () => Effect.succeed<StoreKind>("file"),
-    onSome: (value) =>
-      Option.match(parseStoreKind(value), {
-        onNone: () =>
-          Effect.fail(
-            new AmpConfig.AmpConfigError({
-              variable: "AMP_TOKEN_STORE",
-              value,
-              reason: "expected file, redis, memory or none"
-            })
-          ),
-        onSome: (kind) => Effect.succeed(kind)
-      })
-  })
+export const tokenStore: Config.Config<StoreKind> = Config.map(
+  AmpConfig.tokenStore,
+  Option.getOrElse(() => AmpConfig.defaultStoreKind)
 )
 
 /**
- * `AMP_TOKEN_STORE` as a `Config`, for `Options.withFallbackConfig` in a CLI: the same values
- * and default as `tokenStore`, failing with a `ConfigError`.
+ * The same `Config` as `tokenStore`.
  *
  * @since 0.1.0
  * @category config
  */
-export const tokenStoreConfig: Config.Config<StoreKind> = Config.string("AMP_TOKEN_STORE").pipe(
-  Config.mapOrFail((value) =>
-    Either.fromOption(
-      parseStoreKind(value),
-      () => ConfigError.InvalidData([], `expected file, redis, memory or none, not ${JSON.stringify(value)}`)
-    )
-  ),
-  Config.withDefault<StoreKind>("file")
-)
+export const tokenStoreConfig: Config.Config<StoreKind> = tokenStore
 
 /**
  * Whether `url` is a Redis URL the store accepts: `redis:` or `rediss:` with a host.
@@ -141,33 +104,35 @@ export const describeUrl = (url: string): string => {
   return `${parsed.protocol}//${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`
 }
 
+/** A secret's text, `None` when unset or blank; redacted from the moment it is read. */
+const secretText = Config.map(
+  Config.option(Config.redacted()),
+  Option.filter((value) => Redacted.value(value).trim().length > 0)
+)
+
 /**
  * `AMP_REDIS_URL`, required: `redis://` or `rediss://` (TLS), with the password if any.
  *
  * @since 0.1.0
  * @category config
  */
-export const url: Effect.Effect<Redacted.Redacted<string>, AmpConfig.AmpConfigError> = Effect.flatMap(
-  secret("AMP_REDIS_URL"),
-  Option.match({
+export const url: Config.Config<Redacted.Redacted<string>> = secretText.pipe(
+  Config.mapOrFail(Option.match({
     onNone: () =>
-      Effect.fail(
-        new AmpConfig.AmpConfigError({
-          variable: "AMP_REDIS_URL",
-          reason: "is not set: the Redis token store needs it (redis://host:6379 or rediss://… for TLS)"
-        })
-      ),
-    onSome: (value) =>
-      isRedisUrl(Redacted.value(value).trim())
-        ? Effect.succeed(Redacted.make(Redacted.value(value).trim()))
-        : Effect.fail(
-          new AmpConfig.AmpConfigError({
-            variable: "AMP_REDIS_URL",
-            // The value is not quoted: it may hold a password.
-            reason: "is not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…"
-          })
+      Either.left(AmpConfig.notSet("the Redis token store needs it (redis://host:6379 or rediss://… for TLS)")),
+    onSome: (value) => {
+      const text = Redacted.value(value).trim()
+      return isRedisUrl(text)
+        ? Either.right(Redacted.make(text))
+        // The value is not quoted: it may hold a password.
+        : Either.left(
+          AmpConfig.invalidSecret(
+            "is not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…"
+          )
         )
-  })
+    }
+  })),
+  Config.nested("AMP_REDIS_URL")
 )
 
 /**
@@ -180,28 +145,21 @@ export const url: Effect.Effect<Redacted.Redacted<string>, AmpConfig.AmpConfigEr
 export const isKeyPrefix = (prefix: string): boolean => /^[A-Za-z0-9.:_\-/]{1,64}$/.test(prefix)
 
 /**
- * `AMP_REDIS_KEY_PREFIX`, `amp-effect` by default: lets several applications or environments
- * share one Redis without sharing a token.
+ * `AMP_REDIS_KEY_PREFIX`, `amp-effect` by default (also when blank): lets several
+ * applications or environments share one Redis without sharing a token.
  *
  * @since 0.1.0
  * @category config
  */
-export const keyPrefix: Effect.Effect<string, AmpConfig.AmpConfigError> = Effect.flatMap(
-  text("AMP_REDIS_KEY_PREFIX"),
-  Option.match({
-    onNone: () => Effect.succeed(defaultKeyPrefix),
-    onSome: (value) =>
-      isKeyPrefix(value.trim())
-        ? Effect.succeed(value.trim())
-        : Effect.fail(
-          new AmpConfig.AmpConfigError({
-            variable: "AMP_REDIS_KEY_PREFIX",
-            value,
-            reason: "expected 1 to 64 letters, digits or .:_-/ (no braces, no spaces)"
-          })
-        )
-  })
-)
+export const keyPrefix: Config.Config<string> = Config.nested(
+  Config.primitive("a key prefix", (text) =>
+    text.trim() === ""
+      ? Either.left(AmpConfig.notSet())
+      : isKeyPrefix(text.trim())
+      ? Either.right(text.trim())
+      : Either.left(AmpConfig.invalidValue(text, "expected 1 to 64 letters, digits or .:_-/ (no braces, no spaces)"))),
+  "AMP_REDIS_KEY_PREFIX"
+).pipe(Config.withDefault(defaultKeyPrefix))
 
 /**
  * `AMP_TOKEN_ENCRYPTION_KEY`: none by default; otherwise one or more base64 keys of 32 bytes,
@@ -211,42 +169,41 @@ export const keyPrefix: Effect.Effect<string, AmpConfig.AmpConfigError> = Effect
  * @since 0.1.0
  * @category config
  */
-export const encryptionKeys: Effect.Effect<ReadonlyArray<EncryptionKey.EncryptionKey>, AmpConfig.AmpConfigError> =
-  Effect.flatMap(
-    secret("AMP_TOKEN_ENCRYPTION_KEY"),
-    Option.match({
-      onNone: () => Effect.succeed([]),
-      onSome: (value) => {
-        const parts = Redacted.value(value).split(",").map((part) => part.trim())
-        const keys: Array<EncryptionKey.EncryptionKey> = []
-        for (const [index, part] of parts.entries()) {
-          const key = EncryptionKey.fromBase64(part)
-          if (Either.isLeft(key)) {
-            return Effect.fail(
-              new AmpConfig.AmpConfigError({
-                variable: "AMP_TOKEN_ENCRYPTION_KEY",
-                reason:
-                  `is invalid: ${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${key.left} ` +
-                  "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
-              })
-            )
-          }
-          keys.push(key.right)
+export const encryptionKeys: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> = secretText.pipe(
+  Config.mapOrFail(Option.match({
+    onNone: () => Either.right([]),
+    onSome: (value) => {
+      const parts = Redacted.value(value).split(",").map((part) => part.trim())
+      const keys: Array<EncryptionKey.EncryptionKey> = []
+      for (const [index, part] of parts.entries()) {
+        const key = EncryptionKey.fromBase64(part)
+        if (Either.isLeft(key)) {
+          return Either.left(AmpConfig.invalidSecret(
+            `is invalid: ${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${key.left} ` +
+              "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
+          ))
         }
-        return Effect.succeed(keys)
+        keys.push(key.right)
       }
-    })
-  )
+      return Either.right(keys)
+    }
+  })),
+  Config.nested("AMP_TOKEN_ENCRYPTION_KEY")
+)
 
 /**
- * Every variable of the Redis store (not `AMP_TOKEN_STORE`), validated; fails with the first
+ * Every variable of the Redis store (not `AMP_TOKEN_STORE`) as one `Config`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<RedisConfig> = Config.all({ url, keyPrefix, encryptionKeys })
+
+/**
+ * Reads and validates every variable of the Redis store; fails with the first
  * `AmpConfigError`.
  *
  * @since 0.1.0
  * @category config
  */
-export const load: Effect.Effect<RedisConfig, AmpConfig.AmpConfigError> = Effect.all({
-  url,
-  keyPrefix,
-  encryptionKeys
-})
+export const load: Effect.Effect<RedisConfig, AmpConfig.AmpConfigError> = AmpConfig.read(config)

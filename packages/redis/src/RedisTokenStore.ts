@@ -55,7 +55,7 @@
  * @since 0.1.0
  */
 import { AmpConfig, TokenStore } from "@amp-effect/core"
-import { Config, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { Config, Duration, Effect, Either, Layer, Option, Redacted, type Scope } from "effect"
 import { createClient } from "redis"
 import type * as EncryptionKey from "./EncryptionKey.js"
 import * as internal from "./internal/redisTokenStore.js"
@@ -338,35 +338,64 @@ export const layerFromClient = (client: RedisClient, options: StoreOptions): Lay
   Layer.scoped(TokenStore.TokenStore, makeFromClient(client, options))
 
 /**
- * The store from the environment: `AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`,
+ * The options of `layerConfig`: the store's options that have no variable, and a `Config` for
+ * each one that has (by default the variable `RedisConfig` or `AmpConfig` reads).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions extends Omit<StoreOptions, "account" | "keyPrefix" | "encryptionKey"> {
+  /** Default `RedisConfig.url` (`AMP_REDIS_URL`, required). */
+  readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
+  /** Default `RedisConfig.keyPrefix` (`AMP_REDIS_KEY_PREFIX`, else `RedisConfig.defaultKeyPrefix`). */
+  readonly keyPrefix?: Config.Config<string> | undefined
+  /** Default `RedisConfig.encryptionKeys` (`AMP_TOKEN_ENCRYPTION_KEY`, else none). */
+  readonly encryptionKey?: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> | undefined
+  /** The account's base URL. Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`). */
+  readonly baseUrl?: Config.Config<string> | undefined
+  /** The account's user name. Default `AMP_USERNAME` (required: the keys are named after it). */
+  readonly username?: Config.Config<string> | undefined
+}
+
+/** `AMP_USERNAME`, with what the store needs it for when it is missing. */
+const accountUsername: Config.Config<string> = Config.option(Config.nonEmptyString()).pipe(
+  Config.mapOrFail(Option.match({
+    onNone: () => Either.left(AmpConfig.notSet("the Redis token store names its keys after the account")),
+    onSome: Either.right
+  })),
+  Config.nested("AMP_USERNAME")
+)
+
+/**
+ * The store from `Config`: by default `AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`,
  * `AMP_TOKEN_ENCRYPTION_KEY` (see `RedisConfig`), and the account from `AMP_API_BASE_URL` and
- * `AMP_USERNAME`. `options` sets what has no variable (lease, timeouts, `whenUnavailable`).
+ * `AMP_USERNAME`; `options` may read any of them elsewhere (`Config.nested`, ...) and sets what
+ * has no variable (lease, timeouts, `whenUnavailable`). A missing or invalid value fails the
+ * layer with an `AmpConfigError` naming the variable.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
-  options?: Omit<StoreOptions, "account" | "keyPrefix" | "encryptionKey">
-): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> =>
-  Layer.scoped(
+export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> => {
+  const { baseUrl, encryptionKey, keyPrefix, url, username, ...store } = options ?? {}
+  return Layer.scoped(
     TokenStore.TokenStore,
-    Effect.gen(function*() {
-      const config = yield* RedisConfig.load
-      const baseUrl = yield* AmpConfig.baseUrl
-      const username = yield* Config.nonEmptyString("AMP_USERNAME").pipe(
-        Effect.mapError(() =>
-          new AmpConfig.AmpConfigError({
-            variable: "AMP_USERNAME",
-            reason: "is not set: the Redis token store names its keys after the account"
-          })
-        )
-      )
-      return yield* make({
-        ...options,
-        url: config.url,
-        keyPrefix: config.keyPrefix,
-        encryptionKey: config.encryptionKeys,
-        account: { baseUrl, username }
-      })
-    })
+    Effect.flatMap(
+      AmpConfig.read(Config.all({
+        url: url ?? RedisConfig.url,
+        keyPrefix: keyPrefix ?? RedisConfig.keyPrefix,
+        encryptionKey: encryptionKey ?? RedisConfig.encryptionKeys,
+        baseUrl: baseUrl ?? AmpConfig.baseUrl,
+        username: username ?? accountUsername
+      })),
+      (config) =>
+        make({
+          ...store,
+          url: config.url,
+          keyPrefix: config.keyPrefix,
+          encryptionKey: config.encryptionKey,
+          account: { baseUrl: config.baseUrl, username: config.username }
+        })
+    )
   )
+}

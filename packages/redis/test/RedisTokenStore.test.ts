@@ -553,9 +553,11 @@ describe("RedisConfig", () => {
 
   it.effect("refuses a missing or non-Redis URL without quoting it", () =>
     Effect.gen(function*() {
-      const missing = yield* Effect.flip(RedisConfig.url.pipe(withEnv({})))
+      const missing = yield* Effect.flip(AmpConfig.read(RedisConfig.url).pipe(withEnv({})))
       expect(missing.message).toContain("AMP_REDIS_URL is not set")
-      const wrong = yield* Effect.flip(RedisConfig.url.pipe(withEnv({ AMP_REDIS_URL: "http://user:s3cret@cache" })))
+      const wrong = yield* Effect.flip(
+        AmpConfig.read(RedisConfig.url).pipe(withEnv({ AMP_REDIS_URL: "http://user:s3cret@cache" }))
+      )
       expect(wrong).toBeInstanceOf(AmpConfig.AmpConfigError)
       expect(wrong.message).toContain("AMP_REDIS_URL is not a Redis URL")
       expect(wrong.message).not.toContain("s3cret")
@@ -564,7 +566,9 @@ describe("RedisConfig", () => {
   it.effect("refuses a prefix with braces or spaces", () =>
     Effect.gen(function*() {
       for (const prefix of ["a{b}", "has space", "x".repeat(65)]) {
-        const error = yield* Effect.flip(RedisConfig.keyPrefix.pipe(withEnv({ AMP_REDIS_KEY_PREFIX: prefix })))
+        const error = yield* Effect.flip(
+          AmpConfig.read(RedisConfig.keyPrefix).pipe(withEnv({ AMP_REDIS_KEY_PREFIX: prefix }))
+        )
         expect(error.variable).toBe("AMP_REDIS_KEY_PREFIX")
       }
       expect(yield* RedisConfig.keyPrefix.pipe(withEnv({ AMP_REDIS_KEY_PREFIX: "prod:issuer" }))).toBe("prod:issuer")
@@ -579,12 +583,12 @@ describe("RedisConfig", () => {
       expect(String(keys[0]!.bytes)).toBe("<redacted>")
       const short = Buffer.alloc(16, 7).toString("base64")
       const error = yield* Effect.flip(
-        RedisConfig.encryptionKeys.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: `${text},${short}` }))
+        AmpConfig.read(RedisConfig.encryptionKeys).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: `${text},${short}` }))
       )
       expect(error.message).toContain("in key 3 of 3, the key is 16 bytes, expected 32")
       expect(error.message).not.toContain(short)
       const notBase64 = yield* Effect.flip(
-        RedisConfig.encryptionKeys.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: "not base64!" }))
+        AmpConfig.read(RedisConfig.encryptionKeys).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: "not base64!" }))
       )
       expect(notBase64.message).toContain("not base64")
       expect(notBase64.message).not.toContain("not base64!")
@@ -594,7 +598,7 @@ describe("RedisConfig", () => {
     Effect.gen(function*() {
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({}))).toBe("file")
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "Redis" }))).toBe("redis")
-      const error = yield* Effect.flip(RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
+      const error = yield* Effect.flip(AmpConfig.read(RedisConfig.tokenStore).pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
       expect(error.message).toContain("AMP_TOKEN_STORE=\"s3\" is invalid: expected file, redis, memory or none")
       // The same as a Config, for a CLI's fallback.
       expect(yield* RedisConfig.tokenStoreConfig.pipe(withEnv({}))).toBe("file")

@@ -11,6 +11,7 @@
  * @internal
  */
 import { Cause, Clock, DateTime, Deferred, Duration, Effect, Exit, Metric, Option, Redacted, Ref } from "effect"
+import * as AmpConfig from "../AmpConfig.js"
 import { AuthApi } from "../AuthApi.js"
 import { TokenData } from "../TokenData.js"
 import { type AuthError, NoTokenToRefresh, type TokenStoreError } from "../TokenError.js"
@@ -19,8 +20,8 @@ import * as TokenMetrics from "../TokenMetrics.js"
 import type { TokenService, TokenServiceOptions } from "../TokenService.js"
 import { TokenStore } from "../TokenStore.js"
 
-/** The default refresh margin: five minutes, as the Rust client. */
-export const defaultRefreshMargin: Duration.Duration = Duration.minutes(5)
+/** The default refresh margin: five minutes, as the Rust client (defined with the other defaults). */
+export const defaultRefreshMargin: Duration.Duration = AmpConfig.defaultRefreshMargin
 
 /** How long `getToken` keeps serving a still-valid token after a failed renewal in the margin. */
 export const renewalRetryDelay: Duration.Duration = Duration.seconds(30)
