@@ -17,8 +17,20 @@
  * on the same pipeline as `AuthApi`: failures are `AmpHttpError.ApiError`s naming method and
  * path, with the `reason`s `AuthApi`'s errors use.
  *
+ * @example
  * ```ts
- * const assets = yield* AmpClient.AmpClient.pipe(Effect.flatMap((amp) => amp.listAssets))
+ * import { AmpClient } from "@amp-effect/core"
+ * import { Effect } from "effect"
+ *
+ * // A typed endpoint, and the same request through the authenticated `HttpClient`, for
+ * // endpoints that have no typed method: the JSON is then yours to decode.
+ * const program = Effect.gen(function*() {
+ *   const amp = yield* AmpClient.AmpClient
+ *   const assets = yield* amp.listAssets
+ *   const response = yield* amp.httpClient.get("/assets/")
+ *   const json = yield* response.json
+ *   return { names: assets.map((asset) => asset.name), json }
+ * })
  * ```
  *
  * @since 0.1.0
@@ -47,16 +59,36 @@ export type AmpClientError = ApiError | AuthError | TokenStoreError
 // Models of the typed endpoints
 // -----------------------------------------------------------------------------
 
-/** `GET /info`: the API's version. */
+/**
+ * `GET /info`: the API's version.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class Info extends Schema.Class<Info>("Info")({
   version: Schema.String
 }) {}
 
-/** `GET /changelog`: what changed in each API version, keyed by version. Kept as the server sends it. */
+/**
+ * `GET /changelog`: what changed in each API version, keyed by version. Kept as the server sends it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const Changelog = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export type Changelog = typeof Changelog.Type
 
-/** One asset of `GET /assets/` (the fields the examples use; the API sends more). */
+/**
+ * One asset of `GET /assets/` (the fields the examples use; the API sends more).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class Asset extends Schema.Class<Asset>("Asset")({
   assetUuid: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("asset_uuid")),
   assetId: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("asset_id")),
@@ -151,6 +183,19 @@ const retryNonIdempotentRef = globalValue(
  * Lets the AMP requests made by `effect` be retried on transient failures whatever their
  * method. Use it for a POST the server treats idempotently (for instance one that carries an
  * idempotency key).
+ *
+ * @example
+ * ```ts
+ * import { AmpClient } from "@amp-effect/core"
+ * import { HttpClientRequest } from "@effect/platform"
+ * import { Effect } from "effect"
+ *
+ * // A POST to an endpoint that the server treats idempotently, so that retrying it is safe.
+ * const post = (path: string, body: unknown) =>
+ *   Effect.flatMap(AmpClient.AmpClient, (amp) =>
+ *     amp.httpClient.execute(HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body)))
+ *   ).pipe(AmpClient.withRetryNonIdempotent)
+ * ```
  *
  * @since 0.1.0
  * @category combinators

@@ -11,9 +11,19 @@
  * a `detail` (server text, cut short and scrubbed of secrets, or what the transport said), the
  * wait a 429 asked for, the timeout that ran out. Messages name the cause and never a secret.
  *
+ * @example
  * ```ts
- * Effect.catchTag("AuthError", (error) =>
- *   error.reason === "InvalidCredentials" ? askForANewPassword : Effect.fail(error))
+ * import { TokenService } from "@amp-effect/core"
+ * import { Effect } from "effect"
+ *
+ * // A refused password is worth a clear message; any other failure is passed on.
+ * const token = TokenService.TokenService.pipe(
+ *   Effect.flatMap((tokens) => tokens.getToken),
+ *   Effect.catchTag("AuthError", (error) =>
+ *     error.reason === "InvalidCredentials"
+ *       ? Effect.dieMessage("AMP refused the password: update AMP_PASSWORD")
+ *       : Effect.fail(error))
+ * )
  * ```
  *
  * @since 0.1.0
@@ -152,18 +162,24 @@ export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
 export type AmpHttpError = AuthError | ApiError
 
 /**
+ * Whether `u` is an `AuthError` or an `ApiError`.
+ *
  * @since 0.1.0
  * @category refinements
  */
 export const isAmpHttpError = (u: unknown): u is AmpHttpError => isAuthError(u) || isApiError(u)
 
 /**
+ * Whether `u` is an `AuthError`.
+ *
  * @since 0.1.0
  * @category refinements
  */
 export const isAuthError = (u: unknown): u is AuthError => Predicate.isTagged(u, "AuthError")
 
 /**
+ * Whether `u` is an `ApiError`.
+ *
  * @since 0.1.0
  * @category refinements
  */

@@ -12,6 +12,22 @@ const decodePayload = Schema.decodeUnknownOption(Payload)
 /**
  * The `exp` claim (seconds since the epoch) of a JWT's payload, or `None` when the token is
  * not a three-part JWT, its payload is not JSON, or `exp` is missing or not a usable number.
+ *
+ * @example
+ * ```ts
+ * import { Jwt, MockAmp } from "@amp-effect/core"
+ * import { DateTime, Option } from "effect"
+ *
+ * const token = MockAmp.jwt({ sub: "me", exp: 1704196800 })
+ * console.log(Option.map(Jwt.expiry(token), DateTime.formatIso))
+ * // Output: { _id: 'Option', _tag: 'Some', value: '2024-01-02T12:00:00.000Z' }
+ *
+ * console.log(Option.isNone(Jwt.expiry("not-a-jwt")))
+ * // Output: true
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const expiry = (token: string): Option.Option<DateTime.Utc> => {
   const parts = token.split(".")

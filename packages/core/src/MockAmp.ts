@@ -18,13 +18,25 @@
  *   `TokenService` run against it under `TestClock`;
  * - over TCP: `@amp-effect/node`'s `MockAmpServer` serves the same app on `127.0.0.1`.
  *
+ * @example
  * ```ts
+ * import { MockAmp } from "@amp-effect/core"
+ * import { HttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ *
+ * // The next `GET /info` answers 503; the code under test (here two plain requests) runs
+ * // against the mock in memory, and the counters say what reached it.
  * const test = Effect.gen(function*() {
  *   const amp = yield* MockAmp.MockAmp
- *   yield* amp.script("assets", MockAmp.MockFault.status(503))
- *   // ... run the code under test, then:
- *   expect((yield* amp.counters).assets).toBe(2)
+ *   yield* amp.script("info", MockAmp.MockFault.status(503))
+ *   const first = yield* HttpClient.get(`${amp.baseUrl}/info`)
+ *   const second = yield* HttpClient.get(`${amp.baseUrl}/info`)
+ *   const counters = yield* amp.counters
+ *   console.log(first.status, second.status, counters.info)
+ *   // Output: 503 200 2
  * }).pipe(Effect.provide(MockAmp.layerHttpClient()))
+ *
+ * Effect.runPromise(test)
  * ```
  *
  * @since 0.1.0
@@ -245,6 +257,21 @@ export interface MintOptions {
  * time of the `Clock` in whole seconds (rounded down), so under `TestClock` the token's expiry
  * moves with `TestClock.adjust`. For test doubles that issue tokens without the HTTP routes.
  *
+ * @example
+ * ```ts
+ * import { AuthApi, MockAmp } from "@amp-effect/core"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * // An `AuthApi` for tests that issues a fresh one-hour token on every call, with no HTTP.
+ * const ScriptedAuthApi = Layer.succeed(
+ *   AuthApi.AuthApi,
+ *   AuthApi.AuthApi.of({
+ *     obtain: Effect.map(MockAmp.mintToken({ lifetime: "1 hour" }), Redacted.make),
+ *     refresh: () => Effect.map(MockAmp.mintToken({ lifetime: "1 hour" }), Redacted.make)
+ *   })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category tokens
  */
@@ -263,7 +290,10 @@ export const mintToken: (options?: MintOptions) => Effect.Effect<string> = inter
 export class MockAmp extends Context.Tag("@amp-effect/core/MockAmp")<MockAmp, MockAmp.Service>() {}
 
 /**
+ * The types of the `MockAmp` service.
+ *
  * @since 0.1.0
+ * @category models
  */
 export declare namespace MockAmp {
   /**
@@ -300,6 +330,9 @@ export declare namespace MockAmp {
   }
 
   /**
+   * The controls, and how to reach the mock: its routes as an `HttpApp`, and an in-memory
+   * `HttpClient` with the base URL to use it with.
+   *
    * @since 0.1.0
    * @category models
    */

@@ -125,6 +125,32 @@ const announce = (options: RetryOptions, error: AmpHttpError, retry: number) =>
  * The schedule is only set up once the first attempt has failed: a call that succeeds at once
  * (nearly all of them) pays for nothing but a `catchAll`.
  *
+ * @example
+ * ```ts
+ * import { AmpHttpError, RetryPolicy } from "@amp-effect/core"
+ * import { Duration, Effect } from "effect"
+ *
+ * const policy: RetryPolicy.RetryOptions = {
+ *   maxAttempts: 3,
+ *   baseDelay: Duration.millis(10),
+ *   maxDelay: Duration.seconds(1)
+ * }
+ *
+ * // Fails twice with a 503, then answers.
+ * let attempts = 0
+ * const flaky = Effect.suspend(() =>
+ *   ++attempts < 3
+ *     ? Effect.fail(new AmpHttpError.ApiError({ method: "GET", path: "/api/assets/", reason: "ServerError", status: 503 }))
+ *     : Effect.succeed("the assets")
+ * )
+ *
+ * Effect.runPromise(flaky.pipe(RetryPolicy.retry(policy, AmpHttpError.isApiError))).then((result) =>
+ *   console.log(result, attempts)
+ * )
+ * // Output, after two warnings ("AMP GET /api/assets/ failed on the server side (HTTP 503);
+ * // retrying in 10ms (attempt 2 of 3)", ...): the assets 3
+ * ```
+ *
  * @since 0.1.0
  * @category combinators
  */

@@ -17,7 +17,12 @@ import * as Jwt from "./Jwt.js"
 
 const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
 
-/** An RFC 3339 timestamp string decoded to a UTC `DateTime` (sub-millisecond digits dropped). */
+/**
+ * An RFC 3339 timestamp string decoded to a UTC `DateTime` (sub-millisecond digits dropped).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Rfc3339 = Schema.transformOrFail(
   Schema.String,
   Schema.DateTimeUtcFromSelf,
@@ -39,16 +44,29 @@ export const Rfc3339 = Schema.transformOrFail(
 /**
  * A token as it may travel in an `Authorization` header: printable ASCII, no spaces. Anything
  * else is refused, so a hostile server or file cannot inject headers.
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const TokenString = Schema.String.pipe(
   Schema.pattern(/^[\x21-\x7e]+$/),
   Schema.annotations({ identifier: "TokenString" })
 )
 
-/** When no expiry can be read from the token, the Rust client's rule: 24 hours after obtaining. */
+/**
+ * When no expiry can be read from the token, the Rust client's rule: 24 hours after obtaining.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultLifetime = Duration.hours(24)
 
-/** A token with the times the service needs. The token is `Redacted` as soon as it is decoded. */
+/**
+ * A token with the times the service needs. The token is `Redacted` as soon as it is decoded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TokenData extends Schema.Class<TokenData>("TokenData")({
   token: Schema.Redacted(TokenString),
   expiresAt: Schema.propertySignature(Rfc3339).pipe(Schema.fromKey("expires_at")),
@@ -57,6 +75,27 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
   /**
    * Builds the data for a token just received from the server: its expiry is the JWT's `exp`
    * when the payload has one, otherwise 24 hours after `obtainedAt`.
+   *
+   * @example
+   * ```ts
+   * import { MockAmp, TokenData } from "@amp-effect/core"
+   * import { DateTime, Redacted } from "effect"
+   *
+   * const obtainedAt = DateTime.unsafeMake("2024-01-01T12:00:00Z")
+   *
+   * // A JWT with `exp`: its expiry wins.
+   * const jwt = MockAmp.jwt({ exp: DateTime.toEpochMillis(obtainedAt) / 1000 + 3600 })
+   * const data = TokenData.TokenData.fromToken(Redacted.make(jwt), obtainedAt)
+   * console.log(DateTime.formatIso(data.expiresAt))
+   * // Output: 2024-01-01T13:00:00.000Z
+   *
+   * // An opaque token: 24 hours.
+   * const opaque = TokenData.TokenData.fromToken(Redacted.make("opaque"), obtainedAt)
+   * console.log(DateTime.formatIso(opaque.expiresAt))
+   * // Output: 2024-01-02T12:00:00.000Z
+   * ```
+   *
+   * @since 0.1.0
    */
   static fromToken(token: Redacted.Redacted<string>, obtainedAt: DateTime.Utc): TokenData {
     return new TokenData({
@@ -72,6 +111,8 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
   /**
    * The same data with the JWT's own `exp` as expiry where it has one. Used on files written by
    * other clients, which may have assumed 24 hours.
+   *
+   * @since 0.1.0
    */
   withJwtExpiry(): TokenData {
     return Option.match(Jwt.expiry(Redacted.value(this.token)), {
@@ -82,12 +123,60 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
   }
 }
 
-/** The token file's JSON text, decoded to and encoded from `TokenData`. */
+/**
+ * The token file's JSON text, decoded to and encoded from `TokenData`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const TokenFileJson = Schema.parseJson(TokenData)
 
-/** Decodes the token file's text; the error never contains the token. */
+/**
+ * Decodes the token file's text; the error never contains the token. Fields other than the
+ * three of the format are ignored.
+ *
+ * @example
+ * ```ts
+ * import { TokenData } from "@amp-effect/core"
+ * import { DateTime, Either } from "effect"
+ *
+ * // A file written by the Rust client: nanoseconds, read to the millisecond.
+ * const text = `{
+ *   "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDQxOTY4MDB9.c2ln",
+ *   "expires_at": "2024-01-02T12:00:00.123456789Z",
+ *   "obtained_at": "2024-01-01T12:00:00.123456789Z"
+ * }`
+ * const data = Either.getOrThrow(TokenData.decodeFile(text))
+ * console.log(DateTime.formatIso(data.expiresAt), `${data.token}`)
+ * // Output: 2024-01-02T12:00:00.123Z <redacted>
+ * ```
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const decodeFile = Schema.decodeEither(TokenFileJson, { onExcessProperty: "ignore" })
 
-/** Encodes `TokenData` as the token file's text (pretty-printed, newline-terminated). */
+/**
+ * Encodes `TokenData` as the token file's text (pretty-printed, newline-terminated), in the
+ * format the Rust client reads.
+ *
+ * @example
+ * ```ts
+ * import { TokenData } from "@amp-effect/core"
+ * import { DateTime, Redacted } from "effect"
+ *
+ * const data = TokenData.TokenData.fromToken(Redacted.make("opaque"), DateTime.unsafeMake("2024-01-01T12:00:00Z"))
+ * console.log(TokenData.encodeFile(data))
+ * // Output:
+ * // {
+ * //   "token": "opaque",
+ * //   "expires_at": "2024-01-02T12:00:00.000Z",
+ * //   "obtained_at": "2024-01-01T12:00:00.000Z"
+ * // }
+ * ```
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
 export const encodeFile = (data: TokenData): string =>
   JSON.stringify(Schema.encodeSync(TokenData)(data), null, 2) + "\n"

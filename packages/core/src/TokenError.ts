@@ -11,15 +11,17 @@
 import { Schema } from "effect"
 import type { AuthError } from "./AmpHttpError.js"
 
-/**
- * A call to an AMP authentication endpoint failed; its `reason` says how
- * (`InvalidCredentials`, `RateLimited`, `NotFound`, ...). Defined with the rest of the
- * vocabulary in `AmpHttpError`.
- *
- * @since 0.1.0
- * @category errors
- */
-export { AuthError } from "./AmpHttpError.js"
+export {
+  /**
+   * A call to an AMP authentication endpoint failed; its `reason` says how
+   * (`InvalidCredentials`, `RateLimited`, `NotFound`, ...). Defined with the rest of the
+   * vocabulary in `AmpHttpError`.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  AuthError
+} from "./AmpHttpError.js"
 
 /**
  * The token store could not do what was asked: the file could not be read, written, removed
@@ -62,10 +64,23 @@ export class NoTokenToRefresh extends Schema.TaggedError<NoTokenToRefresh>()("No
  */
 export type TokenError = AuthError | TokenStoreError | NoTokenToRefresh
 
-/**
- * The HTTP pipeline's text helpers: what a transport failure's causes say
- * (`describeCause`), and server text made safe to keep in an error (`scrub`).
- *
- * @internal
- */
-export { describeCause, scrub } from "./internal/ampHttp.js"
+// The HTTP pipeline's text helpers, exported for the library's tests.
+export {
+  /**
+   * The messages of an error's cause and of that cause's own cause ("fetch failed: connect
+   * ECONNREFUSED 127.0.0.1:9"), or "" when it has none: what a transport failure really was.
+   *
+   * @since 0.1.0
+   * @category utils
+   */
+  describeCause,
+  /**
+   * Makes server-supplied text safe to keep in an error: whitespace folded, every occurrence
+   * of a secret (of four characters or more) replaced by `<redacted>`, and cut to `maxLength`
+   * characters (default 200) followed by an ellipsis.
+   *
+   * @since 0.1.0
+   * @category utils
+   */
+  scrub
+} from "./internal/ampHttp.js"

@@ -29,10 +29,40 @@ import * as TokenInfo from "./TokenInfo.js"
 import type { TokenStore } from "./TokenStore.js"
 
 /**
- * Always-valid AMP tokens.
+ * Always-valid AMP tokens. Ask `getToken` for a token before each call to AMP (or let
+ * `AmpClient` do it): it costs a memory read while the token is valid, and renews it when not.
+ *
+ * @example
+ * ```ts
+ * import { AuthApi, MockAmp, TokenService, TokenStore } from "@amp-effect/core"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * // Logins scripted with minted tokens, and a store in memory, so that this runs anywhere;
+ * // an application takes `AuthApi` from its configuration and a file or Redis store.
+ * const ScriptedAuthApi = Layer.succeed(
+ *   AuthApi.AuthApi,
+ *   AuthApi.AuthApi.of({
+ *     obtain: Effect.map(MockAmp.mintToken(), Redacted.make),
+ *     refresh: () => Effect.map(MockAmp.mintToken(), Redacted.make)
+ *   })
+ * )
+ * const TokenServiceLive = TokenService.layer().pipe(
+ *   Layer.provide(Layer.merge(ScriptedAuthApi, TokenStore.layerMemory))
+ * )
+ *
+ * const program = Effect.gen(function*() {
+ *   const tokens = yield* TokenService.TokenService
+ *   const first = yield* tokens.getToken // logs in
+ *   const second = yield* tokens.getToken // answered from memory
+ *   console.log(Redacted.value(first) === Redacted.value(second), `${first}`)
+ *   // Output: true <redacted>
+ * })
+ *
+ * Effect.runPromise(Effect.provide(program, TokenServiceLive))
+ * ```
  *
  * @since 0.1.0
- * @category models
+ * @category tags
  */
 export class TokenService extends Context.Tag("@amp-effect/core/TokenService")<TokenService, {
   /**
@@ -157,6 +187,19 @@ export const layerConfig = (
 /**
  * A service that always answers with `token` (default `"mock-token"`): no network, no disk,
  * nothing left behind. For application tests that do not care about the token's lifecycle.
+ *
+ * @example
+ * ```ts
+ * import { TokenService } from "@amp-effect/core"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
+ *
+ * Effect.runPromise(Effect.provide(program, TokenService.layerMock("test-token"))).then((token) =>
+ *   console.log(Redacted.value(token))
+ * )
+ * // Output: test-token
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -112,7 +112,10 @@ export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")
 }
 
 /**
+ * The types of the `MockAmpServer` service.
+ *
  * @since 0.1.0
+ * @category models
  */
 export declare namespace MockAmpServer {
   /**
@@ -133,6 +136,25 @@ export declare namespace MockAmpServer {
 /**
  * Starts a mock server on `127.0.0.1` (ephemeral port) in the current `Scope`. Closing the
  * scope closes the server and every open connection, including hung ones.
+ *
+ * @example
+ * ```ts
+ * import { MockAmpServer } from "@amp-effect/node"
+ * import { Effect } from "effect"
+ *
+ * // A server for the length of the scope; any HTTP client reaches it on 127.0.0.1.
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const server = yield* MockAmpServer.make()
+ *     const response = yield* Effect.promise(() => fetch(`${server.baseUrl}/info`))
+ *     const counters = yield* server.counters
+ *     console.log(response.status, counters.info)
+ *     // Output: 200 1
+ *   })
+ * )
+ *
+ * Effect.runPromise(program)
+ * ```
  *
  * @since 0.1.0
  * @category constructors

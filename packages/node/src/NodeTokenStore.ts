@@ -56,7 +56,19 @@ export const defaultOptions: TokenStore.FileStoreOptions = {
 
 /**
  * The token file at `path` on Node's file system (see `TokenStore.makeFile`), with
- * `defaultOptions` under the given ones.
+ * `defaultOptions` under the given ones. Give it to `TokenService` as its store.
+ *
+ * @example
+ * ```ts
+ * import { TokenService } from "@amp-effect/core"
+ * import { NodeTokenStore } from "@amp-effect/node"
+ * import { Layer } from "effect"
+ *
+ * // A token file shared by the processes of this machine; a renewal waits at most 30 seconds
+ * // for another process's lock.
+ * const store = NodeTokenStore.layer("/var/lib/my-app/token.json", { lockTimeout: "30 seconds" })
+ * const tokens = TokenService.layer().pipe(Layer.provide(store)) // still needs an `AuthApi`
+ * ```
  *
  * @since 0.1.0
  * @category layers

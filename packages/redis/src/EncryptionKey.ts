@@ -9,6 +9,22 @@
  * Rotation: configure several keys, the new one first. The first key encrypts; every key
  * decrypts. Roll out `old,new` everywhere, then `new,old`, then `new`.
  *
+ * @example
+ * ```ts
+ * import { EncryptionKey } from "@amp-effect/redis"
+ * import { Either, Redacted } from "effect"
+ *
+ * // A new key, as it is configured (`AMP_TOKEN_ENCRYPTION_KEY`), and read back.
+ * const key = EncryptionKey.generate()
+ * const configured = EncryptionKey.toBase64(key)
+ * const read = Either.getOrThrow(EncryptionKey.fromBase64(configured))
+ * console.log(read.id === key.id, `${read.bytes}`, Redacted.value(configured).length)
+ * // Output: true <redacted> 44
+ *
+ * console.log(EncryptionKey.fromBase64("c2hvcnQ="))
+ * // Output: { _id: 'Either', _tag: 'Left', left: 'the key is 5 bytes, expected 32' }
+ * ```
+ *
  * @since 0.1.0
  */
 import { Either, Redacted } from "effect"
