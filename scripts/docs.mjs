@@ -178,8 +178,9 @@ for (const pkg of packages) {
     )
   } else {
     failed.push(pkg)
-    // The stack frames point into docgen's bundle: only the message helps.
-    const message = output.split("\n").filter((line) => !/^\s+at /.test(line)).join("\n")
+    // Frames inside docgen's bundle or Node say nothing; an example's own frames name its file.
+    const message = output.split("\n").filter((line) => !/^\s+at .*(@effect\/docgen|node:internal)/.test(line))
+      .join("\n")
     console.error(`docs: ${pkg}: docgen failed (${seconds}s):\n${message}`)
   }
 }
