@@ -165,7 +165,12 @@ for (const pkg of packages) {
   const docs = Path.join(dir, "docs")
   Fs.rmSync(docs, { recursive: true, force: true })
   const started = Date.now()
-  const run = spawnSync(Path.join(bin, "docgen"), [], { cwd: dir, env, encoding: "utf8" })
+  const run = spawnSync(Path.join(bin, "docgen"), [], {
+    cwd: dir,
+    env,
+    encoding: "utf8",
+    shell: process.platform === "win32"
+  })
   const output = `${run.stdout}${run.stderr}`
   // On a failure docgen leaves the examples behind: they are not sources (eslint would read them).
   Fs.rmSync(Path.join(docs, "examples"), { recursive: true, force: true })
