@@ -17,22 +17,32 @@
  * | `AMP_TOKEN_STORE` | unset (`file`, `redis`, `memory` or `none`; see `PersistencePolicy`) |
  *
  * Each value is a `Config`, so an application can read it under other names. The
- * `layerConfig` constructors take a `Config` for each option (by default the one here):
+ * `layerConfig` constructors (`AuthApi`, `AmpClient`, `TokenService`, and `NodeAmp` in
+ * `@amp-effect/node`) take a `Config` for each option, by default the one here: pass
+ * `Config.nested(AmpConfig.retry, "AMP")` to read one group under a prefix, or
+ * `AmpConfig.nested("ISSUER")` to read every variable under one (see the example).
  *
- * ```ts
- * // API_RETRY_* clashes with the application's own variables: read AMP_API_RETRY_* instead
- * NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
- * // every variable under a prefix: ISSUER_AMP_USERNAME, ISSUER_API_RETRY_MAX_ATTEMPTS, ...
- * NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))
- * ```
- *
- * Prefer `Config.nested` (as above) to `ConfigProvider.nested`: in effect 3.x a provider
- * nested with `ConfigProvider.nested` splits every value at its commas and keeps the first
- * piece (a password `a,b` would be read as `a`).
+ * Prefer `Config.nested` (as in the example) to `ConfigProvider.nested`: in effect 3.x a
+ * provider nested with `ConfigProvider.nested` splits every value at its commas and keeps the
+ * first piece (a password `a,b` would be read as `a`).
  *
  * Read through `read` (or a `layerConfig`), a value that is missing or invalid fails with an
  * `AmpConfigError` that names the variable as the environment spells it (path segments joined
  * with `_`) and, except for secrets, the value it found.
+ *
+ * @example
+ * ```ts
+ * import { AmpConfig, AuthApi, TokenService } from "@amp-effect/core"
+ * import { Config } from "effect"
+ *
+ * // API_RETRY_* clashes with the application's own variables: read AMP_API_RETRY_* instead.
+ * const api = AuthApi.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
+ *
+ * // Every variable under a prefix: ISSUER_AMP_USERNAME, ISSUER_API_RETRY_MAX_ATTEMPTS, ...
+ * const issuer = AmpConfig.nested("ISSUER")
+ * const issuerApi = AuthApi.layerConfig(issuer)
+ * const issuerTokens = TokenService.layerConfig(issuer)
+ * ```
  *
  * @since 0.1.0
  */
@@ -475,6 +485,37 @@ export const fields: Fields = {
  * Every variable read under `prefix` (`Config.nested`): `nested("ISSUER")` reads
  * `ISSUER_AMP_USERNAME`, `ISSUER_API_RETRY_MAX_ATTEMPTS`, ... from the environment. Pass it to
  * a `layerConfig`, whole or in part.
+ *
+ * @example
+ * ```ts
+ * import { AmpConfig } from "@amp-effect/core"
+ * import { Config, ConfigProvider, Effect } from "effect"
+ *
+ * // Two AMP accounts in one environment, each under its own prefix. (A map joined with `_`,
+ * // as `ConfigProvider.fromEnv` joins a nested path, stands in for the environment here.)
+ * const env = ConfigProvider.fromMap(
+ *   new Map([
+ *     ["ISSUER_AMP_USERNAME", "issuer"],
+ *     ["ISSUER_AMP_PASSWORD", "s3cret"],
+ *     ["ISSUER_API_RETRY_MAX_ATTEMPTS", "5"],
+ *     ["AUDITOR_AMP_USERNAME", "auditor"]
+ *   ]),
+ *   { pathDelim: "_" }
+ * )
+ * const account = (prefix: string) => AmpConfig.read(Config.all(AmpConfig.nested(prefix)))
+ *
+ * const program = Effect.gen(function*() {
+ *   const issuer = yield* account("ISSUER")
+ *   console.log(issuer.username, issuer.retry.maxAttempts, issuer.baseUrl)
+ *   // Output: issuer 5 https://amp-test.blockstream.com/api
+ *
+ *   const auditor = yield* Effect.flip(account("AUDITOR"))
+ *   console.log(auditor.message)
+ *   // Output: AUDITOR_AMP_PASSWORD is not set
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.withConfigProvider(env)))
+ * ```
  *
  * @since 0.1.0
  * @category config

@@ -231,9 +231,13 @@ export const layer = (options: AuthApiOptions): Layer.Layer<AuthApi, never, Http
  * `AMP_*` / `API_*` variables of `AmpConfig`); needs an `HttpClient`. A missing or invalid
  * value fails the layer with an `AmpConfigError` naming the variable.
  *
+ * @example
  * ```ts
- * // API_RETRY_* is the application's own: read AMP_API_RETRY_* for this client
- * AuthApi.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
+ * import { AmpConfig, AuthApi } from "@amp-effect/core"
+ * import { Config } from "effect"
+ *
+ * // API_RETRY_* is the application's own: read AMP_API_RETRY_* for this client.
+ * const api = AuthApi.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
  * ```
  *
  * @since 0.1.0

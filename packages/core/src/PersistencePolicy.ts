@@ -78,6 +78,25 @@ export interface StoreChoice {
  * The policy: which store keeps the tokens obtained with this configuration (see the module's
  * documentation for the rules).
  *
+ * @example
+ * ```ts
+ * import { AmpConfig, PersistencePolicy } from "@amp-effect/core"
+ * import { ConfigProvider, Effect } from "effect"
+ *
+ * // The store a process with these variables would use.
+ * const storeFor = (env: Record<string, string>) =>
+ *   AmpConfig.load.pipe(
+ *     Effect.map(PersistencePolicy.chooseStore),
+ *     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+ *     Effect.runSync
+ *   )
+ *
+ * console.log(storeFor({ AMP_USERNAME: "svc-issuer", AMP_PASSWORD: "s3cret", AMP_TOKEN_PERSISTENCE: "true" }))
+ * // Output: { store: 'file', reason: 'AMP_TOKEN_PERSISTENCE' }
+ * console.log(storeFor({ AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass", AMP_TOKEN_STORE: "redis" }))
+ * // Output: { store: 'none', reason: 'mock' }
+ * ```
+ *
  * @since 0.1.0
  * @category utils
  */

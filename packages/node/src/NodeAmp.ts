@@ -2,17 +2,28 @@
  * Node.js wiring for `@amp-effect/core`: the HTTP client, the file system and the persistence
  * policy, so that an application needs one layer to get a `TokenService`.
  *
- * ```ts
- * import { NodeAmp } from "@amp-effect/node"
- * program.pipe(Effect.provide(NodeAmp.layerConfig()))   // everything from the environment
- * program.pipe(Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER")))) // ISSUER_AMP_USERNAME, ...
- * program.pipe(Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore("/var/lib/app/token.json"))))
- * ```
- *
  * The store is picked by `PersistencePolicy.chooseStore` (`AMP_TOKEN_STORE`,
  * `AMP_TOKEN_PERSISTENCE`, `AMP_TESTS`; a mock environment never persists). The Redis store
  * comes from `@amp-effect/redis`, an optional peer dependency loaded only when it is picked:
  * install it (and `redis`) to use `AMP_TOKEN_STORE=redis`.
+ *
+ * @example
+ * ```ts
+ * import { AmpConfig, TokenService } from "@amp-effect/core"
+ * import { NodeAmp } from "@amp-effect/node"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
+ *
+ * // Everything from the environment: AMP_USERNAME, AMP_PASSWORD, API_RETRY_*, AMP_TOKEN_STORE, ...
+ * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerConfig()))
+ * // The same variables under a prefix: ISSUER_AMP_USERNAME, ISSUER_AMP_PASSWORD, ...
+ * const issuer = program.pipe(Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))))
+ * // A store of the application's choosing instead of the persistence policy's.
+ * const ownFile = program.pipe(
+ *   Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore("/var/lib/my-app/token.json")))
+ * )
+ * ```
  *
  * @since 0.1.0
  */
@@ -171,12 +182,44 @@ export const layerWithStore = <E, R>(
 
 /**
  * Everything from `Config` (`options`, by default the seed's variables), the store chosen by
- * the persistence policy (`layerPolicyStore`).
+ * the persistence policy (`layerPolicyStore`). `AmpConfig.nested(prefix)` reads every variable
+ * under a prefix (`ISSUER_AMP_USERNAME`, ...); `Config.nested` renames one group, as here.
  *
+ * @example
  * ```ts
- * NodeAmp.layerConfig()                                            // AMP_USERNAME, API_RETRY_*, ...
- * NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") }) // AMP_API_RETRY_* instead
- * NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))                  // ISSUER_AMP_USERNAME, ...
+ * import { AmpConfig, TokenService } from "@amp-effect/core"
+ * import { MockAmpServer, NodeAmp } from "@amp-effect/node"
+ * import { Config, ConfigProvider, Effect } from "effect"
+ *
+ * // The application's own API_RETRY_MAX_ATTEMPTS means something else: this layer reads
+ * // AMP_API_RETRY_* instead, and every other variable under its usual name.
+ * const tokens = NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
+ *
+ * // Tried against the loopback mock, with a map (joined with `_`) for the environment.
+ * const program = Effect.gen(function*() {
+ *   const server = yield* MockAmpServer.make()
+ *   yield* server.script("obtain", MockAmpServer.MockFault.status(503))
+ *   const env = ConfigProvider.fromMap(
+ *     new Map([
+ *       ["AMP_API_BASE_URL", server.baseUrl],
+ *       ["AMP_USERNAME", "mock_user"],
+ *       ["AMP_PASSWORD", "mock_pass"],
+ *       ["API_RETRY_MAX_ATTEMPTS", "the application's own"],
+ *       ["AMP_API_RETRY_MAX_ATTEMPTS", "2"],
+ *       ["AMP_API_RETRY_BASE_DELAY_MS", "0"]
+ *     ]),
+ *     { pathDelim: "_" }
+ *   )
+ *   yield* Effect.flatMap(TokenService.TokenService, (service) => service.getToken).pipe(
+ *     Effect.provide(tokens),
+ *     Effect.withConfigProvider(env)
+ *   )
+ *   // The 503 was retried, as AMP_API_RETRY_MAX_ATTEMPTS allows.
+ *   console.log((yield* server.counters).obtain)
+ *   // Output: 2
+ * })
+ *
+ * Effect.runPromise(Effect.scoped(program))
  * ```
  *
  * @since 0.1.0

@@ -3,19 +3,6 @@
  * processes on any number of machines. `TokenService` renews under the store's lock and
  * re-reads the store first, so with this store N replicas make one login, not N.
  *
- * ```ts
- * import { RedisTokenStore } from "@amp-effect/redis"
- * import { NodeAmp } from "@amp-effect/node"
- *
- * const store = RedisTokenStore.layer({
- *   url: Redacted.make("redis://cache:6379"),
- *   account: { baseUrl: "https://amp.blockstream.com/api", username: "svc-issuer" }
- * })
- * program.pipe(Effect.provide(NodeAmp.layerWithStore(store)))
- * // or everything from AMP_REDIS_URL, AMP_REDIS_KEY_PREFIX, AMP_TOKEN_ENCRYPTION_KEY:
- * program.pipe(Effect.provide(NodeAmp.layerWithStore(RedisTokenStore.layerConfig())))
- * ```
- *
  * What it does:
  *
  * - **Keys.** `<prefix>:{<hash>}:token` and `<prefix>:{<hash>}:lock`, where the hash is the
@@ -51,6 +38,29 @@
  *   no token: a warning, `amp_token_redis_corrupt_total`, and a fresh login whose save
  *   replaces it. Values stored in clear are still read after encryption is turned on, so
  *   turning it on costs no login; the next save encrypts.
+ *
+ * With `@amp-effect/node`, `AMP_TOKEN_STORE=redis` picks this store by itself
+ * (`NodeAmp.layerConfig`); the example gives it explicitly.
+ *
+ * @example
+ * ```ts
+ * import { TokenService } from "@amp-effect/core"
+ * import { NodeAmp } from "@amp-effect/node"
+ * import { RedisTokenStore } from "@amp-effect/redis"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
+ *
+ * const store = RedisTokenStore.layer({
+ *   url: Redacted.make("redis://cache:6379"),
+ *   account: { baseUrl: "https://amp.blockstream.com/api", username: "svc-issuer" }
+ * })
+ * const withStore = program.pipe(Effect.provide(NodeAmp.layerWithStore(store)))
+ *
+ * // Or everything from AMP_REDIS_URL, AMP_REDIS_KEY_PREFIX, AMP_TOKEN_ENCRYPTION_KEY, and the
+ * // account from AMP_API_BASE_URL and AMP_USERNAME:
+ * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerWithStore(RedisTokenStore.layerConfig())))
+ * ```
  *
  * @since 0.1.0
  */
