@@ -63,24 +63,3 @@ export class NoTokenToRefresh extends Schema.TaggedError<NoTokenToRefresh>()("No
  * @category errors
  */
 export type TokenError = AuthError | TokenStoreError | NoTokenToRefresh
-
-// The HTTP pipeline's text helpers, exported for the library's tests.
-export {
-  /**
-   * The messages of an error's cause and of that cause's own cause ("fetch failed: connect
-   * ECONNREFUSED 127.0.0.1:9"), or "" when it has none: what a transport failure really was.
-   *
-   * @since 0.1.0
-   * @category utils
-   */
-  describeCause,
-  /**
-   * Makes server-supplied text safe to keep in an error: whitespace folded, every occurrence
-   * of a secret (of four characters or more) replaced by `<redacted>`, and cut to `maxLength`
-   * characters (default 200) followed by an ellipsis.
-   *
-   * @since 0.1.0
-   * @category utils
-   */
-  scrub
-} from "./internal/ampHttp.js"

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Duration, Either, Option, Redacted } from "effect"
 import * as Jwt from "../src/Jwt.js"
 import * as TokenData from "../src/TokenData.js"
-import * as TokenError from "../src/TokenError.js"
+import * as AmpHttp from "../src/internal/ampHttp.js"
 import { jwt } from "./utils/ScriptedAuthApi.js"
 
 const rustFile = `{
@@ -100,19 +100,19 @@ describe("Jwt.expiry", () => {
   }
 })
 
-describe("TokenError.describeCause", () => {
+describe("describeCause", () => {
   it("names the cause and the cause's cause, or nothing", () => {
     const refused = new Error("fetch failed", { cause: new Error("connect ECONNREFUSED 127.0.0.1:9") })
-    expect(TokenError.describeCause({ cause: refused })).toBe("fetch failed: connect ECONNREFUSED 127.0.0.1:9")
-    expect(TokenError.describeCause({ cause: new Error("socket hang up") })).toBe("socket hang up")
-    expect(TokenError.describeCause({ cause: "not an error" })).toBe("")
+    expect(AmpHttp.describeCause({ cause: refused })).toBe("fetch failed: connect ECONNREFUSED 127.0.0.1:9")
+    expect(AmpHttp.describeCause({ cause: new Error("socket hang up") })).toBe("socket hang up")
+    expect(AmpHttp.describeCause({ cause: "not an error" })).toBe("")
   })
 })
 
-describe("TokenError.scrub", () => {
+describe("scrub", () => {
   it("replaces every occurrence of a secret, folds whitespace and cuts long text", () => {
-    expect(TokenError.scrub("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
-    expect(TokenError.scrub("x".repeat(300), []).length).toBe(201)
-    expect(TokenError.scrub("Transport error (POST http://x)", ["p"])).toBe("Transport error (POST http://x)")
+    expect(AmpHttp.scrub("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
+    expect(AmpHttp.scrub("x".repeat(300), []).length).toBe(201)
+    expect(AmpHttp.scrub("Transport error (POST http://x)", ["p"])).toBe("Transport error (POST http://x)")
   })
 })
