@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Duration, Either, Option, Redacted } from "effect"
+import * as AmpHttp from "../src/internal/ampHttp.js"
 import * as Jwt from "../src/Jwt.js"
 import * as TokenData from "../src/TokenData.js"
-import * as AmpHttp from "../src/internal/ampHttp.js"
 import { jwt } from "./utils/ScriptedAuthApi.js"
 
 const rustFile = `{
