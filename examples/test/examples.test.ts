@@ -27,7 +27,7 @@ const run = (name: string) =>
         execFile(
           process.execPath,
           ["--import", tsx, NodePath.join(examples, `${name}.ts`)],
-          { cwd, env: cleanEnv, timeout: 20_000 },
+          { cwd, env: cleanEnv, timeout: 120_000 }, // "did not hang", however busy the machine
           (error, stdout, stderr) => {
             const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
             Fs.readdir(cwd).then((files) => resume(Effect.succeed({ code, stdout, stderr, files })))
@@ -63,7 +63,7 @@ const cases: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = 
   ]]
 ]
 
-describe("examples", { timeout: 60_000 }, () => {
+describe("examples", { timeout: 150_000 }, () => {
   for (const [name, expected] of cases) {
     it.live(`${name}.ts runs against the mock server`, () =>
       Effect.gen(function*() {

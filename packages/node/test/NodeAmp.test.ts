@@ -146,7 +146,7 @@ describe("NodeAmp", () => {
         expect(installed).toMatchObject({ tag: "AmpConfigError", variable: "AMP_REDIS_URL" })
         expect(installed.message).toContain("AMP_REDIS_URL is not set")
       }),
-    60_000
+    120_000
   )
 
   it.live(
@@ -172,7 +172,7 @@ describe("NodeAmp", () => {
         expect(out).toContain("InvalidCredentials")
         expect(out).toMatch(/token\.json: absent/)
       })),
-    60_000
+    120_000
   )
 })
 
