@@ -125,7 +125,7 @@ try {
     Path.join(project, "app.mjs"),
     `import { TokenService } from "@amp-effect/core"
 import { MockAmpServer, NodeAmp } from "@amp-effect/node"
-import { ConfigProvider, Effect, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 
 const program = Effect.gen(function*() {
   const server = yield* MockAmpServer.MockAmpServer.make()
@@ -148,9 +148,24 @@ const program = Effect.gen(function*() {
   }
 })
 
+// AMP_TOKEN_STORE=redis for a real account: NodeAmp loads the optional @amp-effect/redis, whose
+// configuration then asks for AMP_REDIS_URL (a missing package would be named instead).
+const redisChoice = Layer.build(NodeAmp.layerPolicyStore()).pipe(
+  Effect.scoped,
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+    ["AMP_API_BASE_URL", "https://amp-test.blockstream.com/api"],
+    ["AMP_USERNAME", "alice"],
+    ["AMP_PASSWORD", "not-used"],
+    ["AMP_TOKEN_STORE", "redis"]
+  ]))),
+  Effect.flip,
+  Effect.map((error) => error.variable)
+)
+
 const internal = await import("@amp-effect/core/internal/tokenFile").then(() => "importable", (error) => error.code)
 const result = await Effect.runPromise(Effect.scoped(program))
-console.log(JSON.stringify({ ...result, internal }))
+const redis = await Effect.runPromise(redisChoice)
+console.log(JSON.stringify({ ...result, internal, redis }))
 `
   )
   const app = JSON.parse(run("node", ["app.mjs"], { cwd: project }).stdout.trim().split("\n").at(-1))
@@ -161,6 +176,8 @@ console.log(JSON.stringify({ ...result, internal }))
     `getToken twice: ${app.logins} login, ${app.requests} request in all, the second from memory; printed as ${app.printed}`
   )
   ok(`import("@amp-effect/core/internal/tokenFile"): ${app.internal}`)
+  if (app.redis !== "AMP_REDIS_URL") fail(`AMP_TOKEN_STORE=redis did not load @amp-effect/redis: ${app.redis}`)
+  ok("AMP_TOKEN_STORE=redis: NodeAmp loaded the optional @amp-effect/redis (which asked for AMP_REDIS_URL)")
 
   step("tsc --noEmit: NodeNext, strict, exactOptionalPropertyTypes, target ES2020")
   Fs.writeFileSync(
@@ -185,10 +202,10 @@ console.log(JSON.stringify({ ...result, internal }))
   )
   Fs.writeFileSync(
     Path.join(project, "app.ts"),
-    `import { AmpClient, TokenError, TokenService, TokenStore } from "@amp-effect/core"
+    `import { AmpClient, AmpConfig, TokenError, TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer, NodeAmp } from "@amp-effect/node"
 import { RedisTokenStore } from "@amp-effect/redis"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
 
 const program: Effect.Effect<string, TokenError.AuthError | TokenError.TokenStoreError, TokenService.TokenService> =
   Effect.gen(function*() {
@@ -198,15 +215,17 @@ const program: Effect.Effect<string, TokenError.AuthError | TokenError.TokenStor
     return Option.isSome(info) ? Redacted.value(token).slice(0, 4) : ""
   })
 
-const live: Layer.Layer<TokenService.TokenService, unknown> = NodeAmp.layerConfig
+const live: Layer.Layer<TokenService.TokenService, unknown> = NodeAmp.layerConfig()
 const withFile = NodeAmp.layerWithStore(NodeAmp.layerFileStore("/var/lib/app/token.json"))
 const inMemory = NodeAmp.layerWithStore(TokenStore.layerMemory)
-const client: Layer.Layer<AmpClient.AmpClient | TokenService.TokenService, unknown> = NodeAmp.layerClient
+const client: Layer.Layer<AmpClient.AmpClient | TokenService.TokenService, unknown> = NodeAmp.layerClient()
 const mock = TokenService.layerMock("test-token")
 const server = MockAmpServer.MockAmpServer.make()
 const fleet = NodeAmp.layerWithStore(RedisTokenStore.layerConfig())
+const prefixed = NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))
+const renamed = NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
 
-export { client, fleet, inMemory, live, mock, program, server, withFile }
+export { client, fleet, inMemory, live, mock, prefixed, program, renamed, server, withFile }
 `
   )
   const tsc = run(Path.join(project, "node_modules", ".bin", "tsc"), ["--noEmit", "--listFiles", "-p", "."], {

@@ -23,6 +23,9 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 // `--outdir DIR` builds elsewhere (the tests bundle into a temp dir); `dist` by default.
 const outdirFlag = process.argv.indexOf("--outdir")
 const outdir = outdirFlag === -1 ? Path.join(root, "dist") : Path.resolve(process.argv[outdirFlag + 1])
+// A clean directory: chunk names carry a content hash, so an earlier build's chunks would stay
+// beside the new ones (and be packed).
+Fs.rmSync(outdir, { recursive: true, force: true })
 
 /** @type {import("esbuild").Plugin} */
 const withoutConfigFileParsers = {
