@@ -1,7 +1,8 @@
 /**
- * `pnpm bench`: every figure of the benchmark, in one run of a few minutes at most.
+ * `pnpm bench`: every figure of the benchmark, in one run of about ten minutes on two cores.
  *
- * Prints a table and writes the same rows to `bench/results.json` (not committed): an array of
+ * Prints a table and writes the same rows to `bench/results.json` (committed: the figures the
+ * targets are judged on; a full run also rewrites the table in `docs/benchmarks.md`), an array of
  * `{"name", "value", "unit", "target", "met"}`, where `target` is a comparison such as
  * `">= 0.5"` or `null` for a figure that is only reported, and `met` is a boolean or `null`.
  * Each comparison runs side by side in one process, so its ratio holds on a noisy machine.
@@ -66,10 +67,9 @@ const main = Effect.gen(function*() {
   const only = process.argv.slice(2)
   const chosen = only.length === 0 ? sections : sections.filter(([name]) => only.includes(name))
   const cpus = Os.cpus()
-  console.log(
-    `amp-effect bench: Node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ` +
-      `${Math.round(Os.totalmem() / 2 ** 30)} GiB, load average ${Os.loadavg()[0]!.toFixed(1)} at start`
-  )
+  const machine = `Node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown CPU"}, ` +
+    `${Math.round(Os.totalmem() / 2 ** 30)} GiB, load average ${Os.loadavg()[0]!.toFixed(1)} at start`
+  console.log(`amp-effect bench: ${machine}`)
   const started = performance.now()
   const figures: Array<Figure> = []
   const notes: Array<string> = []
@@ -97,7 +97,37 @@ const main = Effect.gen(function*() {
   for (const note of notes) console.log(`  - ${note}`)
   Fs.writeFileSync(resultsFile, JSON.stringify(figures, null, 2) + "\n")
   console.log(`\nWrote ${Path.relative(process.cwd(), resultsFile)}`)
+  if (only.length === 0) {
+    writeDocsTable(figures, notes, `${machine}; ${((performance.now() - started) / 1000).toFixed(0)} s in all`)
+    console.log(`Wrote the table in ${Path.relative(process.cwd(), docsFile)}`)
+  }
 })
+
+const docsFile = Path.join(Path.dirname(Path.dirname(resultsFile)), "docs", "benchmarks.md")
+
+/** The run's figures as a Markdown table between the markers of `docs/benchmarks.md`. */
+const writeDocsTable = (figures: ReadonlyArray<Figure>, notes: ReadonlyArray<string>, machine: string) => {
+  const cell = (text: string) => text.replaceAll("|", "\\|")
+  const table = [
+    `Last full run: ${new Date().toISOString().slice(0, 10)}, ${machine}.`,
+    "",
+    "| figure | value | unit | target | met |",
+    "| --- | ---: | --- | --- | --- |",
+    ...figures.map((figure) =>
+      `| ${cell(figure.name)} | ${formatValue(figure.value)} | ${figure.unit} | ${cell(figure.target ?? "")} | ${
+        figure.met === null ? "" : figure.met ? "met" : "**not met**"
+      } |`
+    ),
+    ...(notes.length === 0 ? [] : ["", "Notes printed by the run:", "", ...notes.map((note) => `- ${note}`)])
+  ].join("\n")
+  const text = Fs.readFileSync(docsFile, "utf8")
+  const start = "<!-- bench:start -->"
+  const end = "<!-- bench:end -->"
+  const from = text.indexOf(start)
+  const to = text.indexOf(end)
+  if (from === -1 || to < from) throw new Error(`${docsFile} has no ${start} ... ${end} markers`)
+  Fs.writeFileSync(docsFile, `${text.slice(0, from + start.length)}\n${table}\n${text.slice(to)}`)
+}
 
 Effect.runPromise(main).catch((error) => {
   console.error(error)

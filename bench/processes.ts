@@ -34,16 +34,21 @@ const tempDir = Effect.acquireRelease(
 
 /** One child against `server`, sharing `file`. */
 const child = (server: MockAmpServer.Service, file: string) =>
-  Effect.tryPromise(() =>
-    runChild("childClient.ts", {
-      env: {
-        AMP_API_BASE_URL: server.baseUrl,
-        AMP_USERNAME: mockCredentials.username,
-        AMP_PASSWORD: mockCredentials.password,
-        BENCH_TOKEN_FILE: file
-      }
-    })
-  ).pipe(Effect.orDie)
+  Effect.tryPromise({
+    try: () =>
+      runChild("childClient.ts", {
+        env: {
+          AMP_API_BASE_URL: server.baseUrl,
+          AMP_USERNAME: mockCredentials.username,
+          AMP_PASSWORD: mockCredentials.password,
+          BENCH_TOKEN_FILE: file
+        },
+        // 16 tsx boots at once on a busy 2-core machine can take minutes: a bound against a hang only.
+        timeoutMs: 300_000
+      }),
+    // The child's own words (exit code, stderr), not "an unknown error".
+    catch: (error) => error
+  }).pipe(Effect.orDie)
 
 const timing = (run: ChildRun, key: "fromMainMs" | "fromProcessStartMs"): number => {
   const value = run.lines[0]?.[key]
