@@ -102,7 +102,8 @@ const runReplica = (n: number, env: Record<string, string>) =>
     let stderr = ""
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk)
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk)
-    child.once("exit", (code) =>
+    // "close", not "exit": a process can exit before its output has all been read.
+    child.once("close", (code) =>
       resume(code === 0 ? Effect.succeed(stdout) : Effect.fail(new Error(`replica ${n} failed: ${stderr}`))))
     return Effect.sync(() =>
       child.kill("SIGKILL")

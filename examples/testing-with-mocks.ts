@@ -62,7 +62,10 @@ export const layerMockServer: Layer.Layer<
         AMP_USERNAME: MockAmpServer.MockAmpServer.defaultCredentials.username,
         AMP_PASSWORD: MockAmpServer.MockAmpServer.defaultCredentials.password,
         API_RETRY_BASE_DELAY_MS: "10",
-        API_RETRY_MAX_DELAY_MS: "100"
+        API_RETRY_MAX_DELAY_MS: "100",
+        // The mock answers at once; on a loaded test machine a long timeout keeps slowness from
+        // turning into retries, so the server's counters stay exact.
+        API_REQUEST_TIMEOUT_SECONDS: "60"
       })))
     ))
 ).pipe(Layer.provideMerge(MockAmpServer.MockAmpServer.layer()))

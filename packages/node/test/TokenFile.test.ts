@@ -871,7 +871,7 @@ const spawnChild = (fixture: "tokenWriter" | "tokenClient", env: Record<string, 
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk)
   child.on("close", () => closed = true)
   const exit = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on("exit", (code) => resolve({ code, stdout, stderr }))
+    child.on("close", (code) => resolve({ code, stdout, stderr })) // "close": exited, and all its output read
   )
   const line = (accept: (line: string) => boolean) =>
     new Promise<string>((resolve, reject) => {
