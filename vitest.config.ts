@@ -8,7 +8,9 @@ export default defineConfig({
     // cores busy; every test holds under a loaded machine (see issue 11's busy-loop runs).
     maxWorkers: 3,
     minWorkers: 1,
-    testTimeout: 30_000,
-    hookTimeout: 30_000
+    // "Did not hang" bounds, not speed limits: on a 2-core machine under two busy loops (and
+    // more) a test of 500 concurrent requests or of child processes takes 30 s and over.
+    testTimeout: 120_000,
+    hookTimeout: 120_000
   }
 })

@@ -28,7 +28,7 @@ const redis = () => server!
 
 beforeAll(async () => {
   if (RedisServer.unavailable === undefined) server = await RedisServer.start()
-}, 30_000)
+}, 120_000)
 
 afterAll(async () => {
   await server?.stop()
