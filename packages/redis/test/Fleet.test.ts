@@ -26,7 +26,7 @@ let bundle = ""
 beforeAll(async () => {
   if (RedisServer.unavailable !== undefined) return
   ;[shared, bundle] = await Promise.all([RedisServer.start(), Replicas.bundle()])
-}, 60_000)
+}, 120_000)
 
 afterAll(async () => {
   await shared?.stop()
