@@ -146,7 +146,7 @@ describe("NodeAmp", () => {
         expect(installed).toMatchObject({ tag: "AmpConfigError", variable: "AMP_REDIS_URL" })
         expect(installed.message).toContain("AMP_REDIS_URL is not set")
       }),
-    120_000
+    300_000 // "did not hang": two tsx children, one after the other, on a busy machine
   )
 
   it.live(
