@@ -6,8 +6,9 @@
  */
 import { Path } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, Random, Redacted, TestClock, Tracer } from "effect"
 import * as TokenData from "../src/TokenData.js"
+import * as TokenMetrics from "../src/TokenMetrics.js"
 import type { FileStoreOptions } from "../src/TokenStore.js"
 import * as Store from "../src/TokenStore.js"
 import { plain, sampleToken, storeContract } from "./TokenStoreContract.js"
@@ -32,6 +33,40 @@ const local = (alive: ReadonlyArray<number> = [100, 200]) => ({
   hostname: hostA,
   isAlive: (pid: number) => Effect.succeed(alive.includes(pid))
 })
+
+/** A LocalProcess whose liveness checks are recorded: it is never asked about itself. */
+const recordingLocal = (alive: ReadonlyArray<number>) => {
+  const asked: Array<number> = []
+  return {
+    asked,
+    local: {
+      pid: 100,
+      hostname: hostA,
+      isAlive: (pid: number) => Effect.sync(() => (asked.push(pid), alive.includes(pid)))
+    }
+  }
+}
+
+/** Debug lines included: what `LogCapture` keeps at every level, as text. */
+const debugLines = (logs: ReturnType<typeof LogCapture.make>) =>
+  logs.lines.filter((line) => line.level === "DEBUG").map((line) => line.text)
+
+/** The spans started while `effect` runs: name and attributes (the default tracer's spans). */
+const withSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const base = yield* Effect.tracer
+    const spans: Array<Tracer.Span> = []
+    const tracer = Tracer.make({
+      span: (...args) => {
+        const span = base.span(...args)
+        spans.push(span)
+        return span
+      },
+      context: base.context
+    })
+    const result = yield* Effect.withTracer(effect, tracer)
+    return { result, spans }
+  })
 
 const storeOn = (mem: Memory.MemoryFileSystem, options?: FileStoreOptions) =>
   Store.makeFile(target, options).pipe(Effect.provide(Layer.merge(mem.layer, Path.layer)))
@@ -142,6 +177,36 @@ describe("TokenStore.makeFile: save", () => {
       expect(mem.text(target)).toBe(tokenText("old"))
     }))
 
+  it.effect("a failure without a system reason (BadArgument) is described by its message", () =>
+    Effect.gen(function*() {
+      const { mem, store } = yield* setup()
+      mem.failWith("rename", "BadArgument", () => true)
+      const error = yield* Effect.flip(store.save(sampleToken("new")))
+      expect(error.reason).toMatch(/^FileSystem\.rename: bad argument \/data\/amp\/token\.json\.tmp-/)
+    }))
+
+  it.effect("temp names carry 64 random bits as two zero-padded base-36 halves", () =>
+    Effect.gen(function*() {
+      const { mem, store } = yield* setup()
+      let temp = ""
+      mem.before("rename", () => true, () => {
+        temp = mem.list(dir).find((name) => name.startsWith("token.json.tmp-")) ?? ""
+      })
+      yield* store.save(sampleToken("named")).pipe(Effect.withRandom(Random.fixed([35, 36])))
+      expect(temp).toBe("token.json.tmp-x-000000z0000010")
+    }))
+
+  it.effect("records spans for load and save, attributed to the file store", () =>
+    Effect.gen(function*() {
+      const { store } = yield* setup()
+      const { spans } = yield* withSpans(Effect.zipRight(store.save(sampleToken("traced")), store.load))
+      const names = spans.map((span) => span.name)
+      expect(names).toEqual(expect.arrayContaining(["TokenStore.save", "TokenStore.load"]))
+      for (const span of spans.filter((span) => span.name === "TokenStore.save" || span.name === "TokenStore.load")) {
+        expect(span.attributes.get("store")).toBe("file")
+      }
+    }))
+
   it.effect("a directory that cannot be opened for flushing does not fail the save", () =>
     Effect.gen(function*() {
       const { mem, store } = yield* setup()
@@ -192,6 +257,28 @@ describe("TokenStore.makeFile: leftovers swept by save", () => {
       ].sort())
     }))
 
+  it.effect("never asks whether this very process is alive: its own leftovers are mid-operation", () =>
+    Effect.gen(function*() {
+      const { asked, local: self } = recordingLocal([])
+      const { mem, store } = yield* setup({ localProcess: self })
+      mem.put(tmp(`h${hashA}-p100`), "ours")
+      mem.put(tmp(`h${hashA}-p300`), "dead")
+      yield* store.save(sampleToken("saved"))
+      expect(asked).toEqual([300])
+      expect(mem.list(dir)).toEqual(["token.json", `token.json.tmp-h${hashA}-p100-abc123`])
+    }))
+
+  it.effect("on a platform without modification times, keeps what it cannot date", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(t0)
+      const mem = Memory.make({ startMillis: t0, noMtimes: true })
+      const store = yield* storeOn(mem, { localProcess: local() })
+      mem.put(tmp("x"), "no owner", 0o600, t0 - 3_600_000)
+      mem.put(tmp(`h${hashA}-p300`), "dead here")
+      yield* store.save(sampleToken("saved"))
+      expect(mem.list(dir)).toEqual(["token.json", "token.json.tmp-x-abc123"])
+    }))
+
   it.effect("without a LocalProcess, judges every leftover by its age", () =>
     Effect.gen(function*() {
       const { mem, store } = yield* setup()
@@ -211,18 +298,25 @@ describe("TokenStore.makeFile: leftovers swept by save", () => {
       // One removal failed; the sweep went on with the next.
       expect(mem.list(dir)).toEqual(["token.json", `token.json.tmp-h${hashA}-p300-abc123`])
       mem.failWith("readDirectory", "PermissionDenied", () => true)
-      yield* store.save(sampleToken("again"))
+      const logs = LogCapture.make()
+      yield* logs.provide(store.save(sampleToken("again")))
       expect(mem.text(target)).toBe(tokenText("again"))
+      expect(debugLines(logs)).toEqual([
+        expect.stringContaining(`Could not clean up beside ${target}: PermissionDenied`)
+      ])
     }))
 })
 
 describe("TokenStore.makeFile: load", () => {
+  let mem0 = Memory.make()
+
   it.effect("a missing file is None, without a warning", () =>
     Effect.gen(function*() {
       const logs = LogCapture.make()
-      const { store } = yield* setup()
+      const { mem, store } = yield* setup()
       expect(Option.isNone(yield* logs.provide(store.load))).toBe(true)
       expect(logs.warnings()).toEqual([])
+      expect([mem.calls("rename"), mem.calls("readFileString")]).toEqual([0, 0])
     }))
 
   it.effect("reads what save wrote, milliseconds included", () =>
@@ -289,11 +383,45 @@ describe("TokenStore.makeFile: load", () => {
 
   it.effect("a file that cannot be pruned still loads as None", () =>
     Effect.gen(function*() {
+      const logs = LogCapture.make()
       const { mem, store } = yield* setup({ keepCorrupt: 0 })
       mem.put(target, "corrupt")
       mem.failWith("remove", "PermissionDenied", (path) => path.includes(".corrupt-"))
-      expect(Option.isNone(yield* store.load)).toBe(true)
+      expect(Option.isNone(yield* logs.provide(store.load))).toBe(true)
       expect(mem.list(dir)).toHaveLength(1)
+      expect(debugLines(logs)).toEqual([
+        expect.stringContaining("Could not prune old corrupt token files: PermissionDenied")
+      ])
+    }))
+
+  it.effect("pruning only ever removes files moved aside, never the target's other siblings", () =>
+    Effect.gen(function*() {
+      const { mem, store } = yield* setup({ keepCorrupt: 0 })
+      mem.put(`${target}.lock`, "a lock")
+      mem.put(`${dir}/notes.txt`, "the user's")
+      mem.put(target, "corrupt")
+      yield* store.load
+      expect(mem.list(dir)).toEqual(["notes.txt", "token.json.lock"])
+    }))
+
+  it.effect("a corrupt file is moved aside with mode 0600 even where modes are not checked on load", () =>
+    Effect.gen(function*() {
+      const { mem, store } = yield* setup({ checkPermissions: false })
+      mem.put(target, "corrupt", 0o644)
+      yield* store.load
+      const [aside] = mem.list(dir)
+      expect(aside).toMatch(/^token\.json\.corrupt-/)
+      expect(mem.mode(`${dir}/${aside}`)).toBe(0o600)
+    }))
+
+  it.effect("on a platform without modification times, a corrupt file is still moved aside", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(t0)
+      const mem = Memory.make({ startMillis: t0, noMtimes: true })
+      const store = yield* storeOn(mem)
+      mem.put(target, "corrupt")
+      expect(Option.isNone(yield* store.load)).toBe(true)
+      expect(mem.list(dir)).toEqual([expect.stringMatching(/^token\.json\.corrupt-/)])
     }))
 
   it.effect("a file larger than 64 KiB is not read but moved aside; 64 KiB exactly is read", () =>
@@ -374,6 +502,7 @@ describe("TokenStore.makeFile: load", () => {
       mem.symlink(target, "/elsewhere/token.json")
       expect(Option.isNone(yield* store.load)).toBe(true)
       const [aside] = mem.list(dir)
+      expect(aside).toMatch(/^token\.json\.corrupt-/)
       expect(mem.kind(`${dir}/${aside}`)).toBe("SymbolicLink")
       expect(mem.mode("/elsewhere/token.json")).toBe(0o644)
       expect(mem.calls("chmod")).toBe(0)
@@ -402,6 +531,43 @@ describe("TokenStore.makeFile: load", () => {
       expect(mem.list(dir)).toEqual(["token.json"])
       expect(mem.text(target)).toBe(tokenText("fresh"))
       expect(logs.warnings()).toEqual([])
+    }))
+
+  it.effect("a corrupt file rewritten in place meanwhile (same inode) is put back and read again", () =>
+    Effect.gen(function*() {
+      for (
+        const [label, rewrite] of [
+          // Same size, later modification time.
+          ["time", () => (mem0.advance(1_000), mem0.rewrite(target, "c0rrupt"))],
+          // Same modification time, another size.
+          ["size", () => mem0.rewrite(target, "corrupt!")]
+        ] as const
+      ) {
+        mem0 = Memory.make({ startMillis: t0 })
+        const store = yield* storeOn(mem0)
+        mem0.put(target, "corrupt")
+        mem0.before("rename", (path) => path === target, rewrite)
+        expect(Option.isNone(yield* store.load), label).toBe(true)
+        // The first move was undone (link back), the second look moved the rewritten file.
+        expect(mem0.calls("link"), label).toBe(1)
+        expect(mem0.calls("rename"), label).toBe(2)
+      }
+    }))
+
+  it.effect("a moved file that cannot be put back (a newer one took its place) is left, and the newer one read", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { mem, store } = yield* setup()
+      mem.put(target, "corrupt")
+      mem.before("rename", (path) => path === target, () => mem.put(target, "corrupt, replaced"))
+      mem.before("link", () => true, () => mem.put(target, tokenText("newest")))
+      const loaded = yield* logs.provide(store.load)
+      expect(Option.map(loaded, (data) => Redacted.value(data.token))).toEqual(Option.some("newest"))
+      expect(debugLines(logs)).toEqual([
+        expect.stringMatching(
+          /Could not put \/data\/amp\/token\.json back \(AlreadyExists\); a newer one took its place/
+        )
+      ])
     }))
 
   it.effect("a file that keeps being replaced is given up on after two looks: None", () =>
@@ -453,6 +619,8 @@ describe("TokenStore.makeFile: withLock", () => {
       const { mem, store } = yield* setup({ localProcess: local(), lockLease: "30 seconds" })
       const seen = yield* store.withLock(Effect.sync(() => ({ text: mem.text(lockPath), mode: mem.mode(lockPath) })))
       expect(seen.mode).toBe(0o600)
+      // One JSON line, readable with `cat`.
+      expect(seen.text).toMatch(/^\{[^\n]*\}\n$/)
       const record = JSON.parse(seen.text ?? "{}")
       expect(record).toEqual({
         pid: 100,
@@ -509,6 +677,54 @@ describe("TokenStore.makeFile: withLock", () => {
       mem.drop(lockPath)
       expect(yield* adjustUntilDone(fiber, "100 millis")).toBe("ran")
       expect(mem.list(dir)).toEqual([])
+    }))
+
+  it.effect("counts a wait for another process in lockWaits and on the span, not a lock taken at once", () =>
+    Effect.gen(function*() {
+      const waits = Effect.map(Metric.value(TokenMetrics.lockWaits), (state) => state.count)
+      const { mem, store } = yield* setup({ localProcess: local() })
+      const before = yield* waits
+      const first = yield* withSpans(store.withLock(Effect.void))
+      expect(yield* waits).toBe(before)
+      const lockWait = (spans: Array<Tracer.Span>) => spans.find((span) => span.name === "TokenStore.lockWait")
+      expect(lockWait(first.spans)?.attributes.get("attempts")).toBe(1)
+      expect(lockWait(first.spans)?.attributes.get("waited")).toBe(false)
+      expect(lockWait(first.spans)?.attributes.get("lock")).toBe(lockPath)
+      expect(first.spans.map((span) => span.name)).toContain("TokenStore.withLock")
+      mem.put(lockPath, lockRecord({ pid: 200, host: hostA, leaseUntil: t0 + 60_000 }))
+      mem.before("readFileString", (path) => path === lockPath, () => mem.drop(lockPath))
+      const fiber = yield* Effect.fork(withSpans(store.withLock(Effect.void)))
+      const second = yield* adjustUntilDone(fiber, "100 millis")
+      expect(yield* waits).toBe(before + 1)
+      expect(lockWait(second.spans)?.attributes.get("attempts")).toBe(2)
+      expect(lockWait(second.spans)?.attributes.get("waited")).toBe(true)
+    }))
+
+  it.effect("a lock released between two looks is taken on the next attempt, without a warning", () =>
+    Effect.gen(function*() {
+      for (const operation of ["readFileString", "stat"]) {
+        const logs = LogCapture.make()
+        const { mem, store } = yield* setup({ localProcess: local() })
+        // Unreadable and young: its age is looked at (stat) after it was read.
+        mem.put(lockPath, "garbage")
+        mem.before(operation, (path) => path === lockPath, () => mem.drop(lockPath))
+        const fiber = yield* Effect.fork(logs.provide(store.withLock(Effect.sync(() => mem.text(lockPath)))))
+        const text = yield* adjustUntilDone(fiber, "100 millis")
+        expect(JSON.parse(text ?? "{}"), operation).toMatchObject({ pid: 100 })
+        expect(logs.warnings(), operation).toEqual([])
+      }
+    }))
+
+  it.effect("a lock that cannot be read runs the effect unlocked, with a warning", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { mem, store } = yield* setup({ localProcess: local(), lockTimeout: 0 })
+      mem.put(lockPath, lockRecord({ pid: 200, host: hostA, leaseUntil: t0 + 60_000 }))
+      mem.failWith("readFileString", "PermissionDenied", (path) => path === lockPath)
+      expect(yield* logs.provide(store.withLock(Effect.succeed("ran")))).toBe("ran")
+      expect(logs.warnings()).toEqual([
+        expect.stringContaining(`Could not take the token lock ${lockPath} (PermissionDenied)`)
+      ])
     }))
 
   it.effect("fibers of one process queue: one holds the lock at a time", () =>
@@ -576,11 +792,17 @@ describe("TokenStore.makeFile: withLock", () => {
       "process 300 on host-b, lease until 2024-01-01T00:01:00.000Z"
     ))
 
-  it.effect("leaves alone a live lock that names this very process (another store of it)", () =>
-    stillBusy(
-      lockRecord({ pid: 100, host: hostA, leaseUntil: t0 + 60_000 }),
-      "process 100 on host-a, lease until 2024-01-01T00:01:00.000Z"
-    ))
+  it.effect("leaves alone a live lock that names this very process (another store of it), without asking", () =>
+    Effect.gen(function*() {
+      const { asked, local: self } = recordingLocal([])
+      const { mem, store } = yield* setup({ localProcess: self, lockTimeout: 0 })
+      mem.put(lockPath, lockRecord({ pid: 100, host: hostA, leaseUntil: t0 + 60_000 }))
+      const error = yield* Effect.flip(store.withLock(Effect.void))
+      expect(error.reason).toBe(
+        "still held by process 100 on host-a, lease until 2024-01-01T00:01:00.000Z after waiting 0"
+      )
+      expect(asked).toEqual([])
+    }))
 
   it.effect("leaves alone a live lock with no pid", () =>
     stillBusy(
@@ -635,6 +857,20 @@ describe("TokenStore.makeFile: withLock", () => {
       expect(claims).toEqual([expect.stringMatching(/^token\.json\.lock\.claim-u[0-9a-f]{8}$/)])
     }))
 
+  it.effect("a nonce that is not a plain word never names a path: the claim is named by a hash", () =>
+    Effect.gen(function*() {
+      for (const nonce of ["../../etc", "abc/../../etc", ""]) {
+        const { mem, store } = yield* setup({ localProcess: local(), lockTimeout: 0 })
+        mem.put(lockPath, lockRecord({ pid: 300, host: hostA, nonce, leaseUntil: t0 + 60_000 }))
+        const claims: Array<string> = []
+        mem.before("remove", (path) => path === lockPath, () => {
+          claims.push(...mem.list(dir).filter((name) => name.includes(".lock.claim-")))
+        })
+        yield* store.withLock(Effect.void)
+        expect(claims, nonce).toEqual([expect.stringMatching(/^token\.json\.lock\.claim-u[0-9a-f]{8}$/)])
+      }
+    }))
+
   it.effect("a lock replaced after the claim is not removed: the claim holder goes on waiting", () =>
     Effect.gen(function*() {
       const { mem, store } = yield* setup({ localProcess: local(), lockTimeout: "1 second" })
@@ -685,6 +921,17 @@ describe("TokenStore.makeFile: withLock", () => {
       expect(logs.warnings()).toEqual([expect.stringContaining("was taken over by another process while held")])
     }))
 
+  it.effect("a released lock that cannot be deleted once moved aside is warned about", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { mem, store } = yield* setup({ localProcess: local() })
+      mem.failWith("remove", "PermissionDenied", (path) => path.includes(".lock.stale-"))
+      expect(yield* logs.provide(store.withLock(Effect.succeed(7)))).toBe(7)
+      expect(logs.warnings()).toEqual([
+        expect.stringContaining(`Could not release the token lock ${lockPath} (PermissionDenied)`)
+      ])
+    }))
+
   it.effect("a lock that cannot be released is warned about; the effect's result stands", () =>
     Effect.gen(function*() {
       const logs = LogCapture.make()
@@ -721,5 +968,7 @@ describe("file names", () => {
     expect(fnv1a("")).toBe("811c9dc5")
     expect(fnv1a("a")).toBe("e40c292c")
     expect([fnv1a(hostA), fnv1a("host-b")]).toEqual([hashA, hashB])
+    // Always 8 hex digits: a hash below 0x10000000 is padded with zeros.
+    expect(fnv1a("host-120")).toBe("0df602af")
   })
 })

@@ -9,7 +9,7 @@
  * calls of an operation on a path fail, to play a full disk or a read-only file system.
  */
 import { FileSystem } from "@effect/platform"
-import { type PlatformError, SystemError, type SystemErrorReason } from "@effect/platform/Error"
+import { BadArgument, type PlatformError, SystemError, type SystemErrorReason } from "@effect/platform/Error"
 import { Effect, Option } from "effect"
 
 interface FileNode {
@@ -39,7 +39,8 @@ type Node = FileNode | DirNode | LinkNode
 interface Failure {
   readonly operation: string
   readonly matching: (path: string) => boolean
-  readonly reason: SystemErrorReason
+  /** A `SystemError` of this reason, or `BadArgument` (which has none). */
+  readonly reason: SystemErrorReason | "BadArgument"
   times: number
 }
 
@@ -48,7 +49,20 @@ const dirname = (path: string): string => {
   return at <= 0 ? "/" : path.slice(0, at)
 }
 
-export const make = (options?: { readonly startMillis?: number }) => {
+/**
+ * A directory's names in an order unrelated to their names or ages, as `readdir` gives them:
+ * by a hash of the name (the file store must sort what it means to keep).
+ */
+const scrambled = (names: Array<string>): Array<string> => {
+  const key = (name: string) => [...name].reduce((hash, char) => (hash * 31 + char.charCodeAt(0)) % 1_000_003, 7)
+  return names.sort((a, b) => key(a) - key(b))
+}
+
+export const make = (options?: {
+  readonly startMillis?: number
+  /** A platform that reports no modification times (`stat` gives `mtime: None`). */
+  readonly noMtimes?: boolean
+}) => {
   const nodes = new Map<string, Node>([["/", { kind: "Directory", mode: 0o755, ino: 1 }]])
   let nextIno = 2
   let diskNow = options?.startMillis ?? Date.UTC(2024, 0, 1)
@@ -70,7 +84,11 @@ export const make = (options?: { readonly startMillis?: number }) => {
       const failure = failures.find((f) => f.operation === operation && f.times > 0 && f.matching(path))
       if (failure === undefined) return Effect.void
       failure.times--
-      return Effect.fail(error(failure.reason, operation, path))
+      return Effect.fail(
+        failure.reason === "BadArgument"
+          ? new BadArgument({ module: "FileSystem", method: operation, description: `bad argument ${path}` })
+          : error(failure.reason, operation, path)
+      )
     })
 
   /** Follows a symbolic link at `path` (one level is all the tests need). */
@@ -84,7 +102,7 @@ export const make = (options?: { readonly startMillis?: number }) => {
 
   const info = (node: Node): FileSystem.File.Info => ({
     type: node.kind,
-    mtime: node.kind === "File" ? Option.some(new Date(node.mtime)) : Option.some(new Date(diskNow)),
+    mtime: options?.noMtimes ? Option.none() : Option.some(new Date(node.kind === "File" ? node.mtime : diskNow)),
     atime: Option.none(),
     birthtime: Option.none(),
     dev: 1,
@@ -152,20 +170,27 @@ export const make = (options?: { readonly startMillis?: number }) => {
     makeDirectory: (path, dirOptions) =>
       Effect.zipRight(
         enter("makeDirectory", path),
-        Effect.sync(() => {
+        Effect.suspend(() => {
+          if (!dirOptions?.recursive) {
+            if (nodes.has(path)) return Effect.fail(error("AlreadyExists", "makeDirectory", path))
+            if (!nodes.has(dirname(path))) return Effect.fail(error("NotFound", "makeDirectory", path))
+          }
           const missing: Array<string> = []
           for (let dir = path; !nodes.has(dir); dir = dirname(dir)) missing.push(dir)
           for (const dir of missing.reverse()) {
             nodes.set(dir, { kind: "Directory", mode: dirOptions?.mode ?? 0o777, ino: nextIno++ })
           }
+          return Effect.void
         })
       ),
     readDirectory: (path) =>
       Effect.zipRight(
         enter("readDirectory", path),
         Effect.sync(() =>
-          [...nodes.keys()].filter((name) => name !== "/" && dirname(name) === path).map((name) =>
-            name.slice(path.length + 1)
+          scrambled(
+            [...nodes.keys()].filter((name) => name !== "/" && dirname(name) === path).map((name) =>
+              name.slice(path.length + 1)
+            )
           )
         )
       ),
@@ -242,6 +267,12 @@ export const make = (options?: { readonly startMillis?: number }) => {
       )
   })
 
+  const makeParents = (path: string) => {
+    for (let dir = dirname(path); !nodes.has(dir); dir = dirname(dir)) {
+      nodes.set(dir, { kind: "Directory", mode: 0o700, ino: nextIno++ })
+    }
+  }
+
   return {
     fs,
     layer: FileSystem.layerNoop(fs),
@@ -252,7 +283,12 @@ export const make = (options?: { readonly startMillis?: number }) => {
     /** How many times `operation` was called (`open`, `rename`, `handle.sync`, …). */
     calls: (operation: string) => calls.get(operation) ?? 0,
     /** Makes the next `times` calls of `operation` on a path `matching` fail with `reason`. */
-    failWith: (operation: string, reason: SystemErrorReason, matching: (path: string) => boolean, times = Infinity) => {
+    failWith: (
+      operation: string,
+      reason: SystemErrorReason | "BadArgument",
+      matching: (path: string) => boolean,
+      times = Infinity
+    ) => {
       failures.push({ operation, reason, matching, times })
     },
     /** Runs `run` once, just before the next call of `operation` on a path `matching`. */
@@ -261,10 +297,15 @@ export const make = (options?: { readonly startMillis?: number }) => {
     },
     /** Writes a file directly (test setup), with the disk's current time. */
     put: (path: string, text: string, mode = 0o600, mtime = diskNow) => {
-      for (let dir = dirname(path); !nodes.has(dir); dir = dirname(dir)) {
-        nodes.set(dir, { kind: "Directory", mode: 0o700, ino: nextIno++ })
-      }
+      makeParents(path)
       nodes.set(path, { kind: "File", bytes: encoder.encode(text), mode, mtime, ino: nextIno++, nlink: 1 })
+    },
+    /** Rewrites the file at `path` in place (same inode), as a writer without rename would. */
+    rewrite: (path: string, text: string) => {
+      const node = nodes.get(path)
+      if (node?.kind !== "File") throw new Error(`no file at ${path}`)
+      node.bytes = encoder.encode(text)
+      node.mtime = diskNow
     },
     /** Removes whatever is at `path` (test setup: another process at work). */
     drop: (path: string) => {
@@ -274,6 +315,7 @@ export const make = (options?: { readonly startMillis?: number }) => {
       nodes.set(path, { kind: "Directory", mode: 0o700, ino: nextIno++ })
     },
     symlink: (path: string, to: string) => {
+      makeParents(path)
       nodes.set(path, { kind: "SymbolicLink", to, ino: nextIno++ })
     },
     /** The text of the file at `path`, if it is one. */
