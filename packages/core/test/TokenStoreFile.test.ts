@@ -813,6 +813,16 @@ describe("TokenStore.makeFile: withLock", () => {
   it.effect("leaves alone an unreadable lock not older than the lease", () =>
     stillBusy("garbage", "an unreadable lock file", t0 - 60_000))
 
+  it.effect("on a platform without modification times, an unreadable lock cannot be dated: it is left alone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(t0)
+      const mem = Memory.make({ startMillis: t0, noMtimes: true })
+      const store = yield* storeOn(mem, { localProcess: local(), lockTimeout: 0 })
+      mem.put(lockPath, "garbage", 0o600, t0 - 3_600_000)
+      const error = yield* Effect.flip(store.withLock(Effect.void))
+      expect(error.reason).toBe("still held by an unreadable lock file after waiting 0")
+    }))
+
   it.effect("a live lock cannot be taken over without a LocalProcess to check its owner", () =>
     Effect.gen(function*() {
       const { mem, store } = yield* setup({ lockTimeout: "1 second" })

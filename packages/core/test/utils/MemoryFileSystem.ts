@@ -197,7 +197,7 @@ export const make = (options?: {
     readFileString: (path) =>
       Effect.zipRight(
         enter("readFileString", path),
-        Effect.map(fileAt("readFileString", path), (node) => decoder.decode(node.bytes))
+        Effect.suspend(() => Effect.map(fileAt("readFileString", path), (node) => decoder.decode(node.bytes)))
       ),
     readLink: (path) =>
       Effect.zipRight(
