@@ -143,6 +143,8 @@ describe("TokenService", () => {
       const stored = tokenData({ exp: 3600 }, 0)
       const { api, service, store } = yield* setup({ stored })
       expect(yield* service.getTokenInfo).toEqual(Option.none())
+      // Not removed when built (no lock then: another process may be saving a fresh one).
+      expect(Option.isSome(yield* store.load)).toBe(true)
       api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400 }))
       const error = yield* Effect.flip(service.getToken)
       expect(error).toMatchObject({ _tag: "AuthError", reason: "InvalidCredentials" })
