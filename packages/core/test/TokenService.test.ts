@@ -559,11 +559,17 @@ describe("TokenService", () => {
       expect(Duration.toMillis(info.age)).toBe(Duration.toMillis("56 minutes"))
       expect(info.expiresSoon).toBe(true)
       expect(info.isExpired).toBe(false)
+      // The gauge follows too: seconds until expiry, never negative.
+      const gauge = Effect.map(Metric.value(TokenMetrics.secondsUntilExpiry), (state) => state.value)
+      expect(yield* gauge).toBe(240)
       yield* TestClock.adjust("4 minutes")
       const expired = Option.getOrThrow(yield* service.getTokenInfo)
       expect(expired.isExpired).toBe(true)
       expect(expired.expiresSoon).toBe(false)
       expect(Duration.toMillis(expired.expiresIn)).toBe(0)
+      yield* TestClock.adjust("1 minute")
+      yield* service.getTokenInfo
+      expect(yield* gauge).toBe(0)
     }))
 
   it.effect("counts fallbacks, renewals by source and persistence failures in metrics", () =>
