@@ -1,15 +1,13 @@
 /**
- * The authenticated client over an in-memory AMP (an `HttpClient` that plays the server: it
- * issues tokens, checks them, revokes them and counts every call). `@amp-effect/core` knows
- * nothing of Node, so the real loopback server is exercised by the examples' and CLI tests.
+ * The authenticated client over the in-memory fake AMP (`MockAmp.layerHttpClient`: an
+ * `HttpClient` that plays the server, issues tokens, checks and revokes them and counts every
+ * call). `@amp-effect/core` knows nothing of Node, so the real loopback server is exercised by
+ * the examples' and CLI tests.
  */
-import { Headers, HttpClient, HttpClientResponse } from "@effect/platform"
-import type { HttpClientRequest } from "@effect/platform"
-import { RequestError } from "@effect/platform/HttpClientError"
+import { Headers } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import {
   ConfigProvider,
-  Deferred,
   Duration,
   Effect,
   Exit,
@@ -26,132 +24,25 @@ import {
 import * as AmpClient from "../src/AmpClient.js"
 import { ApiError } from "../src/AmpHttpError.js"
 import * as AuthApi from "../src/AuthApi.js"
+import * as MockAmp from "../src/MockAmp.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
+import { adjustUntilDone, awaitSleepUntil, untilDone } from "./utils/TestTime.js"
+
+const { MockFault } = MockAmp
 
 const baseUrl = "https://amp.test/api"
 const password = "s3cret-pass"
 
-type Endpoint = "obtain" | "refresh" | "assets" | "changelog" | "info" | "other"
-
-/** What a scripted request does instead of the normal answer. */
-type Fault =
-  | { readonly status: number; readonly headers?: Record<string, string>; readonly body?: string }
-  | { readonly transport: true }
-  | { readonly hang: true }
-  | { readonly waitFor: Deferred.Deferred<void> }
-
-const assetJson = {
-  asset_uuid: "uuid-1",
-  asset_id: "aa".repeat(32),
-  name: "One",
-  ticker: "ONE",
-  precision: 0,
-  domain: null,
-  is_registered: true,
-  is_authorized: true,
-  is_locked: false,
-  issuer: 7
-}
-
-/** A small AMP: tokens `tok-1`, `tok-2`, ...; `revokeAll` makes the issued ones answer 401. */
-const makeFakeAmp = () => {
-  const counters: Record<Endpoint, number> = { obtain: 0, refresh: 0, assets: 0, changelog: 0, info: 0, other: 0 }
-  const faults: Record<Endpoint, Array<Fault>> = {
-    obtain: [],
-    refresh: [],
-    assets: [],
-    changelog: [],
-    info: [],
-    other: []
-  }
-  const valid = new Set<string>()
-  const seen: Array<{ readonly method: string; readonly url: string; readonly authorization: string | undefined }> = []
-  let issued = 0
-  const issue = () => {
-    const token = `tok-${++issued}`
-    valid.add(token)
-    return json(200, { token })
-  }
-  const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-    new Response(typeof body === "string" ? body : JSON.stringify(body), {
-      status,
-      headers: { "content-type": "application/json", ...headers }
-    })
-  const endpointOf = (path: string): Endpoint => {
-    if (path === "/api/user/obtain_token") return "obtain"
-    if (path === "/api/user/refresh-token") return "refresh"
-    if (path.startsWith("/api/assets/")) return "assets"
-    if (path === "/api/changelog") return "changelog"
-    if (path === "/api/info") return "info"
-    return "other"
-  }
-  const authorized = (request: HttpClientRequest.HttpClientRequest) => {
-    const header = request.headers["authorization"]
-    return header !== undefined && header.startsWith("token ") && valid.has(header.slice(6))
-  }
-  const answer = (endpoint: Endpoint, request: HttpClientRequest.HttpClientRequest, url: URL): Response => {
-    switch (endpoint) {
-      case "obtain": {
-        const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
-        return JSON.parse(body).password === password
-          ? issue()
-          : json(400, { non_field_errors: ["Unable to log in with provided credentials."] })
-      }
-      case "refresh":
-        return authorized(request) ? issue() : json(401, { detail: "Invalid token." })
-      case "info":
-        return json(200, { version: "fake-1" })
-      case "changelog":
-        return authorized(request) ? json(200, { "fake-1": { added: ["x"] } }) : json(401, { detail: "Invalid token." })
-      case "assets": {
-        if (!authorized(request)) return json(401, { detail: "Invalid token." })
-        if (url.pathname === "/api/assets/") return json(200, [assetJson])
-        if (url.pathname === "/api/assets/uuid-1") return json(200, assetJson)
-        if (url.pathname === "/api/assets/bad") return json(200, { name: 1 })
-        return json(404, { detail: "Not found." })
-      }
-      default:
-        return json(404, { detail: "Not found." })
-    }
-  }
-  const client = HttpClient.make((request, url) =>
-    Effect.gen(function*() {
-      const endpoint = endpointOf(url.pathname)
-      counters[endpoint]++
-      seen.push({ method: request.method, url: url.toString(), authorization: request.headers["authorization"] })
-      const fault = faults[endpoint].shift()
-      if (fault !== undefined) {
-        if ("transport" in fault) {
-          return yield* new RequestError({ request, reason: "Transport", cause: new Error("connection reset") })
-        }
-        if ("hang" in fault) return yield* Effect.never
-        if ("waitFor" in fault) yield* Deferred.await(fault.waitFor)
-        else return HttpClientResponse.fromWeb(request, json(fault.status, fault.body ?? "{}", fault.headers))
-      }
-      // Let concurrent requests interleave, as they would over a network.
-      yield* Effect.yieldNow()
-      return HttpClientResponse.fromWeb(request, answer(endpoint, request, url))
-    })
-  )
-  return {
-    counters,
-    seen,
-    script: (endpoint: Endpoint, ...scripted: Array<Fault>) => faults[endpoint].push(...scripted),
-    revokeAll: () => valid.clear(),
-    revoke: (token: string) => valid.delete(token),
-    issuedCount: () => issued,
-    layer: Layer.succeed(HttpClient.HttpClient, client)
-  }
-}
+/** The one asset the mock serves: `uuid-1`, with a `null` domain on the wire. */
+const asset: MockAmp.MockAsset = { ...MockAmp.mockAssets[0]!, asset_uuid: "uuid-1", domain: null }
 
 const retry = { maxAttempts: 3, baseDelay: Duration.millis(1), maxDelay: Duration.millis(20) }
 
-/** The client over the fake, with a real AuthApi and TokenService and a memory store. */
+/** The client over the mock, with a real AuthApi and TokenService and a memory store. */
 const setup = (
   options?: { readonly retryNonIdempotent?: boolean; readonly requestTimeout?: Duration.DurationInput }
 ) => {
-  const amp = makeFakeAmp()
   const requestTimeout = options?.requestTimeout ?? Duration.seconds(5)
   const tokens = TokenService.layer().pipe(
     Layer.provide(
@@ -159,53 +50,72 @@ const setup = (
     ),
     Layer.provide(TokenStore.layerMemory)
   )
-  const layer = AmpClient.layer({
+  return AmpClient.layer({
     baseUrl: `${baseUrl}/`,
     retry,
     requestTimeout,
     ...(options?.retryNonIdempotent === undefined ? {} : { retryNonIdempotent: options.retryNonIdempotent })
-  }).pipe(Layer.provideMerge(tokens), Layer.provide(amp.layer))
-  return { amp, layer }
+  }).pipe(
+    Layer.provideMerge(tokens),
+    Layer.provideMerge(MockAmp.layerHttpClient({ username: "user", password, assets: [asset] }))
+  )
 }
 
 const client = AmpClient.AmpClient
 
-/** Runs `effect` in a fiber of its own while the `TestClock` moves a minute on: its backoffs and timeouts elapse. */
-const withinAMinute = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust("1 minute")
-    return yield* Fiber.join(fiber)
+/** The `Authorization` headers of the requests the mock received for `endpoint`, in order. */
+const authorizations = (amp: MockAmp.MockAmp.Service, endpoint: MockAmp.MockEndpoint) =>
+  Effect.map(
+    amp.requests,
+    (requests) => requests.filter((request) => request.endpoint === endpoint).map((request) => request.authorization)
+  )
+
+/** The tokens the mock issued, oldest first, with a check that there are exactly `n`. */
+const issued = (amp: MockAmp.MockAmp.Service, n: number) =>
+  Effect.map(amp.issuedTokens, (tokens) => {
+    expect(tokens).toHaveLength(n)
+    return tokens.map((token) => `token ${token}`)
   })
 
 describe("AmpClient", () => {
-  it.effect("prepends the base URL and sends `Authorization: token <t>`; /info goes without a token", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      const assets = yield* amp_.listAssets
+  it.effect("prepends the base URL and sends `Authorization: token <t>`; /info goes without a token", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      const assets = yield* amp.listAssets
       expect(assets).toHaveLength(1)
-      const response = yield* amp_.httpClient.get("changelog")
+      const response = yield* amp.httpClient.get("changelog")
       expect(response.status).toBe(200)
-      expect(yield* amp_.info).toEqual(new AmpClient.Info({ version: "fake-1" }))
-      const calls = amp.seen.filter((call) => !call.url.includes("/user/"))
+      expect(yield* amp.info).toEqual(new AmpClient.Info({ version: "mock-1.0" }))
+      const [first] = yield* issued(mock, 1)
+      const calls = (yield* mock.requests).filter((call) => !call.url.includes("/user/"))
       expect(calls).toEqual([
-        { method: "GET", url: `${baseUrl}/assets/`, authorization: "token tok-1" },
-        { method: "GET", url: `${baseUrl}/changelog`, authorization: "token tok-1" },
-        { method: "GET", url: `${baseUrl}/info`, authorization: undefined }
+        { endpoint: "assets", method: "GET", url: `${baseUrl}/assets/`, authorization: first },
+        { endpoint: "changelog", method: "GET", url: `${baseUrl}/changelog`, authorization: first },
+        { endpoint: "info", method: "GET", url: `${baseUrl}/info`, authorization: undefined }
       ])
-      expect(amp.counters.obtain).toBe(1)
-    }).pipe(Effect.provide(layer))
-  })
+      expect((yield* mock.counters).obtain).toBe(1)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("decodes assets with Schema and reports 404 and malformed bodies as typed errors", () => {
-    const { layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      const asset = yield* amp_.getAsset("uuid-1")
-      expect(asset).toMatchObject({ assetUuid: "uuid-1", name: "One", ticker: "ONE", isLocked: false })
-      expect(asset.domain).toBeUndefined() // null on the wire
-      const missing = yield* Effect.flip(amp_.getAsset("nope"))
+  it.effect("decodes assets with Schema and reports 404 and malformed bodies as typed errors", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      const got = yield* amp.getAsset("uuid-1")
+      expect(got).toEqual(
+        new AmpClient.Asset({
+          assetUuid: "uuid-1",
+          assetId: asset.asset_id,
+          name: "Mock Security One",
+          ticker: "MSO",
+          precision: 0,
+          isRegistered: true,
+          isAuthorized: true,
+          isLocked: false
+        })
+      )
+      expect(got.domain).toBeUndefined() // null on the wire
+      const missing = yield* Effect.flip(amp.getAsset("nope"))
       expect(missing).toMatchObject({
         _tag: "ApiError",
         reason: "StatusCode",
@@ -214,203 +124,198 @@ describe("AmpClient", () => {
         status: 404
       })
       expect(missing.message).toBe("AMP GET /api/assets/nope answered HTTP 404: {\"detail\":\"Not found.\"}")
-      const bad = yield* Effect.flip(amp_.getAsset("bad"))
+      yield* mock.script("assets", MockFault.malformed("{\"name\":1}"))
+      const bad = yield* Effect.flip(amp.getAsset("bad"))
       expect(bad).toMatchObject({ _tag: "ApiError", reason: "MalformedResponse", status: 200 })
       expect(bad.message).toMatch(/^AMP GET \/api\/assets\/bad answered HTTP 200 with an unexpected body: /)
-    }).pipe(Effect.provide(layer))
-  })
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a 401 with a revoked token renews once (refresh refused → login) and the request succeeds", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.revokeAll()
-      const assets = yield* amp_.listAssets
+  it.effect("a 401 with a revoked token renews once (refresh refused → login) and the request succeeds", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.revokeAll
+      const assets = yield* amp.listAssets
       expect(assets).toHaveLength(1)
       // first login, then for the 401: one refresh (refused: the token is revoked) and one login
-      expect(amp.counters).toMatchObject({ obtain: 2, refresh: 1, assets: 3 })
-      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
-        "token tok-1",
-        "token tok-1",
-        "token tok-2"
-      ])
-    }).pipe(Effect.provide(layer))
-  })
+      expect(yield* mock.counters).toMatchObject({ obtain: 2, refresh: 1, assets: 3 })
+      const [first, second] = yield* issued(mock, 2)
+      expect(yield* authorizations(mock, "assets")).toEqual([first, first, second])
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a 403 is handled like a 401", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.script("assets", { status: 403 })
-      yield* amp_.listAssets
-      // tok-1 is still valid here, so the renewal is a refresh
-      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 3 })
-    }).pipe(Effect.provide(layer))
-  })
+  it.effect("a 403 is handled like a 401", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.script("assets", MockFault.status(403))
+      yield* amp.listAssets
+      // the first token is still valid here, so the renewal is a refresh
+      expect(yield* mock.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 3 })
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("50 concurrent requests rejected with the same stale token cause one renewal, not 50", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.revokeAll()
-      const results = yield* Effect.all(Array.from({ length: 50 }, () => amp_.listAssets), { concurrency: "unbounded" })
+  it.effect("50 concurrent requests rejected with the same stale token cause one renewal, not 50", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.revokeAll
+      const results = yield* Effect.all(Array.from({ length: 50 }, () => amp.listAssets), { concurrency: "unbounded" })
       expect(results).toHaveLength(50)
-      expect(amp.counters.refresh).toBe(1)
-      expect(amp.counters.obtain).toBe(2) // the first login + the one renewal
-      expect(amp.counters.assets).toBe(1 + 50 + 50)
-    }).pipe(Effect.provide(layer))
-  })
+      const counters = yield* mock.counters
+      expect(counters.refresh).toBe(1)
+      expect(counters.obtain).toBe(2) // the first login + the one renewal
+      expect(counters.assets).toBe(1 + 50 + 50)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("when another fiber already replaced the rejected token, the new one is used without a call", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
+  it.effect("when another fiber already replaced the rejected token, the new one is used without a call", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
       const tokens = yield* TokenService.TokenService
-      yield* amp_.listAssets
-      const gate = yield* Deferred.make<void>()
-      // The request leaves with tok-1 and is held; meanwhile the token is renewed to tok-2 and
-      // tok-1 revoked; then the held request is answered 401.
-      amp.script("assets", { waitFor: gate })
-      const fiber = yield* Effect.fork(amp_.listAssets)
-      yield* Effect.yieldNow()
+      yield* amp.listAssets
+      const [firstToken] = yield* mock.issuedTokens
+      // The request leaves with the first token and is held for a second; meanwhile the token
+      // is renewed and the first one revoked; then the held request is answered 401.
+      yield* mock.script("assets", MockFault.delay("1 second"))
+      const fiber = yield* Effect.fork(amp.listAssets)
+      yield* awaitSleepUntil((yield* TestClock.currentTimeMillis) + 1000)
       yield* tokens.forceRefresh
-      amp.revoke("tok-1")
-      yield* Deferred.succeed(gate, undefined)
+      yield* mock.revoke(firstToken!)
+      yield* TestClock.adjust("1 second")
       yield* Fiber.join(fiber)
-      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1 })
-      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
-        "token tok-1",
-        "token tok-1",
-        "token tok-2"
-      ])
-    }).pipe(Effect.provide(layer))
-  })
+      expect(yield* mock.counters).toMatchObject({ obtain: 1, refresh: 1, unauthorized: 1 })
+      const [first, second] = yield* issued(mock, 2)
+      expect(yield* authorizations(mock, "assets")).toEqual([first, first, second])
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a second rejection, after the renewal, is a typed Unauthorized", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("changelog", { status: 401 }, { status: 401 })
-      const error = yield* Effect.flip(amp_.changelog)
+  it.effect("a second rejection, after the renewal, is a typed Unauthorized", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script("changelog", MockFault.status(401), MockFault.status(401))
+      const error = yield* Effect.flip(amp.changelog)
       expect(error).toBeInstanceOf(ApiError)
       expect(error).toMatchObject({ reason: "Unauthorized", method: "GET", path: "/api/changelog", status: 401 })
       expect(error.message).toBe("AMP rejected GET /api/changelog (HTTP 401) even with a renewed token")
-      expect(amp.counters).toMatchObject({ changelog: 2, obtain: 1, refresh: 1 })
-    }).pipe(Effect.provide(layer))
-  })
+      expect(yield* mock.counters).toMatchObject({ changelog: 2, obtain: 1, refresh: 1 })
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("one renewal per request, across retries: rejected, renewed, 503, retried, rejected again → Unauthorized", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.script("assets", { status: 401 }, { status: 503 }, { status: 401 })
-      const fiber = yield* Effect.fork(Effect.flip(amp_.listAssets))
-      yield* TestClock.adjust("1 second") // the retry's backoff
-      const error = yield* Fiber.join(fiber)
+  it.effect("one renewal per request, across retries: rejected, renewed, 503, retried, rejected again → Unauthorized", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.script("assets", MockFault.status(401), MockFault.status(503), MockFault.status(401))
+      const error = yield* untilDone(Effect.flip(amp.listAssets)) // through the retry's backoff
       expect(error).toMatchObject({ _tag: "ApiError", reason: "Unauthorized", status: 401 })
-      // tok-1 rejected → one refresh (tok-2) → 503 → retried with tok-2 → rejected: no second renewal
-      expect(amp.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 1 + 3 })
-      expect(amp.seen.filter((call) => call.url.endsWith("/assets/")).map((call) => call.authorization)).toEqual([
-        "token tok-1",
-        "token tok-1",
-        "token tok-2",
-        "token tok-2"
-      ])
-    }).pipe(Effect.provide(layer))
-  })
+      // first rejected → one refresh (second) → 503 → retried with second → rejected: no second renewal
+      expect(yield* mock.counters).toMatchObject({ obtain: 1, refresh: 1, assets: 1 + 3 })
+      const [first, second] = yield* issued(mock, 2)
+      expect(yield* authorizations(mock, "assets")).toEqual([first, first, second, second])
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a renewal that fails (wrong password) fails the request with the renewal's typed error", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.revokeAll()
-      amp.script("obtain", { status: 400, body: "{\"detail\":\"bad\"}" })
-      const error = yield* Effect.flip(amp_.listAssets)
+  it.effect("a renewal that fails (wrong password) fails the request with the renewal's typed error", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.revokeAll
+      yield* mock.script("obtain", MockFault.status(400, { body: "{\"detail\":\"bad\"}" }))
+      const error = yield* Effect.flip(amp.listAssets)
       expect(error).toMatchObject({ _tag: "AuthError", reason: "InvalidCredentials" })
-      expect(amp.counters.assets).toBe(2)
-    }).pipe(Effect.provide(layer))
-  })
+      expect((yield* mock.counters).assets).toBe(2)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("transient failures of a GET are retried under the policy: 503, reset, then success", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("assets", { status: 503 }, { transport: true })
-      expect(yield* withinAMinute(amp_.listAssets)).toHaveLength(1)
-      expect(amp.counters.assets).toBe(3)
-    }).pipe(Effect.provide(layer))
-  })
+  it.effect("transient failures of a GET are retried under the policy: 503, reset, then success", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script("assets", MockFault.status(503), MockFault.reset)
+      expect(yield* untilDone(amp.listAssets)).toHaveLength(1)
+      expect((yield* mock.counters).assets).toBe(3)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a GET that keeps failing fails with the last transient error after maxAttempts", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("assets", { status: 502 }, { status: 500 }, { status: 503 }, { status: 503 })
-      const error = yield* withinAMinute(Effect.flip(amp_.listAssets))
+  it.effect("a GET that keeps failing fails with the last transient error after maxAttempts", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script(
+        "assets",
+        MockFault.status(502),
+        MockFault.status(500),
+        MockFault.status(503),
+        MockFault.status(503)
+      )
+      const error = yield* untilDone(Effect.flip(amp.listAssets))
       expect(error).toMatchObject({ _tag: "ApiError", reason: "ServerError", status: 503 })
       expect(error.message).toBe("AMP GET /api/assets/ failed on the server side (HTTP 503)")
-      expect(amp.counters.assets).toBe(3)
-    }).pipe(Effect.provide(layer))
-  })
+      expect((yield* mock.counters).assets).toBe(3)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("a POST is not retried unless the caller opts in", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("other", { status: 503 }, { status: 503 })
-      const error = yield* Effect.flip(amp_.httpClient.post("/things"))
-      expect(error).toMatchObject({ _tag: "ApiError", reason: "ServerError", method: "POST", path: "/api/things" })
-      expect(amp.counters.other).toBe(1)
-      const response = yield* withinAMinute(AmpClient.withRetryNonIdempotent(amp_.httpClient.post("/things")))
-      expect(response.status).toBe(404) // the fake knows no /things: the second attempt got through
-      expect(amp.counters.other).toBe(1 + 2)
-    }).pipe(Effect.provide(layer))
-  })
+  // The mock's only POST is the login; after the first login, an empty POST to it is a 400.
+  it.effect("a POST is not retried unless the caller opts in", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* (yield* TokenService.TokenService).getToken
+      expect((yield* mock.counters).obtain).toBe(1)
+      yield* mock.script("obtain", MockFault.status(503), MockFault.status(503))
+      const error = yield* Effect.flip(amp.httpClient.post("/user/obtain_token"))
+      expect(error).toMatchObject({
+        _tag: "ApiError",
+        reason: "ServerError",
+        method: "POST",
+        path: "/api/user/obtain_token"
+      })
+      expect((yield* mock.counters).obtain).toBe(1 + 1)
+      const response = yield* untilDone(AmpClient.withRetryNonIdempotent(amp.httpClient.post("/user/obtain_token")))
+      expect(response.status).toBe(400) // an empty body is no login: the second attempt got through
+      expect((yield* mock.counters).obtain).toBe(1 + 1 + 2)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("retryNonIdempotent: true retries every method", () => {
-    const { amp, layer } = setup({ retryNonIdempotent: true })
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("other", { transport: true })
-      expect((yield* withinAMinute(amp_.httpClient.post("/things"))).status).toBe(404)
-      expect(amp.counters.other).toBe(2)
-    }).pipe(Effect.provide(layer))
-  })
+  it.effect("retryNonIdempotent: true retries every method", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* (yield* TokenService.TokenService).getToken
+      yield* mock.script("obtain", MockFault.reset)
+      expect((yield* untilDone(amp.httpClient.post("/user/obtain_token"))).status).toBe(400)
+      expect((yield* mock.counters).obtain).toBe(1 + 2)
+    }).pipe(Effect.provide(setup({ retryNonIdempotent: true }))))
 
-  it.effect("a 429 asking for longer than the maximum delay fails at once with the wait", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      amp.script("assets", { status: 429, headers: { "retry-after": "120" } })
-      const error = yield* Effect.flip(amp_.listAssets)
+  it.effect("a 429 asking for longer than the maximum delay fails at once with the wait", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script("assets", MockFault.status(429, { headers: { "retry-after": "120" } }))
+      const error = yield* Effect.flip(amp.listAssets)
       expect(error).toMatchObject({ _tag: "ApiError", reason: "RateLimited", retryAfter: Duration.seconds(120) })
       expect(error.message).toBe("AMP rate limited GET /api/assets/ (HTTP 429): the server asks to wait 2m")
-      expect(amp.counters.assets).toBe(1)
-    }).pipe(Effect.provide(layer))
-  })
+      expect((yield* mock.counters).assets).toBe(1)
+    }).pipe(Effect.provide(setup())))
 
-  it.effect("each attempt is cut at the request timeout", () => {
-    const { amp, layer } = setup({ requestTimeout: Duration.millis(50) })
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.script("assets", { hang: true }, { hang: true }, { hang: true })
-      const fiber = yield* Effect.fork(Effect.flip(amp_.listAssets))
+  it.effect("each attempt is cut at the request timeout", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.script("assets", MockFault.hang, MockFault.hang, MockFault.hang)
+      const fiber = yield* Effect.fork(Effect.flip(amp.listAssets))
+      while ((yield* mock.counters).assets < 2) yield* Effect.yieldNow()
       yield* TestClock.adjust("49 millis")
-      expect(amp.counters.assets).toBe(1 + 1) // the first attempt still waits
-      const error = yield* withinAMinute(Fiber.join(fiber))
+      expect((yield* mock.counters).assets).toBe(1 + 1) // the first attempt still waits
+      const error = yield* adjustUntilDone(fiber)
       expect(error).toMatchObject({ _tag: "ApiError", reason: "RequestTimeout", timeout: Duration.millis(50) })
       expect(error.message).toBe("AMP GET /api/assets/ did not answer within 50ms")
-      expect(amp.counters.assets).toBe(1 + 3)
-    }).pipe(Effect.provide(layer))
-  })
+      expect((yield* mock.counters).assets).toBe(1 + 3)
+    }).pipe(Effect.provide(setup({ requestTimeout: Duration.millis(50) }))))
 
-  /** Runs `effect` with a tracer that records every span; answers the `Authorization` attributes seen. */
+  /**
+   * Runs `effect` with a tracer that records every span; answers the `Authorization` attributes
+   * seen, after checking that no span carries a token the mock issued.
+   */
   const authorizationInSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
       const spans: Array<Tracer.Span> = []
@@ -425,50 +330,51 @@ describe("AmpClient", () => {
       })
       yield* Effect.withTracer(effect, recording)
       const everything = JSON.stringify(spans.map((span) => [span.name, [...span.attributes.values()].map(String)]))
-      expect(everything).not.toMatch(/tok-\d/)
+      const tokens = yield* (yield* MockAmp.MockAmp).issuedTokens
+      expect(tokens.length).toBeGreaterThan(0)
+      for (const token of tokens) expect(everything).not.toContain(token)
       return spans.flatMap((span) => {
         const value = span.attributes.get("http.request.header.authorization")
         return value === undefined ? [] : [String(value)]
       })
     })
 
-  it.effect("the layer adds Authorization to the redacted names once, when built, for the program it is provided to", () => {
-    const { amp, layer } = setup()
-    return Effect.gen(function*() {
+  it.effect("the layer adds Authorization to the redacted names once, when built, for the program it is provided to", () =>
+    Effect.gen(function*() {
       // An application that set its own (empty) list before building its layers.
-      const inside = yield* Effect.flatMap(client, (amp_) =>
-        Effect.zip(
-          authorizationInSpans(amp_.listAssets),
-          FiberRef.get(Headers.currentRedactedNames)
-        )).pipe(Effect.provide(layer), Effect.locally(Headers.currentRedactedNames, []))
+      const inside = yield* Effect.gen(function*() {
+        const amp = yield* client
+        const mock = yield* MockAmp.MockAmp
+        const seen = yield* authorizationInSpans(amp.listAssets)
+        const names = yield* FiberRef.get(Headers.currentRedactedNames)
+        const [first] = yield* issued(mock, 1)
+        expect(yield* authorizations(mock, "assets")).toEqual([first])
+        return [seen, names]
+      }).pipe(Effect.provide(setup()), Effect.locally(Headers.currentRedactedNames, []))
       expect(inside).toEqual([["<redacted>"], ["authorization"]]) // the GET; the login sends no token
-      expect(amp.seen.some((call) => call.authorization === "token tok-1")).toBe(true)
       // Scoped to the layer: once the program is done, the application's own setting is back.
       expect(yield* FiberRef.get(Headers.currentRedactedNames)).toEqual(
         ["authorization", "cookie", "set-cookie", "x-api-key"]
       )
-    })
-  })
+    }))
 
-  it.effect("the Authorization header stays redacted when the list is emptied after the layer was built", () => {
-    const { layer } = setup()
-    return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets // the login, outside the emptied region
-      const seen = yield* authorizationInSpans(amp_.listAssets).pipe(
+  it.effect("the Authorization header stays redacted when the list is emptied after the layer was built", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      yield* amp.listAssets // the login, outside the emptied region
+      const seen = yield* authorizationInSpans(amp.listAssets).pipe(
         Effect.locally(Headers.currentRedactedNames, [])
       )
       expect(seen).toEqual(["<redacted>"])
-    }).pipe(Effect.provide(layer))
-  })
+    }).pipe(Effect.provide(setup())))
 
   it.effect("... and when a sibling layer built at the same time sets its own list", () => {
-    const { layer } = setup()
+    const layer = setup()
     // Built concurrently: the sibling's list wins the join, whatever the order.
     const emptied = Layer.locallyScoped(Headers.currentRedactedNames, [])
     return Effect.gen(function*() {
       for (const both of [Layer.merge(emptied, layer), Layer.merge(layer, emptied)]) {
-        const seen = yield* authorizationInSpans(Effect.flatMap(client, (amp_) => amp_.listAssets)).pipe(
+        const seen = yield* authorizationInSpans(Effect.flatMap(client, (amp) => amp.listAssets)).pipe(
           Effect.provide(both)
         )
         expect(seen.length).toBeGreaterThan(0)
@@ -478,35 +384,45 @@ describe("AmpClient", () => {
   })
 
   it.effect("errors and log lines never carry the token or the password", () => {
-    const { amp, layer } = setup()
     const lines: Array<string> = []
     const capture = Logger.replace(
       Logger.defaultLogger,
       Logger.make(({ message }) => lines.push(JSON.stringify(message)))
     )
     return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* amp_.listAssets
-      amp.script("assets", { status: 401, body: "{\"detail\":\"token tok-1 is bad\"}" }, { status: 401 })
-      const error = yield* Effect.flip(amp_.listAssets)
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      const [firstToken] = yield* mock.issuedTokens
+      yield* mock.script(
+        "assets",
+        MockFault.status(401, { body: JSON.stringify({ detail: `token ${firstToken} is bad` }) }),
+        MockFault.status(401)
+      )
+      const error = yield* Effect.flip(amp.listAssets)
+      expect(error).toMatchObject({ _tag: "ApiError", reason: "Unauthorized" })
       const text = JSON.stringify(error) + error.message + lines.join("\n")
-      expect(text).not.toContain("tok-1")
-      expect(text).not.toContain("tok-2")
+      const tokens = yield* mock.issuedTokens
+      expect(tokens).toHaveLength(2)
+      for (const token of tokens) expect(text).not.toContain(token)
       expect(text).not.toContain(password)
-    }).pipe(Effect.provide(Layer.merge(layer, capture)), Logger.withMinimumLogLevel(LogLevel.All))
+    }).pipe(Effect.provide(Layer.merge(setup(), capture)), Logger.withMinimumLogLevel(LogLevel.All))
   })
 
   it.effect("layerConfig reads the base URL, retry policy and timeout from the configuration", () => {
-    const amp = makeFakeAmp()
     const layer = AmpClient.layerConfig().pipe(
       Layer.provide(TokenService.layerMock("tok-x")),
-      Layer.provide(amp.layer)
+      Layer.provideMerge(MockAmp.layerHttpClient())
     )
     return Effect.gen(function*() {
-      const amp_ = yield* client
-      yield* Effect.flip(amp_.listAssets) // tok-x is unknown to the fake: 401, renewed to tok-x, 401
-      expect(amp.seen[0]).toMatchObject({ url: "http://127.0.0.9:1/api/assets/", authorization: "token tok-x" })
-      expect(amp.counters.assets).toBe(2)
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* Effect.flip(amp.listAssets) // tok-x is unknown to the mock: 401, renewed to tok-x, 401
+      expect((yield* mock.requests)[0]).toMatchObject({
+        url: "http://127.0.0.9:1/api/assets/",
+        authorization: "token tok-x"
+      })
+      expect((yield* mock.counters).assets).toBe(2)
     }).pipe(
       Effect.provide(layer),
       Effect.withConfigProvider(ConfigProvider.fromJson({ AMP_API_BASE_URL: "http://127.0.0.9:1/api/" }))
@@ -520,7 +436,7 @@ describe("AmpClient", () => {
           client,
           AmpClient.layerConfig().pipe(
             Layer.provide(TokenService.layerMock()),
-            Layer.provide(makeFakeAmp().layer)
+            Layer.provide(MockAmp.layerHttpClient())
           )
         )
       )

@@ -7,26 +7,14 @@
  */
 import { HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Chunk,
-  Clock,
-  Duration,
-  Effect,
-  Either,
-  Encoding,
-  Exit,
-  Fiber,
-  Layer,
-  Option,
-  Redacted,
-  TestClock
-} from "effect"
+import { Clock, Duration, Effect, Either, Encoding, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import * as AmpClient from "../src/AmpClient.js"
 import * as AuthApi from "../src/AuthApi.js"
 import * as Jwt from "../src/Jwt.js"
 import * as MockAmp from "../src/MockAmp.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
+import { adjustUntilDone, awaitSleeps, macrotask } from "./utils/TestTime.js"
 
 const { MockFault, mockAssets } = MockAmp
 type Amp = MockAmp.MockAmp.Service
@@ -86,29 +74,6 @@ const payloadOf = (token: string) => decodeSegment(token.split(".")[1]!)
 const awaitCount = (amp: Amp, endpoint: keyof MockAmp.MockAmpCounters, n: number) =>
   Effect.gen(function*() {
     while ((yield* amp.counters)[endpoint] < n) yield* Effect.yieldNow()
-  })
-
-/** Lets other fibers run until `n` sleeps wait on the TestClock (the mock's delays have started). */
-const awaitSleeps = (n: number) =>
-  Effect.gen(function*() {
-    while (Chunk.size(yield* TestClock.sleeps()) < n) yield* Effect.yieldNow()
-  })
-
-/** One turn of the real event loop: in-memory bodies are read through (real) promises. */
-const macrotask = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
-
-/**
- * Moves the TestClock forward in steps until `fiber` is done, letting real promises settle in
- * between: each attempt of a retried call reads its answer's body before it sleeps again, so
- * one big jump would pass the next sleep by before it is scheduled.
- */
-const adjustUntilDone = <A, E>(fiber: Fiber.Fiber<A, E>, step: Duration.DurationInput = "100 millis") =>
-  Effect.gen(function*() {
-    while (Option.isNone(yield* Fiber.poll(fiber))) {
-      yield* TestClock.adjust(step)
-      yield* macrotask
-    }
-    return yield* Fiber.join(fiber)
   })
 
 describe("MockAmp", () => {

@@ -28,6 +28,7 @@ describe("PersistencePolicy", () => {
     ["AMP_TOKEN_PERSISTENCE=false", { AMP_TOKEN_PERSISTENCE: "false" }, false],
     ["AMP_TESTS=live", { AMP_TESTS: "live" }, true],
     ["AMP_TESTS=mock", { AMP_TESTS: "mock" }, false],
+    ["AMP_TESTS=\" Live \" (spaces, any case)", { AMP_TESTS: " Live " }, true],
     ["mock username", { AMP_TOKEN_PERSISTENCE: "true", AMP_USERNAME: "mock_user" }, false],
     ["mock password, any case", { AMP_TESTS: "live", AMP_PASSWORD: "MOCK_PASS" }, false],
     ["localhost URL", { AMP_TOKEN_PERSISTENCE: "true", AMP_API_BASE_URL: "http://localhost:8080/api" }, false],
@@ -95,5 +96,11 @@ describe("PersistencePolicy", () => {
     expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:10.0.0.1]/api")).toBe(false)
     expect(PersistencePolicy.isLoopbackUrl("https://localhost.example.com/api")).toBe(false)
     expect(PersistencePolicy.isLoopbackUrl("https://amp.blockstream.com/api")).toBe(false)
+    // Whole addresses only: three-digit octets count, longer names and addresses do not.
+    expect(PersistencePolicy.isLoopbackUrl("http://127.0.0.100/api")).toBe(true)
+    expect(PersistencePolicy.isLoopbackUrl("http://127.0.0.1.example.com/api")).toBe(false)
+    expect(PersistencePolicy.isLoopbackUrl("http://[1::ffff:7f00:1]/api")).toBe(false)
+    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:7f00:1:2]/api")).toBe(false)
+    expect(PersistencePolicy.isLoopbackUrl("not a URL")).toBe(false)
   })
 })

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Random, TestClock } from "effect"
+import { Duration, Effect, Fiber, Metric, Random, TestClock } from "effect"
 import { ApiError, AuthError, isAuthError } from "../src/AmpHttpError.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import * as TokenMetrics from "../src/TokenMetrics.js"
+import * as LogCapture from "./utils/LogCapture.js"
 
 const options: RetryPolicy.RetryOptions = {
   maxAttempts: 4,
@@ -142,5 +144,35 @@ describe("RetryPolicy", () => {
       expect(attempts.length).toBe(1)
       yield* TestClock.adjust("201 millis")
       expect(yield* Fiber.join(fiber)).toBe("ok")
+    }))
+
+  it.effect("counts each retry by endpoint (\"api\" for API calls) and cause, and says which attempt comes", () =>
+    Effect.gen(function*() {
+      const count = (endpoint: string, cause: string) =>
+        Effect.map(
+          Metric.value(Metric.taggedWithLabels(TokenMetrics.retries, [
+            TokenMetrics.label("endpoint", endpoint),
+            TokenMetrics.label("cause", cause)
+          ])),
+          (state) => state.count
+        )
+      const before = [yield* count("obtain_token", "ServerError"), yield* count("api", "ServerError")]
+      const logs = LogCapture.make()
+      const login = flaky([server503, server503])
+      const request = flaky([new ApiError({ method: "GET", path: "/assets", reason: "ServerError", status: 502 })])
+      const both = Effect.all([
+        retry(options)(login.effect),
+        RetryPolicy.retry(options, () => true)(request.effect)
+      ])
+      const fiber = yield* Effect.fork(logs.provide(both))
+      yield* TestClock.adjust("20 seconds")
+      yield* Fiber.join(fiber)
+      expect([yield* count("obtain_token", "ServerError"), yield* count("api", "ServerError")]).toEqual([
+        before[0]! + 2,
+        before[1]! + 1
+      ])
+      const warnings = logs.warnings()
+      expect(warnings.filter((line) => line.includes("(attempt 2 of 4)"))).toHaveLength(2)
+      expect(warnings.filter((line) => line.includes("(attempt 3 of 4)"))).toHaveLength(1)
     }))
 })

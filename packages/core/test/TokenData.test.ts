@@ -25,6 +25,20 @@ describe("TokenData", () => {
     expect(at("2024-01-02T14:00:00+02:00")).toBe("2024-01-02T12:00:00.000Z")
     expect(at("2024-01-02t12:00:00.5z")).toBe("2024-01-02T12:00:00.500Z")
     expect(at("2024-01-02T12:00:00Z")).toBe("2024-01-02T12:00:00.000Z")
+    // RFC 3339 allows a space for the T.
+    expect(at("2024-01-02 12:00:00Z")).toBe("2024-01-02T12:00:00.000Z")
+  })
+
+  it("says what is wrong with a time that is not RFC 3339", () => {
+    const result = TokenData.decodeFile(
+      JSON.stringify({ token: "t", expires_at: "tomorrow", obtained_at: "2024-01-01T00:00:00Z" })
+    )
+    expect(Either.isLeft(result) && result.left.message).toContain("expected an RFC 3339 timestamp")
+  })
+
+  it("withJwtExpiry keeps the very same data when the token has no exp", () => {
+    const data = Either.getOrThrow(TokenData.decodeFile(rustFile.replace(/"token": "[^"]*"/, "\"token\": \"opaque\"")))
+    expect(data.withJwtExpiry()).toBe(data)
   })
 
   it("writes the seed's format with exactly the three fields", () => {
@@ -33,6 +47,7 @@ describe("TokenData", () => {
     expect(Object.keys(written).sort()).toEqual(["expires_at", "obtained_at", "token"])
     expect(written.expires_at).toBe("2024-01-02T12:00:00.123Z")
     expect(Either.isRight(TokenData.decodeFile(TokenData.encodeFile(data)))).toBe(true)
+    expect(TokenData.encodeFile(data).endsWith("}\n")).toBe(true)
   })
 
   const bad: ReadonlyArray<readonly [string, string]> = [
@@ -89,6 +104,8 @@ describe("Jwt.expiry", () => {
     ["two parts", "abc.def"],
     ["a payload that is not base64url JSON", "a.%%%.c"],
     ["a string exp", jwt({ exp: "soon" })],
+    ["a numeric string exp", jwt({ exp: "1704196800" })],
+    ["an exp of zero", jwt({ exp: 0 })],
     ["a negative exp", jwt({ exp: -5 })],
     ["no exp", jwt({ sub: "x" })],
     ["a JSON array payload", `a.${Buffer.from("[1]").toString("base64url")}.c`]

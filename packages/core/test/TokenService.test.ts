@@ -143,6 +143,8 @@ describe("TokenService", () => {
       const stored = tokenData({ exp: 3600 }, 0)
       const { api, service, store } = yield* setup({ stored })
       expect(yield* service.getTokenInfo).toEqual(Option.none())
+      // Not removed when built (no lock then: another process may be saving a fresh one).
+      expect(Option.isSome(yield* store.load)).toBe(true)
       api.obtainFailures.push(new AuthError({ endpoint: "obtain_token", reason: "InvalidCredentials", status: 400 }))
       const error = yield* Effect.flip(service.getToken)
       expect(error).toMatchObject({ _tag: "AuthError", reason: "InvalidCredentials" })
@@ -557,11 +559,17 @@ describe("TokenService", () => {
       expect(Duration.toMillis(info.age)).toBe(Duration.toMillis("56 minutes"))
       expect(info.expiresSoon).toBe(true)
       expect(info.isExpired).toBe(false)
+      // The gauge follows too: seconds until expiry, never negative.
+      const gauge = Effect.map(Metric.value(TokenMetrics.secondsUntilExpiry), (state) => state.value)
+      expect(yield* gauge).toBe(240)
       yield* TestClock.adjust("4 minutes")
       const expired = Option.getOrThrow(yield* service.getTokenInfo)
       expect(expired.isExpired).toBe(true)
       expect(expired.expiresSoon).toBe(false)
       expect(Duration.toMillis(expired.expiresIn)).toBe(0)
+      yield* TestClock.adjust("1 minute")
+      yield* service.getTokenInfo
+      expect(yield* gauge).toBe(0)
     }))
 
   it.effect("counts fallbacks, renewals by source and persistence failures in metrics", () =>

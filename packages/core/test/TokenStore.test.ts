@@ -8,6 +8,11 @@ import { sampleToken, storeContract } from "./TokenStoreContract.js"
 storeContract("layerMemory", Store.layerMemory)
 
 describe("TokenStore.layerMemory", () => {
+  it.effect("describes itself as memory", () =>
+    Effect.map(TokenStore, (store) => expect(store.description).toBe("memory")).pipe(
+      Effect.provide(Store.layerMemory)
+    ))
+
   it.effect("each layer build has its own token", () =>
     Effect.gen(function*() {
       yield* Effect.flatMap(TokenStore, (store) => store.save(sampleToken("mine"))).pipe(
