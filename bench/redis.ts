@@ -13,11 +13,10 @@ import { TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { RedisTokenStore } from "@amp-effect/redis"
 import { Duration, Effect, Layer } from "effect"
-import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as RedisServer from "../packages/redis/test/utils/RedisServer.js"
 import {
   type Figure,
   type FigureResult,
@@ -34,43 +33,10 @@ import {
 const processCount = 16
 const callsPerSample = 2_000
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as Net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
-/** A throwaway redis-server for the scope: loopback, a free port, persistence off. */
-const redisServer = Effect.acquireRelease(
-  Effect.tryPromise(async () => {
-    if (spawnSync("redis-server", ["--version"]).status !== 0) {
-      throw new Error("redis-server is not installed (apt-get install redis-server)")
-    }
-    const port = await freePort()
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-redis-"))
-    const child = spawn("redis-server", [
-      ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
-    ], { stdio: ["ignore", "pipe", "ignore"] })
-    await new Promise<void>((resolve, reject) => {
-      let output = ""
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        output += chunk
-        if (output.includes("Ready to accept connections")) resolve()
-      })
-      child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)))
-    })
-    return { url: `redis://127.0.0.1:${port}`, child, dir }
-  }),
-  ({ child, dir }) =>
-    Effect.sync(() => {
-      child.kill("SIGKILL")
-      Fs.rmSync(dir, { recursive: true, force: true })
-    })
-)
+/** A throwaway redis-server for the scope (loopback, a free port, persistence off): the tests' own. */
+const redisServer = RedisServer.unavailable === undefined
+  ? RedisServer.scoped()
+  : Effect.dieMessage(RedisServer.unavailable)
 
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-replica-"))),
