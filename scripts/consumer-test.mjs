@@ -11,7 +11,8 @@
  * 3. `tsc --noEmit` type-checks a TypeScript consumer (NodeNext, strict,
  *    exactOptionalPropertyTypes, target ES2020) without compiling any of the library's sources;
  * 4. the installed `amp-token` runs `--help`, `status --json` and `token` (against the mock
- *    server), and there is no tsx anywhere in the project.
+ *    server), and there is no tsx anywhere in the project; its code cache goes where
+ *    `XDG_CACHE_HOME` says (here inside the project), and later runs start from it.
  *
  * Usage: `pnpm test:consumer` (builds first). `--keep` leaves the project in place and prints
  * where it is. Prints what it checked, the tarballs' sizes and file lists, and its timings.
@@ -241,7 +242,9 @@ export { client, fleet, inMemory, live, mock, prefixed, program, renamed, server
   const bin = Path.join(project, "node_modules", ".bin", "amp-token")
   const shebang = Fs.readFileSync(Fs.realpathSync(bin), "utf8").split("\n", 1)[0]
   if (shebang !== "#!/usr/bin/env node") fail(`amp-token starts with ${shebang}`)
-  const help = run(bin, ["--help"], { cwd: project })
+  // The executable's code cache (see packages/cli/src/launcher.ts) inside the project.
+  const cacheHome = Path.join(project, "cache")
+  const help = run(bin, ["--help"], { cwd: project, env: { XDG_CACHE_HOME: cacheHome } })
   if (!help.stdout.includes("--token-file") || help.stdout.includes("\u001b[")) fail(`--help: ${help.stdout}`)
   ok("amp-token --help: plain text (stdout is a pipe)")
 
@@ -282,14 +285,27 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
     })
   const baseUrl = await nextLine(0)
   const file = Path.join(project, "token.json")
-  const env = { AMP_API_BASE_URL: baseUrl, AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass", AMP_TOKEN_FILE: file }
+  const env = {
+    AMP_API_BASE_URL: baseUrl,
+    AMP_USERNAME: "mock_user",
+    AMP_PASSWORD: "mock_pass",
+    AMP_TOKEN_FILE: file,
+    XDG_CACHE_HOME: cacheHome
+  }
   const token = run(bin, ["token"], { cwd: project, env })
   const saved = JSON.parse(Fs.readFileSync(file, "utf8"))
   if (token.stdout !== `${saved.token}\n` || token.stderr !== "") fail(`amp-token token: ${JSON.stringify(token)}`)
   if ((Fs.statSync(file).mode & 0o777) !== 0o600) fail("token.json is not 0600")
-  const again = run(bin, ["token"], { cwd: project, env: { AMP_TOKEN_FILE: file } })
+  const caches = () => Fs.readdirSync(Path.join(cacheHome, "amp-token"))
+  const written = caches()
+  if (written.length !== 1 || !/^cli-[0-9a-f]{32}-.*\.cache$/.test(written[0])) fail(`code cache: ${written}`)
+  const cacheStats = Fs.statSync(Path.join(cacheHome, "amp-token", written[0]))
+  const again = run(bin, ["token"], { cwd: project, env: { AMP_TOKEN_FILE: file, XDG_CACHE_HOME: cacheHome } })
   if (again.stdout !== token.stdout) fail("the second amp-token token did not print the saved token")
-  const status = run(bin, ["status", "--json"], { cwd: project, env: { AMP_TOKEN_FILE: file } })
+  const status = run(bin, ["status", "--json"], {
+    cwd: project,
+    env: { AMP_TOKEN_FILE: file, XDG_CACHE_HOME: cacheHome }
+  })
   const parsed = JSON.parse(status.stdout)
   if (!(parsed.has_token === true && parsed.is_expired === false)) fail(`status --json: ${status.stdout}`)
   server.stdin.end()
@@ -297,6 +313,12 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   if (counters.obtain !== 1 || counters.total !== 1) fail(`the server saw ${JSON.stringify(counters)}`)
   ok("amp-token token: printed the saved token (0600) and nothing else; again from the file with no credentials")
   ok(`amp-token status --json: ${status.stdout.trim()}`)
+  const reused = Fs.statSync(Path.join(cacheHome, "amp-token", written[0]))
+  if (caches().length !== 1 || reused.ino !== cacheStats.ino || reused.mtimeMs !== cacheStats.mtimeMs) {
+    fail("the later runs did not start from the code cache (it was rewritten)")
+  }
+  const mode = (cacheStats.mode & 0o777).toString(8)
+  ok(`code cache: ${written[0]} (${(cacheStats.size / 1024).toFixed(0)} KiB, mode ${mode}), used by the later runs`)
   ok(`the mock server saw ${counters.obtain} login in all`)
 
   console.log(`\nConsumer test passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)

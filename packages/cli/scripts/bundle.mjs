@@ -1,17 +1,23 @@
 /**
- * Bundles the `amp-token` executable into one ESM file, `dist/amp-token.js`, with every
- * dependency inside it.
+ * Builds the installed `amp-token` into `dist/`:
+ * - `cli.cjs`: the CLI (`src/bin.ts`) with every dependency inside it, one CommonJS file;
+ * - `redis.cjs`: node-redis, which the CLI loads only with `--store redis`;
+ * - `amp-token.cjs`: the executable, `src/launcher.ts`, which runs `cli.cjs` from V8's code
+ *   cache (see there).
  *
  * Why a bundle: a CLI called from scripts (`$(amp-token token)`) pays its start-up on every
  * call. One file means one read and one compile instead of resolving and loading some 700
  * modules of effect, @effect/cli and @effect/platform; the package then has no runtime
- * dependencies, so installing it never touches an application's own Effect versions.
+ * dependencies, so installing it never touches an application's own Effect versions. CommonJS
+ * because Node 20 can hand V8 a code cache only for a script (`vm.Script`), not for a module.
  *
  * What keeps the start small (start-up time is mostly compiling and evaluating the code):
  * - the CLI talks to AMP through the runtime's `fetch`, so undici is not bundled;
- * - @effect/cli can read option values from YAML, TOML and INI files, which amp-token never
- *   does: those three parsers are replaced by a module that refuses, with a clear message;
- * - the Redis store and node-redis are a chunk of their own, imported only with `--store redis`;
+ * - what the code imports but never runs (@effect/cli's YAML, TOML and INI parsers, and
+ *   fast-check, for Schema's arbitraries) is replaced by modules that refuse, with a message;
+ * - the platform layers the CLI uses, not `NodeContext.layer` (workers, child processes);
+ * - node-redis (almost half of all the code) is a file of its own, required only when the
+ *   Redis store is built: it uses no Effect, so nothing is loaded twice;
  * - no `keepNames`: it wraps every function in a call at start-up.
  */
 import { build } from "esbuild"
@@ -23,47 +29,76 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 // `--outdir DIR` builds elsewhere (the tests bundle into a temp dir); `dist` by default.
 const outdirFlag = process.argv.indexOf("--outdir")
 const outdir = outdirFlag === -1 ? Path.join(root, "dist") : Path.resolve(process.argv[outdirFlag + 1])
-// A clean directory: chunk names carry a content hash, so an earlier build's chunks would stay
-// beside the new ones (and be packed).
+// A clean directory: nothing of an earlier build is packed.
 Fs.rmSync(outdir, { recursive: true, force: true })
 
-/** @type {import("esbuild").Plugin} */
-const withoutConfigFileParsers = {
-  name: "without-config-file-parsers",
+/**
+ * Packages the CLI's code imports but never runs, replaced by modules that refuse: @effect/cli's
+ * YAML, TOML and INI parsers (option values from files, which amp-token never reads), and
+ * fast-check, which effect's Schema imports for property-test arbitraries.
+ * @type {import("esbuild").Plugin}
+ */
+const withoutUnusedPackages = {
+  name: "without-unused-packages",
   setup(build) {
-    build.onResolve({ filter: /^(yaml|toml|ini)$/ }, (args) => ({ path: args.path, namespace: "unsupported" }))
-    build.onLoad({ filter: /.*/, namespace: "unsupported" }, (args) => ({
+    build.onResolve({ filter: /^(yaml|toml|ini|fast-check)$/ }, (args) => ({ path: args.path, namespace: "unused" }))
+    build.onLoad({ filter: /.*/, namespace: "unused" }, (args) => ({
       loader: "js",
-      contents: `export const parse = () => { throw new Error("amp-token does not read ${args.path} files") }`
+      contents: args.path === "fast-check"
+        ? `export const array = () => { throw new Error("amp-token does not generate arbitraries") }`
+        : `export const parse = () => { throw new Error("amp-token does not read ${args.path} files") }`
     }))
   }
 }
 
-const result = await build({
+/** @type {import("esbuild").Plugin} */
+const redisBeside = {
+  name: "redis-beside",
+  setup(build) {
+    build.onResolve({ filter: /^redis$/ }, () => ({ path: "./redis.cjs", external: true }))
+  }
+}
+
+/** @type {import("esbuild").BuildOptions} */
+const common = {
   absWorkingDir: root,
-  entryPoints: ["src/bin.ts"],
-  outdir,
-  entryNames: "amp-token",
-  // The Redis store (node-redis) is loaded on first use: a chunk of its own that a run with the
-  // token file never reads.
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
   platform: "node",
-  format: "esm",
   target: "node20",
-  minify: true,
   legalComments: "none",
   metafile: true,
-  plugins: [withoutConfigFileParsers],
-  // The shebang of src/bin.ts is carried over by esbuild. Some dependencies are CommonJS and
-  // call `require` for Node built-ins: give the ESM bundle one.
-  banner: {
-    js:
-      "import { createRequire as __ampCreateRequire } from \"node:module\";const require = __ampCreateRequire(import.meta.url);"
-  },
   logLevel: "warning"
-})
+}
+
+const builds = await Promise.all([
+  build({
+    ...common,
+    entryPoints: ["src/bin.ts"],
+    outfile: Path.join(outdir, "cli.cjs"),
+    format: "cjs",
+    // `import("redis")` becomes `require("./redis.cjs")`: a script run by `vm` has no `import()`.
+    supported: { "dynamic-import": false },
+    minify: true,
+    plugins: [withoutUnusedPackages, redisBeside]
+  }),
+  build({
+    ...common,
+    stdin: { contents: "module.exports = require(\"redis\")", resolveDir: root, sourcefile: "redis.cjs" },
+    outfile: Path.join(outdir, "redis.cjs"),
+    format: "cjs",
+    minify: true
+  }),
+  // CommonJS too: an ES module entry would start Node's module loader for nothing.
+  build({ ...common, entryPoints: ["src/launcher.ts"], outfile: Path.join(outdir, "amp-token.cjs"), format: "cjs" })
+])
+
+// The launcher runs cli.cjs as a script: no shebang line, and no `import()`, which a script run
+// by `vm` cannot do.
+const cli = Path.join(outdir, "cli.cjs")
+const code = Fs.readFileSync(cli, "utf8").replace(/^#!.*\n/, "")
+if (/\bimport\(/.test(code)) throw new Error("cli.cjs contains an import(), which vm.Script cannot run")
+Fs.writeFileSync(cli, code)
+const result = { metafile: { inputs: Object.assign({}, ...builds.map((b) => b.metafile.inputs)) } }
 
 // The bundle contains other people's code: ship their licences beside it.
 const packages = new Map()
@@ -88,5 +123,5 @@ const notices = [...packages.values()]
   )
 Fs.writeFileSync(
   Path.join(outdir, "THIRD-PARTY-LICENSES.txt"),
-  `dist/amp-token.js bundles the following packages.\n\n${notices.join("\n" + "-".repeat(72) + "\n\n")}`
+  `dist/cli.cjs and dist/redis.cjs bundle the following packages.\n\n${notices.join("\n" + "-".repeat(72) + "\n\n")}`
 )

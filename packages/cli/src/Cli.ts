@@ -23,6 +23,7 @@ import type { TokenError } from "@amp-effect/core"
 import { AmpConfig, AuthApi, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeTokenStore from "@amp-effect/node/NodeTokenStore"
 import * as RedisConfig from "@amp-effect/redis/RedisConfig"
+import * as RedisTokenStore from "@amp-effect/redis/RedisTokenStore"
 import { Command, Options } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -140,12 +141,10 @@ type Context =
 
 /**
  * The Redis store from the configuration (`AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`,
- * `AMP_TOKEN_ENCRYPTION_KEY`, the account from `AMP_API_BASE_URL` and `AMP_USERNAME`). Loaded
- * on first use: node-redis is a chunk of its own, which a file-store run never reads.
+ * `AMP_TOKEN_ENCRYPTION_KEY`, the account from `AMP_API_BASE_URL` and `AMP_USERNAME`). It
+ * loads node-redis when it is built, so a file-store run never reads it.
  */
-const redisStore: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => import("@amp-effect/redis/RedisTokenStore")), (module) => module.layerConfig())
-)
+const redisStore: Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> = RedisTokenStore.layerConfig()
 
 /** The root command, whose options the commands fall back to. */
 const root = Command.make("amp-token", common)

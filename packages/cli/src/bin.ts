@@ -4,9 +4,11 @@
  * `scripts/bundle.mjs`); in the workspace, `pnpm amp-token <command>` runs this file with tsx.
  * See `Cli.ts` for the commands.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit } from "effect"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
+import { Cause, Effect, Exit, Layer } from "effect"
 import * as Cli from "./Cli.js"
 
 // An interrupted run is not a success: a script running `$(amp-token token)` under `timeout`
@@ -18,7 +20,9 @@ process.once("SIGTERM", () => signalled ??= 143)
 const colors = process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") === ""
 
 Cli.run(process.argv, { colors }).pipe(
-  Effect.provide(NodeContext.layer),
+  // What the CLI uses of the platform, and no more: `NodeContext.layer` would also load the
+  // worker and child-process modules into every start.
+  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
   // Cli.run prints its own failures and logs on stderr; keep the runtime from adding any.
   NodeRuntime.runMain({
     disableErrorReporting: true,

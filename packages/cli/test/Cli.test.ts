@@ -514,7 +514,7 @@ let bundle = ""
 
 beforeAll(async () => {
   bundleDir = await Fs.mkdtemp(NodePath.join(Os.tmpdir(), "amp-token-bundle-"))
-  bundle = NodePath.join(bundleDir, "amp-token.js")
+  bundle = NodePath.join(bundleDir, "amp-token.cjs")
   await new Promise<void>((resolve, reject) =>
     ChildProcess.execFile(
       process.execPath,
@@ -527,10 +527,13 @@ beforeAll(async () => {
 
 afterAll(() => Fs.rm(bundleDir, { recursive: true, force: true }))
 
-/** Starts the bundled `amp-token args` with exactly `env` (plus PATH); stdout through a pipe. */
-const spawn = (args: ReadonlyArray<string>, env: Record<string, string>) => {
-  const child = ChildProcess.spawn(process.execPath, [bundle, ...args], {
-    env: { PATH: process.env["PATH"] ?? "", ...env },
+/**
+ * Starts the bundled `amp-token args` (or another build's `bin`) with exactly `env` (plus PATH,
+ * and a code cache in the bundle's directory, see `Launcher.test.ts`); stdout through a pipe.
+ */
+const spawn = (args: ReadonlyArray<string>, env: Record<string, string>, bin = bundle) => {
+  const child = ChildProcess.spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env["PATH"] ?? "", XDG_CACHE_HOME: NodePath.join(bundleDir, "cache"), ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let stdout = ""
@@ -558,6 +561,27 @@ describe("amp-token, the executable", () => {
         expect(help.code).toBe(0)
         expect(help.stdout).toContain("--token-file")
         expect(help.stdout).not.toContain("\u001b[")
+      }),
+    noHang
+  )
+
+  it.scopedLive.skipIf(RedisServer.unavailable !== undefined)(
+    "--store redis: the executable loads node-redis from the file beside it, only then",
+    () =>
+      Effect.gen(function*() {
+        const { env, server } = yield* setup
+        const redis = yield* RedisServer.scoped()
+        const { AMP_TOKEN_FILE: _, ...noFile } = env
+        const token = yield* spawn(["token", "--store", "redis", "--redis-url", redis.url], noFile).done
+        expect(token).toEqual({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[0]}\n`, stderr: "" })
+        // A file-store run never reads it: the executable works with redis.cjs gone.
+        const withoutRedis = NodePath.join(bundleDir, "without-redis")
+        yield* Effect.promise(() => Fs.mkdir(withoutRedis))
+        for (const name of ["amp-token.cjs", "cli.cjs"]) {
+          yield* Effect.promise(() => Fs.copyFile(NodePath.join(bundleDir, name), NodePath.join(withoutRedis, name)))
+        }
+        const fileRun = yield* spawn(["token"], env, NodePath.join(withoutRedis, "amp-token.cjs")).done
+        expect(fileRun).toEqual({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[1]}\n`, stderr: "" })
       }),
     noHang
   )

@@ -66,7 +66,6 @@
  */
 import { AmpConfig, TokenStore } from "@amp-effect/core"
 import { Config, Duration, Effect, Either, Layer, Option, Redacted, type Scope } from "effect"
-import { createClient } from "redis"
 import type * as EncryptionKey from "./EncryptionKey.js"
 import * as internal from "./internal/redisTokenStore.js"
 import * as RedisConfig from "./RedisConfig.js"
@@ -186,6 +185,17 @@ export const keys = (
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
+/**
+ * node-redis, loaded when a store opens a client of its own (`make`, `layer`, `layerConfig`):
+ * importing this module loads none of its half a megabyte, and a store over an application's
+ * client never loads it at all. Missing, it is a broken installation (a required peer).
+ */
+const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: messageOf }).pipe(
+  Effect.orDieWith((cause) =>
+    new globalThis.Error(`RedisTokenStore needs the redis package (npm install redis): ${cause}`)
+  )
+)
+
 const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
   const duration = Duration.decode(input ?? fallback)
   if (!Duration.greaterThan(duration, Duration.zero) || !Duration.isFinite(duration)) {
@@ -273,6 +283,7 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
       })()
     ].filter((secret) => secret !== "")
     const commandTimeout = Duration.decode(options.commandTimeout ?? defaultCommandTimeout)
+    const { createClient } = yield* loadRedis
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const client = createClient({
