@@ -98,11 +98,10 @@ const cli = Path.join(outdir, "cli.cjs")
 const code = Fs.readFileSync(cli, "utf8").replace(/^#!.*\n/, "")
 if (/\bimport\(/.test(code)) throw new Error("cli.cjs contains an import(), which vm.Script cannot run")
 Fs.writeFileSync(cli, code)
-const result = { metafile: { inputs: Object.assign({}, ...builds.map((b) => b.metafile.inputs)) } }
 
 // The bundle contains other people's code: ship their licences beside it.
 const packages = new Map()
-for (const input of Object.keys(result.metafile.inputs)) {
+for (const input of new Set(builds.flatMap(({ metafile }) => Object.keys(metafile.inputs)))) {
   const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input)
   if (match === null) continue
   const dir = Path.resolve(root, match[1])

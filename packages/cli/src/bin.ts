@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `amp-token` executable. Installed, it is the bundle `dist/amp-token.js` (see
- * `scripts/bundle.mjs`); in the workspace, `pnpm amp-token <command>` runs this file with tsx.
- * See `Cli.ts` for the commands.
+ * The `amp-token` program. Installed, it is the bundle `dist/cli.cjs`, which the executable
+ * `dist/amp-token.cjs` runs (see `scripts/bundle.mjs` and `launcher.ts`); in the workspace,
+ * `pnpm amp-token <command>` runs this file with tsx. See `Cli.ts` for the commands.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
