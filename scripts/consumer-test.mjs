@@ -5,6 +5,7 @@
  * system's temp directory — outside the workspace, so nothing resolves to the sources — and
  * `npm install`s the tarballs with effect and the platform packages from the registry. Then:
  *
+ * 0. the pending changesets release no package at a major version no changeset asks for;
  * 1. the install printed no `ERESOLVE` and no peer dependency warning;
  * 2. `node app.mjs` (plain ESM, no loader) gets a token twice from the embedded mock server:
  *    one login, the second call served from memory;
@@ -66,6 +67,27 @@ const tarballs = Path.join(project, "tarballs")
 Fs.mkdirSync(tarballs)
 
 try {
+  step("the release the pending changesets make")
+  // changesets bumps a package *major* when a peer dependency of it leaves the peer's range,
+  // which for 0.x versions and `^` ranges is every minor: the first release would be 1.0.0.
+  // Only a changeset that says major may take a package past 0.x.
+  const planFile = Path.join(project, "release-plan.json")
+  run("pnpm", ["changeset", "status", "--output", planFile], { cwd: root })
+  const plan = JSON.parse(Fs.readFileSync(planFile, "utf8"))
+  const releases = plan.releases.filter(({ type }) => type !== "none")
+  for (const release of releases) {
+    const declared = plan.changesets.flatMap((changeset) => changeset.releases)
+      .filter(({ name }) => name === release.name)
+    if (release.type === "major" && !declared.some(({ type }) => type === "major")) {
+      fail(`${release.name} would be released ${release.newVersion}, which no changeset asks for`)
+    }
+  }
+  ok(
+    `versions: ${
+      plan.releases.map(({ name, newVersion, oldVersion }) => `${name} ${oldVersion} → ${newVersion}`).join(", ")
+    }`
+  )
+
   step("build and pack")
   run("pnpm", ["build"], { cwd: root, stdio: "inherit" })
   const packed = packages.map((name) => {
