@@ -84,7 +84,7 @@ try {
   }
   ok(
     `versions: ${
-      plan.releases.map(({ name, newVersion, oldVersion }) => `${name} ${oldVersion} → ${newVersion}`).join(", ")
+      releases.map(({ name, newVersion, oldVersion }) => `${name} ${oldVersion} → ${newVersion}`).join(", ")
     }`
   )
 
