@@ -18,9 +18,9 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { fileURLToPath } from "node:url"
 import * as RedisServer from "../../redis/test/utils/RedisServer.js"
 import * as Cli from "../src/Cli.js"
+import * as Bundle from "./utils/Bundle.js"
 
 interface Run {
   readonly code: number
@@ -508,21 +508,13 @@ describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis"
 // The executable
 // -----------------------------------------------------------------------------
 
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
 let bundleDir = ""
 let bundle = ""
 
 beforeAll(async () => {
   bundleDir = await Fs.mkdtemp(NodePath.join(Os.tmpdir(), "amp-token-bundle-"))
   bundle = NodePath.join(bundleDir, "amp-token.cjs")
-  await new Promise<void>((resolve, reject) =>
-    ChildProcess.execFile(
-      process.execPath,
-      ["scripts/bundle.mjs", "--outdir", bundleDir],
-      { cwd: packageDir },
-      (error, _, stderr) => error === null ? resolve() : reject(new Error(`bundle failed: ${stderr}`))
-    )
-  )
+  await Bundle.build(bundleDir)
 }, 120_000)
 
 afterAll(() => Fs.rm(bundleDir, { recursive: true, force: true }))

@@ -13,23 +13,15 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { fileURLToPath } from "node:url"
+import * as Bundle from "./utils/Bundle.js"
 
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
 let root = ""
 let dist = ""
 
 beforeAll(async () => {
   root = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "amp-token-launcher-"))
   dist = NodePath.join(root, "dist")
-  await new Promise<void>((resolve, reject) =>
-    ChildProcess.execFile(
-      process.execPath,
-      ["scripts/bundle.mjs", "--outdir", dist],
-      { cwd: packageDir },
-      (error, _, stderr) => error === null ? resolve() : reject(new Error(`bundle failed: ${stderr}`))
-    )
-  )
+  await Bundle.build(dist)
 }, 120_000)
 
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
