@@ -24,7 +24,7 @@ const rounds = 15
 const rootDir = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
 const cliDir = Path.join(rootDir, "packages", "cli")
 
-/** Runs `node args` to its exit; the wall time in ms. Fails on an unexpected exit code. */
+/** Runs `node args` with `env` to its exit; the wall time in ms. Fails on a non-zero exit. */
 const time = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv) =>
   new Promise<number>((resolve, reject) => {
     const started = performance.now()
