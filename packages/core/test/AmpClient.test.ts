@@ -18,8 +18,7 @@ import {
   LogLevel,
   Option,
   Redacted,
-  TestClock,
-  Tracer
+  TestClock
 } from "effect"
 import * as AmpClient from "../src/AmpClient.js"
 import { ApiError } from "../src/AmpHttpError.js"
@@ -27,6 +26,7 @@ import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
+import { withSpans } from "./utils/SpanCapture.js"
 import { adjustUntilDone, awaitSleepUntil, untilDone } from "./utils/TestTime.js"
 
 const { MockFault } = MockAmp
@@ -318,17 +318,7 @@ describe("AmpClient", () => {
    */
   const authorizationInSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
-      const spans: Array<Tracer.Span> = []
-      const base = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (...args) => {
-          const span = base.span(...args)
-          spans.push(span)
-          return span
-        },
-        context: (f, fiber) => base.context(f, fiber)
-      })
-      yield* Effect.withTracer(effect, recording)
+      const { spans } = yield* withSpans(effect)
       const everything = JSON.stringify(spans.map((span) => [span.name, [...span.attributes.values()].map(String)]))
       const tokens = yield* (yield* MockAmp.MockAmp).issuedTokens
       expect(tokens.length).toBeGreaterThan(0)

@@ -6,7 +6,7 @@
  */
 import { Path } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Metric, Option, Random, Redacted, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, Random, Redacted, TestClock, type Tracer } from "effect"
 import * as TokenData from "../src/TokenData.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
 import type { FileStoreOptions } from "../src/TokenStore.js"
@@ -14,6 +14,7 @@ import * as Store from "../src/TokenStore.js"
 import { plain, sampleToken, storeContract } from "./TokenStoreContract.js"
 import * as LogCapture from "./utils/LogCapture.js"
 import * as Memory from "./utils/MemoryFileSystem.js"
+import { withSpans } from "./utils/SpanCapture.js"
 import { adjustUntilDone } from "./utils/TestTime.js"
 
 const dir = "/data/amp"
@@ -50,23 +51,6 @@ const recordingLocal = (alive: ReadonlyArray<number>) => {
 /** Debug lines included: what `LogCapture` keeps at every level, as text. */
 const debugLines = (logs: ReturnType<typeof LogCapture.make>) =>
   logs.lines.filter((line) => line.level === "DEBUG").map((line) => line.text)
-
-/** The spans started while `effect` runs: name and attributes (the default tracer's spans). */
-const withSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const base = yield* Effect.tracer
-    const spans: Array<Tracer.Span> = []
-    const tracer = Tracer.make({
-      span: (...args) => {
-        const span = base.span(...args)
-        spans.push(span)
-        return span
-      },
-      context: base.context
-    })
-    const result = yield* Effect.withTracer(effect, tracer)
-    return { result, spans }
-  })
 
 const storeOn = (mem: Memory.MemoryFileSystem, options?: FileStoreOptions) =>
   Store.makeFile(target, options).pipe(Effect.provide(Layer.merge(mem.layer, Path.layer)))

@@ -21,8 +21,7 @@ import {
   Metric,
   Option,
   Redacted,
-  TestClock,
-  Tracer
+  TestClock
 } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs/promises"
@@ -32,6 +31,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
+import { withSpans } from "../../core/test/utils/SpanCapture.js"
 import { MockAmpServer } from "../src/MockAmpServer.js"
 import * as NodeTokenStore from "../src/NodeTokenStore.js"
 import { writerToken } from "./fixtures/shared.js"
@@ -484,17 +484,6 @@ describe("TokenStore.layerFile: the lock", () => {
     Effect.gen(function*() {
       const path = tokenPathIn(yield* tempDir)
       const before = (yield* Metric.value(TokenMetrics.lockWaits)).count
-      const spans: Array<{ readonly name: string; readonly attributes: ReadonlyMap<string, unknown> }> = []
-      // The default tracer, recording every span it makes.
-      const base = yield* Effect.tracer
-      const tracer = Tracer.make({
-        span: (...args) => {
-          const span = base.span(...args)
-          spans.push(span)
-          return span
-        },
-        context: base.context
-      })
       // The first store holds the lock until the second has found it taken at least once.
       const locked = yield* Deferred.make<void>()
       const refused = yield* Deferred.make<void>()
@@ -515,9 +504,10 @@ describe("TokenStore.layerFile: the lock", () => {
             )
           )
       })
-      yield* Effect.flatMap(TokenStore.TokenStore, (store) => store.withLock(Effect.void)).pipe(
-        Effect.provide(storeOver(path, signalRefusal)),
-        Effect.withTracer(tracer)
+      const { spans } = yield* withSpans(
+        Effect.flatMap(TokenStore.TokenStore, (store) => store.withLock(Effect.void)).pipe(
+          Effect.provide(storeOver(path, signalRefusal))
+        )
       )
       yield* Fiber.join(holder)
       const waits = spans.filter((span) => span.name === "TokenStore.lockWait")

@@ -6,12 +6,13 @@
  */
 import { AmpConfig, TokenMetrics } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted, Tracer } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
 import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
 import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
 import * as LogCapture from "../../core/test/utils/LogCapture.js"
+import { withSpans } from "../../core/test/utils/SpanCapture.js"
 import * as EncryptionKey from "../src/EncryptionKey.js"
 import { timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
@@ -508,28 +509,15 @@ suite("RedisTokenStore.layerFromClient", () => {
 suite("RedisTokenStore: spans", () => {
   it.scopedLive("load, save, withLock and lockWait are spans of store redis", () =>
     Effect.gen(function*() {
-      const names: Array<{ name: string; store: unknown }> = []
-      const base = yield* Effect.tracer
-      const tracer = Tracer.make({
-        span(name, parent, context, links, startTime, kind, options) {
-          const span = base.span(name, parent, context, links, startTime, kind, options)
-          const record = { name, store: options?.attributes?.store }
-          names.push(record)
-          return span
-        },
-        context: base.context
-      })
       const { store } = yield* makeStore()
-      yield* store.withLock(Effect.zipRight(store.load, store.save(freshToken("traced")))).pipe(
-        Effect.withTracer(tracer)
-      )
-      expect(names.map((span) => span.name).sort()).toEqual([
+      const { spans } = yield* withSpans(store.withLock(Effect.zipRight(store.load, store.save(freshToken("traced")))))
+      expect(spans.map((span) => span.name).sort()).toEqual([
         "TokenStore.load",
         "TokenStore.lockWait",
         "TokenStore.save",
         "TokenStore.withLock"
       ])
-      expect(names.every((span) => span.store === "redis")).toBe(true)
+      expect(spans.every((span) => span.attributes.get("store") === "redis")).toBe(true)
     }))
 })
 
