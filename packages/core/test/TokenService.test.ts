@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
+import * as LogCapture from "../src/testing/LogCapture.js"
 import { TokenData } from "../src/TokenData.js"
 import { AuthError, TokenStoreError } from "../src/TokenError.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
-import * as LogCapture from "./utils/LogCapture.js"
 import * as ScriptedAuthApi from "./utils/ScriptedAuthApi.js"
 
 /** A token service over a scripted API and an in-memory store, both exposed to the test. */

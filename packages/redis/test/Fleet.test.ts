@@ -15,7 +15,7 @@ import * as Path from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import * as EncryptionKey from "../src/EncryptionKey.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
-import * as RedisServer from "./utils/RedisServer.js"
+import { RedisServer } from "../src/testing/index.js"
 import * as Replicas from "./utils/Replicas.js"
 
 RedisServer.warnIfSkipped()

@@ -5,20 +5,21 @@
  * configuration. Fleets of real processes are in `Fleet.test.ts`.
  */
 import { AmpConfig, TokenMetrics } from "@amp-effect/core"
+import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
 import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
-import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
-import * as LogCapture from "../../core/test/utils/LogCapture.js"
-import { withSpans } from "../../core/test/utils/SpanCapture.js"
 import * as EncryptionKey from "../src/EncryptionKey.js"
 import { timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
-import * as RedisServer from "./utils/RedisServer.js"
+import { RedisServer } from "../src/testing/index.js"
+
+const { plain, sampleToken, storeContract } = TokenStoreContract
+const { withSpans } = SpanCapture
 
 RedisServer.warnIfSkipped()
 
