@@ -247,6 +247,33 @@ describe("TokenService", () => {
         .toBe(true)
     }))
 
+  it.effect("a save the store refuses for a later token: that token is served, and the store told what it replaced", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const memory = yield* TokenStore.makeMemory
+      const replaced: Array<string | undefined> = []
+      const later = tokenData({ exp: 7200, jti: "another process" }, 0)
+      // A shared store whose fence keeps a later token another process saved meanwhile.
+      const fenced = TokenStore.TokenStore.of({
+        ...memory,
+        save: (data, replacing) =>
+          Effect.suspend(() => {
+            replaced.push(replacing === undefined ? undefined : value(replacing.token))
+            return replaced.length === 1 ? memory.save(data) : Effect.as(memory.save(later), later)
+          })
+      })
+      const { api, service } = yield* setup({ store: fenced })
+      const first = yield* service.getToken
+      expect(replaced).toEqual([undefined])
+      const refreshed = yield* logs.provide(service.forceRefresh)
+      expect(api.refreshCalls).toBe(1)
+      expect(replaced).toEqual([undefined, value(first)])
+      expect(value(refreshed)).toBe(value(later.token))
+      expect(value(yield* service.getToken)).toBe(value(later.token))
+      expect(Option.map(yield* service.getTokenInfo, (info) => info.expiresAt)).toEqual(Option.some(later.expiresAt))
+      expect(logs.warnings()).toEqual([expect.stringContaining("Another process saved a token that expires later")])
+    }))
+
   it.effect("clearToken empties memory and store; the next getToken logs in", () =>
     Effect.gen(function*() {
       const { api, service, store } = yield* setup()

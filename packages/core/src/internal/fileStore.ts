@@ -53,6 +53,7 @@ export const makeFile = (
         AtomicFile.writeAtomically(ctx, TokenFile.encode(data)).pipe(
           // Afterwards, what writers and lock holders that died left beside the file goes.
           Effect.flatMap((written) => AtomicFile.removeLeftovers(ctx, leftoverKinds, written)),
+          Effect.as(data),
           Effect.mapError(fail("save")),
           Effect.withSpan("TokenStore.save", span)
         ),

@@ -57,15 +57,16 @@ const script = (source: string): Script => ({ source, sha: createHash("sha1").up
 
 /**
  * Compare-and-set. KEYS[1] the token key; ARGV: the envelope, its expiry (epoch ms), the time
- * to live (ms). Writes unless the stored value's `exp` is as late or later; answers `{1}` when
- * written, `{0, stored exp}` when not. A stored value that is not an envelope is overwritten.
+ * to live (ms), the fingerprint of the token it replaces (or ""). Writes unless the stored value
+ * expires as late or later and is not the token replaced; answers `{1}` when written, `{0,
+ * stored value}` when not. A stored value that is not an envelope is overwritten.
  */
 const saveScript = script(`local current = redis.call('GET', KEYS[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
   if ok and type(decoded) == 'table' then
     local stored = tonumber(decoded['exp'])
-    if stored and stored >= tonumber(ARGV[2]) then return {0, stored} end
+    if stored and stored >= tonumber(ARGV[2]) and decoded['fp'] ~= ARGV[4] then return {0, current} end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
@@ -302,7 +303,7 @@ export const make = (settings: Settings) =>
       store: TokenStore.TokenStore.of({
         description: `redis ${ctx.where} ${ctx.keys.token}`,
         load: load(ctx),
-        save: (data) => save(ctx, data),
+        save: (data, replacing) => save(ctx, data, replacing),
         remove: remove(ctx),
         withLock
       }),
@@ -341,30 +342,42 @@ const load = (ctx: Context) =>
     Effect.withSpan("TokenStore.load", { attributes: { store: "redis", key: ctx.keys.token } })
   )
 
-const save = (ctx: Context, data: TokenData.TokenData) =>
+const save = (ctx: Context, data: TokenData.TokenData, replacing: TokenData.TokenData | undefined) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const expiresAt = DateTime.toEpochMillis(data.expiresAt)
     // The key lives as long as the token has left, by this process's clock (see PX below).
     const ttl = Math.ceil(expiresAt - now)
     if (ttl <= 0) {
-      return yield* Effect.logDebug(`Not saving an already expired token to Redis (${ctx.keys.token})`)
+      yield* Effect.logDebug(`Not saving an already expired token to Redis (${ctx.keys.token})`)
+      return data
     }
+    const envelope = Envelope.encode(data, ctx.settings.account, ctx.settings.encryptionKeys[0])
+    const replaced = replacing === undefined ? "" : Envelope.fingerprint(replacing)
     const reply = yield* ctx.connection.evalScript(
       saveScript,
       [ctx.keys.token],
-      [Envelope.encode(data, ctx.settings.account, ctx.settings.encryptionKeys[0]), String(expiresAt), String(ttl)]
+      [envelope, String(expiresAt), String(ttl), replaced]
     ).pipe(Effect.catchAll(storeError(ctx, "save", ctx.keys.token)))
     const [written, stored] = Array.isArray(reply) ? reply : [reply]
-    if (Number(written) === 1) return
+    if (Number(written) === 1) return data
     yield* Metric.increment(RedisMetrics.saveRejections)
+    const kept = Envelope.decode(textOf(stored) ?? "", ctx.settings.account, ctx.settings.encryptionKeys)
+    if (Either.isLeft(kept)) {
+      return yield* new TokenError.TokenStoreError({
+        operation: "save",
+        path: `${ctx.where} ${ctx.keys.token}`,
+        reason: `it keeps a token that expires later, which this process cannot read: ${kept.left.detail}`
+      })
+    }
     yield* Effect.logWarning(
       `Kept the token already in Redis (${ctx.keys.token}): it expires at ${
-        DateTime.formatIso(DateTime.unsafeMake(Number(stored)))
+        DateTime.formatIso(kept.right.expiresAt)
       }, not before this process's new one (${
         DateTime.formatIso(data.expiresAt)
       }), so another process renewed meanwhile`
     )
+    return kept.right
   }).pipe(Effect.withSpan("TokenStore.save", { attributes: { store: "redis", key: ctx.keys.token } }))
 
 const remove = (ctx: Context) =>
