@@ -235,7 +235,13 @@ describe("TokenService", () => {
       const failing = TokenStore.TokenStore.of({
         description: "broken",
         load: Effect.succeedNone,
-        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "ReadOnlyFileSystem" }),
+        save: () =>
+          new TokenStoreError({
+            store: "file",
+            operation: "save",
+            path: "/x/token.json",
+            reason: "ReadOnlyFileSystem"
+          }),
         remove: Effect.void,
         withLock: (effect) => effect
       })
@@ -608,7 +614,7 @@ describe("TokenService", () => {
       const failing = TokenStore.TokenStore.of({
         description: "broken",
         load: Effect.succeedNone,
-        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "NoSpace" }),
+        save: () => new TokenStoreError({ store: "file", operation: "save", path: "/x/token.json", reason: "NoSpace" }),
         remove: Effect.void,
         withLock: (effect) => effect
       })
