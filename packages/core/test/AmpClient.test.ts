@@ -228,6 +228,42 @@ describe("AmpClient", () => {
       expect((yield* mock.counters).assets).toBe(2)
     }).pipe(Effect.provide(setup())))
 
+  it.effect("a renewal that fails transiently is retried by AuthApi only, not again by the request's retries", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.revokeAll
+      yield* mock.script("refresh", MockFault.status(400))
+      yield* mock.script("obtain", ...Array.from({ length: 9 }, () => MockFault.status(503)))
+      const error = yield* untilDone(Effect.flip(amp.listAssets))
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "ServerError", status: 503 })
+      expect(yield* mock.counters).toMatchObject({ obtain: 1 + 3, refresh: 1, assets: 2 })
+    }).pipe(Effect.provide(setup())))
+
+  it.effect("a redirect is a typed Redirected error: not followed, not retried, no renewal", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.script(
+        "assets",
+        MockFault.status(307, { headers: { location: "https://other.example/api/assets/" } })
+      )
+      const error = yield* Effect.flip(amp.listAssets)
+      expect(error).toMatchObject({
+        _tag: "ApiError",
+        reason: "Redirected",
+        method: "GET",
+        path: "/api/assets/",
+        status: 307,
+        detail: "https://other.example"
+      })
+      expect(yield* mock.counters).toMatchObject({ obtain: 1, refresh: 0, assets: 2, total: 3 })
+      yield* mock.script("info", MockFault.status(301, { headers: { location: "/api/v2/info" } }))
+      expect(yield* Effect.flip(amp.info)).toMatchObject({ reason: "Redirected", detail: "https://amp.test" })
+    }).pipe(Effect.provide(setup())))
+
   it.effect("transient failures of a GET are retried under the policy: 503, reset, then success", () =>
     Effect.gen(function*() {
       const amp = yield* client
