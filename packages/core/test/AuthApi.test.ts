@@ -2,9 +2,9 @@
  * The authentication endpoints over the in-memory fake AMP (`MockAmp`): what `obtain` and
  * `refresh` send, and the `AuthError` reason every kind of answer means, under `TestClock`.
  */
-import { HttpClient, type HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, type HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Redacted, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
 import * as LogCapture from "./utils/LogCapture.js"
@@ -306,6 +306,23 @@ describe("AuthApi", () => {
       expect((yield* Effect.flip(none.service.obtain)).detail).toBe("no Location")
       const bad = yield* api("obtain", MockFault.status(303, { headers: { location: "http://[::1" } }))
       expect((yield* Effect.flip(bad.service.obtain)).detail).toBe("an unreadable Location")
+    }))
+
+  it.scoped("over FetchHttpClient, every request says redirect: \"manual\", whatever the application's RequestInit", () =>
+    Effect.gen(function*() {
+      const seen: Array<RequestInit | undefined> = []
+      const fetch: typeof globalThis.fetch = (_, init) => {
+        seen.push(init)
+        return Promise.resolve(new Response(JSON.stringify({ token: "tok-1" }), { status: 200 }))
+      }
+      const http = yield* Layer.build(FetchHttpClient.layer)
+      const service = yield* AuthApi.make(options).pipe(Effect.provide(http))
+      yield* service.obtain.pipe(Effect.provideService(FetchHttpClient.Fetch, fetch))
+      yield* service.obtain.pipe(
+        Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow", keepalive: true }),
+        Effect.provideService(FetchHttpClient.Fetch, fetch)
+      )
+      expect(seen.map((init) => [init?.redirect, init?.keepalive])).toEqual([["manual", undefined], ["manual", true]])
     }))
 
   /** The detail of the `InvalidCredentials` error that a 400 with `body` gives, for `password`. */
