@@ -4,14 +4,17 @@
  * Every request sent through `AmpClient.httpClient`:
  *
  * - has the base URL prepended (`"/assets/"` → `https://amp-test.blockstream.com/api/assets/`);
- * - carries `Authorization: token <t>` from `TokenService.getToken`, a header that logs and
- *   traces show as `<redacted>` (the layer adds it to the redacted names once, when built);
+ * - carries `Authorization: token <t>` from `TokenService.getToken`, a header that traces
+ *   show as `<redacted>` (the pipeline sends every request with it among the redacted names);
  * - on a 401 or 403, asks `TokenService.renewRejected` for a new token (one renewal shared by
  *   every request rejected with the same token; none when another fiber already renewed) and
  *   is sent once more; a second rejection fails with an `ApiError` of reason `Unauthorized`;
  * - on a transient failure (5xx/408, no answer, timeout, 429) is retried under the library's
  *   `RetryPolicy` when its method is idempotent, or when the caller opted in
  *   (`retryNonIdempotent`, `withRetryNonIdempotent`).
+ *
+ * - never follows a redirect: a 3xx is an `ApiError` of reason `Redirected`, and nothing is
+ *   sent to the origin it points to.
  *
  * Other answers (2xx, 404, 400, ...) are returned as they are, for the caller to read. It runs
  * on the same pipeline as `AuthApi`: failures are `AmpHttpError.ApiError`s naming method and
@@ -37,10 +40,10 @@
  */
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import type { Duration } from "effect"
-import { Config, Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema, type Scope } from "effect"
+import { Config, Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
-import { ApiError, type AuthError, isApiError } from "./AmpHttpError.js"
+import { type AmpHttpError, ApiError, type AuthError } from "./AmpHttpError.js"
 import * as AmpHttp from "./internal/ampHttp.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import type { TokenStoreError } from "./TokenError.js"
@@ -207,133 +210,82 @@ export const withRetryNonIdempotent = <A, E, R>(effect: Effect.Effect<A, E, R>):
 const isRejection = (status: number) => status === 401 || status === 403
 
 /**
- * Builds the client over the `HttpClient` and the `TokenService` in context. Scoped: for as
- * long as the scope is open, the `Authorization` header is a redacted header.
+ * Builds the client over the `HttpClient` and the `TokenService` in context.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: (
   options: AmpClientOptions
-) => Effect.Effect<AmpClient["Type"], never, HttpClient.HttpClient | TokenService | Scope.Scope> = Effect
+) => Effect.Effect<AmpClient["Type"], never, HttpClient.HttpClient | TokenService> = Effect
   .fnUntraced(function*(options: AmpClientOptions) {
-    const http = yield* AmpHttp.make({
-      baseUrl: options.baseUrl,
-      retry: options.retry ?? RetryPolicy.defaultOptions,
-      requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout
-    })
     const tokens = yield* TokenService
+    const baseUrl = AmpHttp.normalizeBaseUrl(options.baseUrl)
+    // Transient failures are retried when the method is idempotent or the caller opted in.
+    const retried = (error: AmpHttpError) =>
+      error._tag === "ApiError" && (idempotentMethods.has(error.method) || options.retryNonIdempotent === true)
+        ? Effect.succeed(true)
+        : FiberRef.get(retryNonIdempotentRef)
+    const pipeline = yield* AmpHttp.make({
+      baseUrl,
+      retry: options.retry ?? RetryPolicy.defaultOptions,
+      requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout,
+      retried
+    }, (failure, request) => new ApiError({ ...describe(request), ...failure }))
+
+    // The token leaves its Redacted box here, at the last moment, and only in this header.
+    const authorize = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
+      HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`)
 
     /**
-     * One attempt: send `request` (with `token` when given) and turn the answers that call for
-     * a retry into errors. Rejections (401/403) are returned for the caller to handle.
+     * After a 401/403: renew the rejected token (or pick up the one another fiber already got)
+     * and send once more; a second rejection is `Unauthorized`. The retries of each sending are
+     * the pipeline's, so a request is renewed at most once however many attempts it takes. The
+     * pipeline put the base URL in front of the path: it is taken off again for the resend.
      */
-    const send = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string> | undefined) =>
-      http.attempt(
-        // The token leaves its Redacted box here, at the last moment, and only in this header.
-        token === undefined
-          ? request
-          : HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`),
-        {
-          // Only an error needs to say where it happened: no URL parsing on the way to a success.
-          fail: (failure) => new ApiError({ ...describe(request), ...failure }),
-          secrets: () => token === undefined ? [] : [Redacted.value(token)],
-          onResponse: Effect.succeed
-        }
-      )
-
-    /** Retries transient failures under the policy, when the method (or the caller) allows it. */
-    const retryApiErrors = http.retry(isApiError)
-    const retrying = <A, E>(
-      request: HttpClientRequest.HttpClientRequest,
-      attempt: Effect.Effect<A, E>
-    ): Effect.Effect<A, E> => {
-      const retried = retryApiErrors(attempt)
-      return idempotentMethods.has(request.method) || options.retryNonIdempotent === true
-        ? retried
-        : Effect.flatMap(FiberRef.get(retryNonIdempotentRef), (optedIn) => optedIn ? retried : attempt)
-    }
-
-    const withBase = (request: HttpClientRequest.HttpClientRequest) =>
-      HttpClientRequest.setUrl(request, http.url(request.url))
-
-    /**
-     * The authenticated request: token → send → on a rejection, renew the rejected token (or
-     * pick up the one another fiber already got) and send once more → a second rejection is
-     * `Unauthorized`. Transient failures retry the whole attempt; the renewal happens at most
-     * once per request, however many attempts it takes.
-     */
-    const authenticated = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.suspend(() => {
-        let renewed = false
-        // The rare path, after a 401/403: renew once and send again; a second rejection is final.
-        const recover = (token: Redacted.Redacted<string>, rejected: HttpClientResponse.HttpClientResponse) =>
-          Effect.gen(function*() {
-            let response = rejected
-            if (!renewed) {
-              renewed = true
-              yield* AmpHttp.discard(response)
-              yield* Effect.logDebug(`AMP rejected the token (HTTP ${response.status}); renewing it`)
-              response = yield* send(request, yield* tokens.renewRejected(token))
-            }
-            if (isRejection(response.status)) {
-              yield* AmpHttp.discard(response)
-              return yield* new ApiError({ ...describe(request), reason: "Unauthorized", status: response.status })
-            }
-            return response
-          })
-        const attempt = Effect.flatMap(tokens.getToken, (token) =>
-          Effect.flatMap(
-            send(request, token),
-            (response) => isRejection(response.status) ? recover(token, response) : Effect.succeed(response)
-          ))
-        return retrying(request, attempt)
+    const recover = (rejected: HttpClientResponse.HttpClientResponse) =>
+      Effect.gen(function*() {
+        const request = rejected.request
+        yield* Effect.ignore(rejected.text)
+        yield* Effect.logDebug(`AMP rejected the token (HTTP ${rejected.status}); renewing it`)
+        const token = yield* tokens.renewRejected(Redacted.make(request.headers["authorization"]!.slice(6)))
+        const path = HttpClientRequest.setUrl(request, request.url.slice(baseUrl.length))
+        const response = yield* pipeline.execute(authorize(path, token))
+        if (!isRejection(response.status)) return response
+        yield* Effect.ignore(response.text)
+        return yield* new ApiError({ ...describe(request), reason: "Unauthorized", status: response.status })
       })
 
-    const httpClient: HttpClient.HttpClient.With<AmpClientError> = HttpClient.makeWith<
-      never,
-      never,
-      AmpClientError,
-      never
-    >(
-      (request) => Effect.flatMap(request, (request) => authenticated(withBase(request))),
-      Effect.succeed
-    )
-
-    /** The same without a token, for the endpoints that need none. */
-    const publicClient: HttpClient.HttpClient.With<ApiError> = HttpClient.makeWith<never, never, ApiError, never>(
-      (request) =>
-        Effect.flatMap(request, (request) => {
-          const full = withBase(request)
-          return retrying(full, send(full, undefined))
-        }),
-      Effect.succeed
+    // Every request: the current token, then the pipeline, then the rare path after a rejection.
+    const httpClient: HttpClient.HttpClient.With<AmpClientError> = pipeline.pipe(
+      HttpClient.mapRequestEffect((request) => Effect.map(tokens.getToken, (token) => authorize(request, token))),
+      HttpClient.transformResponse(
+        Effect.flatMap((response) => isRejection(response.status) ? recover(response) : Effect.succeed(response))
+      )
     )
 
     return AmpClient.of({
       httpClient,
-      info: getJson(http, publicClient, "/info", Info).pipe(Effect.withSpan("AmpClient.info")),
-      changelog: getJson(http, httpClient, "/changelog", Changelog).pipe(Effect.withSpan("AmpClient.changelog")),
-      listAssets: getJson(http, httpClient, "/assets/", Schema.Array(Asset)).pipe(
-        Effect.withSpan("AmpClient.listAssets")
-      ),
+      // The endpoint needs no token: straight through the pipeline.
+      info: getJson(pipeline, "/info", Info).pipe(Effect.withSpan("AmpClient.info")),
+      changelog: getJson(httpClient, "/changelog", Changelog).pipe(Effect.withSpan("AmpClient.changelog")),
+      listAssets: getJson(httpClient, "/assets/", Schema.Array(Asset)).pipe(Effect.withSpan("AmpClient.listAssets")),
       getAsset: Effect.fn("AmpClient.getAsset")((assetUuid: string) =>
-        getJson(http, httpClient, `/assets/${encodeURIComponent(assetUuid)}`, Asset)
+        getJson(httpClient, `/assets/${encodeURIComponent(assetUuid)}`, Asset)
       )
     })
   })
 
 /** GETs `path` and decodes a 2xx body with `schema`; any other answer is a `StatusCode` error. */
 const getJson = <A, I, E>(
-  http: AmpHttp.AmpHttp,
   client: HttpClient.HttpClient.With<E>,
   path: string,
   schema: Schema.Schema<A, I>
 ): Effect.Effect<A, E | ApiError> =>
   Effect.flatMap(client.get(path), (response): Effect.Effect<A, ApiError> => {
-    const where = { method: "GET", path: new URL(http.url(path)).pathname }
+    const where = describe(response.request)
     const status = response.status
-    if (status < 200 || status >= 300) {
+    if (status >= 300) {
       return Effect.flatMap(
         AmpHttp.detailOf(response, []),
         (detail) => new ApiError({ ...where, reason: "StatusCode", status, detail })
@@ -346,7 +298,7 @@ const getJson = <A, I, E>(
           reason: "MalformedResponse",
           status,
           detail: ParseResult.isParseError(error)
-            ? AmpHttp.scrub(ParseResult.TreeFormatter.formatErrorSync(error), [], 300)
+            ? AmpHttp.cleanText(ParseResult.TreeFormatter.formatErrorSync(error))
             : "the body is not JSON"
         })
       )
@@ -367,7 +319,7 @@ const describe = (request: HttpClientRequest.HttpClientRequest) => ({
  */
 export const layer = (
   options: AmpClientOptions
-): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.scoped(AmpClient, make(options))
+): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.effect(AmpClient, make(options))
 
 /**
  * The client with its options read from `Config` (see `ConfigOptions`; by default
@@ -381,7 +333,7 @@ export const layer = (
 export const layerConfig = (
   options?: ConfigOptions
 ): Layer.Layer<AmpClient, AmpConfig.AmpConfigError, HttpClient.HttpClient | TokenService> =>
-  Layer.scoped(
+  Layer.effect(
     AmpClient,
     Effect.flatMap(
       AmpConfig.read(Config.all({

@@ -53,6 +53,8 @@ export type Endpoint = typeof Endpoint.Type
  * - `RateLimited`: HTTP 429, with the wait its `Retry-After` asked for in `retryAfter`. Transient.
  * - `MalformedResponse`: a 2xx (or an unexpected status) whose body is not what the API promises.
  * - `InvalidRequest`: the request could not be sent as given (invalid URL, body not encodable).
+ * - `Redirected`: a 3xx answer. AMP never redirects, and a credential must never follow one:
+ *   `detail` names the origin the `Location` pointed to, which was sent nothing. Final.
  */
 const sharedReasons = [
   "TransportError",
@@ -60,13 +62,14 @@ const sharedReasons = [
   "ServerError",
   "RateLimited",
   "MalformedResponse",
-  "InvalidRequest"
+  "InvalidRequest",
+  "Redirected"
 ] as const
 
 /**
  * Why a call to an authentication endpoint failed: one the two clients share (`TransportError`,
- * `RequestTimeout`, `ServerError` and `RateLimited`, which are transient; `MalformedResponse`;
- * `InvalidRequest`), or
+ * `RequestTimeout`, `ServerError` and `RateLimited`, which are transient; `MalformedResponse`,
+ * `InvalidRequest` and `Redirected`, which are final), or
  *
  * - `InvalidCredentials`: `obtain_token` answered a 4xx (other than 404, 408, 429): the
  *   username or password was refused. Never retried: retrying risks locking the account.
@@ -108,8 +111,9 @@ const facts = {
   /** The HTTP status of the answer, when there was one. */
   status: Schema.optional(Schema.Number),
   /**
-   * More about the cause: what the server said (whitespace folded, cut short, secrets
-   * replaced), what the transport said, what did not decode, or (`NotFound`) the URL asked.
+   * More about the cause: what the server said (its `detail`, printable, cut short, secrets
+   * removed), what the transport said, what did not decode, (`NotFound`) the URL asked, or
+   * (`Redirected`) the origin the redirect pointed to.
    */
   detail: Schema.optional(Schema.String),
   /** `RateLimited`: the wait the server's `Retry-After` asked for, when it sent one. */
@@ -237,5 +241,8 @@ const describe = (target: string, error: AmpHttpError): string => {
       return `AMP ${target} ${answered}${detail}`
     case "InvalidRequest":
       return `Could not send ${target}${detail}`
+    case "Redirected":
+      return `AMP ${target} ${answered}, a redirect to ${error.detail ?? "no Location"}: AMP does not ` +
+        "redirect, so it was not followed and nothing was sent there (check AMP_API_BASE_URL)"
   }
 }

@@ -5,18 +5,31 @@
  * - `refresh`: `GET {base}/user/refresh-token` with `Authorization: token <current>`
  *   (the documented path; the Rust client's `POST /user/refresh_token` does not exist).
  *
- * Both go through the library's one AMP HTTP pipeline (the one `AmpClient` uses too, without
- * the token): each attempt is cut at the request timeout and retried under the `RetryPolicy`.
- * Answers are decoded with `Schema`; every failure is an `AuthError` whose `reason` says how.
+ * Both go through the library's one AMP HTTP pipeline (the one `AmpClient` uses too): each
+ * attempt is cut at the request timeout and retried under the `RetryPolicy`; a redirect is
+ * refused, never followed. Answers are decoded with `Schema` (the token by `TokenData`'s
+ * `TokenString` rule); every failure is an `AuthError` whose `reason` says how.
  *
  * @since 0.1.0
  */
-import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import type { HttpClient } from "@effect/platform"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import type { Duration } from "effect"
-import { Cause, Config, Context, Effect, Exit, Layer, Metric, Option, Redacted, Schema, type Scope } from "effect"
+import {
+  Cause,
+  Config,
+  Context,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Metric,
+  Option,
+  ParseResult,
+  Redacted,
+  Schema
+} from "effect"
 import * as AmpConfig from "./AmpConfig.js"
-import { AuthError, type Endpoint, isAuthError } from "./AmpHttpError.js"
+import { AuthError, type Endpoint } from "./AmpHttpError.js"
 import * as AmpHttp from "./internal/ampHttp.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { TokenString } from "./TokenData.js"
@@ -76,146 +89,121 @@ export interface ConfigOptions {
   readonly requestTimeout?: Config.Config<Duration.DurationInput> | undefined
 }
 
-const TokenResponse = Schema.Struct({ token: TokenString })
-const decodeTokenResponse = Schema.decodeUnknownOption(TokenResponse)
-
 /**
- * Builds the service over the `HttpClient` in context. Scoped: for as long as the scope is
- * open, the `Authorization` header (which carries the token to refresh) is a redacted header.
+ * Builds the service over the `HttpClient` in context.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: (
   options: AuthApiOptions
-) => Effect.Effect<AuthApi["Type"], never, HttpClient.HttpClient | Scope.Scope> = Effect.fnUntraced(
+) => Effect.Effect<AuthApi["Type"], never, HttpClient.HttpClient> = Effect.fnUntraced(
   function*(options: AuthApiOptions) {
-    const http = yield* AmpHttp.make({
-      baseUrl: options.baseUrl,
-      retry: options.retry ?? RetryPolicy.defaultOptions,
-      requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout
-    })
+    const pipeline = (endpoint: Endpoint) =>
+      AmpHttp.make({
+        baseUrl: options.baseUrl,
+        retry: options.retry ?? RetryPolicy.defaultOptions,
+        requestTimeout: options.requestTimeout ?? AmpConfig.defaultRequestTimeout
+      }, (failure) => new AuthError({ endpoint, ...failure })).pipe(
+        // The answer's body is read within each attempt's timeout: a server that sends its
+        // headers and then stalls is cut, and retried, like one that sends nothing.
+        Effect.updateService(HttpClient.HttpClient, HttpClient.transformResponse(Effect.tap(readBody)))
+      )
+    const clients = { obtain_token: yield* pipeline("obtain_token"), "refresh-token": yield* pipeline("refresh-token") }
 
-    // A whole call: attempts under the retry policy, in one span that records how many
-    // attempts it took and how it ended, counted in the endpoint's metric. `secrets` are
-    // scrubbed from anything the server or the transport says that ends up in an error.
-    const call = (
-      endpoint: Endpoint,
-      request: HttpClientRequest.HttpClientRequest,
-      secrets: () => ReadonlyArray<string>
-    ) =>
-      Effect.suspend(() => {
-        let attempts = 0
-        const attempt = http.attempt(request, {
-          fail: (failure) => new AuthError({ endpoint, ...failure }),
-          secrets,
-          onResponse: (response) => answer(endpoint, response, http.url(path[endpoint]), secrets)
+    // A whole call, in one span that records how many attempts it took (the retries update it)
+    // and how it ended, counted in the endpoint's metric.
+    const call = (endpoint: Endpoint, request: HttpClientRequest.HttpClientRequest, secrets: ReadonlyArray<string>) =>
+      Effect.annotateCurrentSpan("attempts", 1).pipe(
+        Effect.zipRight(clients[endpoint].execute(request)),
+        Effect.flatMap((response) => answer(endpoint, response, secrets)),
+        Effect.onExit((exit) => {
+          const outcome = Exit.isSuccess(exit) ? "success" : Option.getOrElse(
+            Option.map(Cause.failureOption(exit.cause), (error) => error.reason),
+            () => "interrupted"
+          )
+          const metric = endpoint === "obtain_token" ? TokenMetrics.logins : TokenMetrics.refreshes
+          return Effect.zipRight(
+            Effect.annotateCurrentSpan("outcome", outcome),
+            Metric.increment(Metric.tagged(metric, "outcome", outcome))
+          )
+        }),
+        Effect.withSpan(endpoint === "obtain_token" ? "AuthApi.obtain" : "AuthApi.refresh", {
+          attributes: { endpoint }
         })
-        return Effect.suspend(() => {
-          attempts++
-          return attempt
-        }).pipe(
-          http.retry(isAuthError),
-          Effect.onExit((exit) => {
-            const outcome = Exit.isSuccess(exit) ? "success" : Option.getOrElse(
-              Option.map(Cause.failureOption(exit.cause), (error) => error.reason),
-              () => "interrupted"
-            )
-            return Effect.zipRight(
-              Effect.annotateCurrentSpan({ attempts, outcome }),
-              Metric.increment(Metric.tagged(
-                endpoint === "obtain_token" ? TokenMetrics.logins : TokenMetrics.refreshes,
-                "outcome",
-                outcome
-              ))
-            )
-          }),
-          Effect.withSpan(endpoint === "obtain_token" ? "AuthApi.obtain" : "AuthApi.refresh", {
-            attributes: { endpoint }
-          })
-        )
-      })
-
-    const obtain = call(
-      "obtain_token",
-      HttpClientRequest.post(http.url(path.obtain_token)).pipe(
-        HttpClientRequest.acceptJson,
-        // The password leaves its Redacted box here, at the last moment, and only in the body.
-        HttpClientRequest.bodyUnsafeJson({ username: options.username, password: Redacted.value(options.password) })
-      ),
-      () => [Redacted.value(options.password)]
-    )
-
-    const refresh = (token: Redacted.Redacted<string>) =>
-      call(
-        "refresh-token",
-        HttpClientRequest.get(http.url(path["refresh-token"])).pipe(
-          HttpClientRequest.acceptJson,
-          HttpClientRequest.setHeader("authorization", `token ${Redacted.value(token)}`)
-        ),
-        () => [Redacted.value(token), Redacted.value(options.password)]
       )
 
-    return AuthApi.of({ obtain, refresh })
+    return AuthApi.of({
+      obtain: Effect.suspend(() =>
+        call(
+          "obtain_token",
+          HttpClientRequest.post("/user/obtain_token").pipe(
+            HttpClientRequest.acceptJson,
+            // The password leaves its Redacted box here, at the last moment, and only in the body.
+            HttpClientRequest.bodyUnsafeJson({ username: options.username, password: Redacted.value(options.password) })
+          ),
+          [Redacted.value(options.password)]
+        )
+      ),
+      refresh: (token) =>
+        call(
+          "refresh-token",
+          HttpClientRequest.get("/user/refresh-token").pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.setHeader("authorization", `token ${Redacted.value(token)}`)
+          ),
+          [Redacted.value(token), Redacted.value(options.password)]
+        )
+    })
   }
 )
 
-const path: Record<Endpoint, string> = {
-  obtain_token: "/user/obtain_token",
-  "refresh-token": "/user/refresh-token"
-}
+const readBody = (response: HttpClientResponse.HttpClientResponse) => Effect.ignore(response.text)
+
+const TokenResponse = Schema.Struct({ token: TokenString }).annotations({
+  message: () => "expected a JSON object with a \"token\""
+})
+const decodeTokenResponse = Schema.decodeUnknownEither(TokenResponse)
 
 /**
- * What an answer means, once the pipeline has dealt with 429, 408 and 5xx: a token, or the
- * `AuthError` its status means.
+ * What an answer the pipeline let through (2xx, or a 4xx other than 408 and 429) means: a
+ * token, or the `AuthError` its status means.
  */
 const answer = (
   endpoint: Endpoint,
   response: HttpClientResponse.HttpClientResponse,
-  url: string,
-  secrets: () => ReadonlyArray<string>
+  secrets: ReadonlyArray<string>
 ): Effect.Effect<Redacted.Redacted<string>, AuthError> => {
   const status = response.status
-  if (status >= 200 && status < 300) {
-    return Effect.flatMap(
-      Effect.either(response.json),
-      (body) =>
-        Option.match(body._tag === "Right" ? decodeTokenResponse(body.right) : Option.none(), {
-          // The body is not quoted: a half-right answer may still contain a token.
-          onNone: () =>
-            new AuthError({
-              endpoint,
-              reason: "MalformedResponse",
-              status,
-              detail: body._tag === "Left"
-                ? "the body is not JSON"
-                : "expected a JSON object with a \"token\" string of printable characters"
-            }),
-          onSome: ({ token }) => Effect.succeed(Redacted.make(token))
-        })
+  if (status < 300) {
+    return response.json.pipe(
+      Effect.mapError(() => "the body is not JSON"),
+      // Never the body itself in the error: a half-right answer may still contain a token.
+      Effect.flatMap((body) => Either.mapLeft(decodeTokenResponse(body), problem)),
+      Effect.mapBoth({
+        onFailure: (detail) => new AuthError({ endpoint, reason: "MalformedResponse", status, detail }),
+        onSuccess: ({ token }) => Redacted.make(token)
+      })
     )
   }
   if (status === 404 && endpoint === "obtain_token") {
     // Nothing answers at this URL: the base URL is wrong, not the password.
-    return Effect.zipRight(
-      AmpHttp.discard(response),
-      new AuthError({ endpoint, reason: "NotFound", status, detail: url })
-    )
+    return Effect.fail(new AuthError({ endpoint, reason: "NotFound", status, detail: response.request.url }))
   }
-  if (status >= 400) {
-    return Effect.flatMap(AmpHttp.detailOf(response, secrets()), (detail) =>
-      new AuthError({
-        endpoint,
-        reason: endpoint === "obtain_token" ? "InvalidCredentials" : "RefreshRejected",
-        status,
-        detail
-      }))
-  }
-  return Effect.zipRight(
-    AmpHttp.discard(response),
-    new AuthError({ endpoint, reason: "MalformedResponse", status, detail: "unexpected HTTP status" })
-  )
+  return Effect.flatMap(AmpHttp.detailOf(response, secrets), (detail) =>
+    new AuthError({
+      endpoint,
+      reason: endpoint === "obtain_token" ? "InvalidCredentials" : "RefreshRejected",
+      status,
+      detail
+    }))
 }
+
+/** What is wrong with a token answer, in the schema's words (which never quote the value). */
+const problem = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map(({ message, path }) =>
+    path.length === 0 ? message : `${path.join(".")}: ${message}`
+  ).join("; ")
 
 /**
  * The service from explicit options; needs an `HttpClient`.
@@ -224,7 +212,7 @@ const answer = (
  * @category layers
  */
 export const layer = (options: AuthApiOptions): Layer.Layer<AuthApi, never, HttpClient.HttpClient> =>
-  Layer.scoped(AuthApi, make(options))
+  Layer.effect(AuthApi, make(options))
 
 /**
  * The service with its options read from `Config` (see `ConfigOptions`; by default the
@@ -246,7 +234,7 @@ export const layer = (options: AuthApiOptions): Layer.Layer<AuthApi, never, Http
 export const layerConfig = (
   options?: ConfigOptions
 ): Layer.Layer<AuthApi, AmpConfig.AmpConfigError, HttpClient.HttpClient> =>
-  Layer.scoped(
+  Layer.effect(
     AuthApi,
     Effect.flatMap(
       AmpConfig.read(Config.all({

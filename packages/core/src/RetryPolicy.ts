@@ -10,7 +10,7 @@
  *   `maxDelay`, the 429 is returned at once instead of blocking the caller for that long.
  * - A 429 without `Retry-After` is treated like a 503: the normal backoff.
  *
- * Both `AuthApi` and `AmpClient` retry under it, each its own `AmpHttpError`s.
+ * Both `AuthApi` and `AmpClient` retry under it: it is the `Schedule` of their one HTTP pipeline.
  *
  * @since 0.1.0
  */
@@ -48,82 +48,13 @@ export const defaultOptions: RetryOptions = {
 }
 
 /**
- * The jitter added to each backoff delay, as a fraction of it.
- *
- * @since 0.1.0
- * @category constants
- */
-export const jitterFraction = 0.2
-
-/**
- * Whether `error` is worth another attempt: transient (`AmpHttpError.isTransient`), and not a
- * 429 asking to wait longer than the maximum delay.
- *
- * @since 0.1.0
- * @category predicates
- */
-export const isRetryable = (error: AmpHttpError, options: RetryOptions): boolean =>
-  isTransient(error) &&
-  !(error.retryAfter !== undefined && Duration.greaterThan(error.retryAfter, options.maxDelay))
-
-/**
- * The delay before retry number `retry` (1-based), before jitter and the cap.
- *
- * @since 0.1.0
- * @category utils
- */
-export const backoff = (options: RetryOptions, retry: number): Duration.Duration =>
-  Duration.times(options.baseDelay, 2 ** (retry - 1))
-
-/**
- * The policy as a `Schedule` fed with the failures of the attempts. `retried` selects the
- * `AmpHttpError`s this schedule may retry (when transient); any other failure stops it.
- * `AmpClient` selects its own `ApiError`s, so that a login that already failed after its own
- * retries is not retried again around the request.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const schedule = <E>(
-  options: RetryOptions,
-  retried: (error: AmpHttpError) => boolean
-): Schedule.Schedule<[E, number], E> =>
-  Schedule.identity<E>().pipe(
-    Schedule.intersect(Schedule.recurs(options.maxAttempts - 1)),
-    Schedule.whileInput((error: E) => isAmpHttpError(error) && retried(error) && isRetryable(error, options)),
-    // Only called when the schedule goes on (so the error is an `AmpHttpError`), and so the
-    // log line is only written for a real retry.
-    Schedule.modifyDelayEffect(([error, retries]) =>
-      isAmpHttpError(error) ? announce(options, error, retries + 1) : Effect.succeed(Duration.zero)
-    )
-  )
-
-/** The delay before retry number `retry` of `error`, counted and logged. */
-const announce = (options: RetryOptions, error: AmpHttpError, retry: number) =>
-  Effect.gen(function*() {
-    const base = backoff(options, retry)
-    const jittered = Duration.min(
-      Duration.millis(Math.round(Duration.toMillis(base) * (1 + (yield* Random.next) * jitterFraction))),
-      options.maxDelay
-    )
-    const delay = error.retryAfter !== undefined ? Duration.max(error.retryAfter, jittered) : jittered
-    yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
-      TokenMetrics.label("endpoint", error._tag === "AuthError" ? error.endpoint : "api"),
-      TokenMetrics.label("cause", error.reason)
-    ]))
-    yield* Effect.logWarning(
-      `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retry + 1} of ${options.maxAttempts})`
-    )
-    return delay
-  })
-
-/**
- * Runs `attempt` under the policy, retrying the transient `AmpHttpError`s that `retried`
- * selects (`AmpHttpError.isAuthError`, `AmpHttpError.isApiError`, or `() => true`). Each retry is logged with the
- * error's message (no secret).
- *
- * The schedule is only set up once the first attempt has failed: a call that succeeds at once
- * (nearly all of them) pays for nothing but a `catchAll`.
+ * The policy as a `Schedule` fed with the failures of the attempts: `HttpClient.retry` takes it
+ * (the AMP pipeline does). It goes on while the failure is a transient `AmpHttpError`
+ * (`AmpHttpError.isTransient`), fewer than `maxAttempts` attempts were made, and `retried`
+ * (default: always) agrees. Each retry waits `baseDelay * 2^(n-1)` plus up to 20 % jitter,
+ * capped at `maxDelay`, and never less than a 429's `Retry-After`; a 429 asking for longer than
+ * `maxDelay` stops it at once. Each retry is logged (the error's message: no secret), counted
+ * in `TokenMetrics.retries`, and recorded as `attempts` on the current span.
  *
  * @example
  * ```ts
@@ -144,26 +75,50 @@ const announce = (options: RetryOptions, error: AmpHttpError, retry: number) =>
  *     : Effect.succeed("the assets")
  * )
  *
- * Effect.runPromise(flaky.pipe(RetryPolicy.retry(policy, AmpHttpError.isApiError))).then((result) =>
- *   console.log(result, attempts)
- * )
+ * Effect.runPromise(Effect.retry(flaky, RetryPolicy.schedule(policy))).then((result) => console.log(result, attempts))
  * // Output, after two warnings ("AMP GET /api/assets/ failed on the server side (HTTP 503);
  * // retrying in 10ms (attempt 2 of 3)", ...): the assets 3
  * ```
  *
  * @since 0.1.0
- * @category combinators
+ * @category constructors
  */
-export const retry =
-  (options: RetryOptions, retried: (error: AmpHttpError) => boolean) =>
-  <A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.catchAll(attempt, (first) => {
-      // The schedule sees the first failure as its first input, then drives the real attempts.
-      let replayed = false
-      const again = Effect.suspend(() => {
-        if (replayed) return attempt
-        replayed = true
-        return Effect.fail(first)
-      })
-      return Effect.retry(again, schedule(options, retried))
-    })
+export const schedule = <E>(
+  options: RetryOptions,
+  retried: (error: AmpHttpError) => Effect.Effect<boolean> = () => Effect.succeed(true)
+): Schedule.Schedule<[E, number], E> =>
+  Schedule.identity<E>().pipe(
+    Schedule.intersect(Schedule.recurs(options.maxAttempts - 1)),
+    Schedule.whileInputEffect((error: E) =>
+      isAmpHttpError(error) && isTransient(error) && !tooLong(error, options)
+        ? retried(error)
+        : Effect.succeed(false)
+    ),
+    // Only called when the schedule goes on (so the error is an `AmpHttpError`): the log line
+    // and the count are only for a real retry.
+    Schedule.modifyDelayEffect(([error, retries]) => announce(options, error as AmpHttpError, retries + 1))
+  )
+
+/** A 429 asking to wait longer than the maximum delay: failing at once beats blocking for that long. */
+const tooLong = (error: AmpHttpError, options: RetryOptions) =>
+  error.retryAfter !== undefined && Duration.greaterThan(error.retryAfter, options.maxDelay)
+
+/** The delay before retry number `retry` of `error`, counted, logged and recorded on the span. */
+const announce = (options: RetryOptions, error: AmpHttpError, retry: number) =>
+  Effect.gen(function*() {
+    const backoff = Duration.toMillis(options.baseDelay) * 2 ** (retry - 1)
+    const jittered = Duration.min(
+      Duration.millis(Math.round(backoff * (1 + (yield* Random.next) * 0.2))),
+      options.maxDelay
+    )
+    const delay = error.retryAfter !== undefined ? Duration.max(error.retryAfter, jittered) : jittered
+    yield* Metric.increment(Metric.taggedWithLabels(TokenMetrics.retries, [
+      TokenMetrics.label("endpoint", error._tag === "AuthError" ? error.endpoint : "api"),
+      TokenMetrics.label("cause", error.reason)
+    ]))
+    yield* Effect.annotateCurrentSpan("attempts", retry + 1)
+    yield* Effect.logWarning(
+      `${error.message}; retrying in ${Duration.format(delay)} (attempt ${retry + 1} of ${options.maxAttempts})`
+    )
+    return delay
+  })

@@ -42,14 +42,32 @@ export const Rfc3339 = Schema.transformOrFail(
 ).annotations({ identifier: "Rfc3339" })
 
 /**
- * A token as it may travel in an `Authorization` header: printable ASCII, no spaces. Anything
- * else is refused, so a hostile server or file cannot inject headers.
+ * The largest token accepted, in bytes. A real AMP token is a few hundred bytes; 8 KiB leaves
+ * plenty of room while staying under what servers commonly accept in one header line (about
+ * 8 KiB), so a token this rule lets through can always be sent back.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxTokenBytes = 8192
+
+/**
+ * A token as it may travel in an `Authorization` header: printable ASCII, no whitespace, at most
+ * `maxTokenBytes`. The one rule for every edge: what the server issues, what a store loads,
+ * what the CLI prints. Anything else is refused, so a hostile server or file cannot inject
+ * headers or flood memory; the failure messages never quote the value.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const TokenString = Schema.String.pipe(
-  Schema.pattern(/^[\x21-\x7e]+$/),
+export const TokenString = Schema.String.annotations({ message: () => "expected a string" }).pipe(
+  Schema.filter((token) => token.length <= maxTokenBytes, {
+    message: (issue) =>
+      `token of ${new TextEncoder().encode(String(issue.actual)).length} bytes, over the ${maxTokenBytes}-byte limit`
+  }),
+  Schema.filter((token) => /^[\x21-\x7e]+$/.test(token), {
+    message: () => "expected printable ASCII without whitespace"
+  }),
   Schema.annotations({ identifier: "TokenString" })
 )
 

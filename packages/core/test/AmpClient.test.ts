@@ -123,7 +123,7 @@ describe("AmpClient", () => {
         path: "/api/assets/nope",
         status: 404
       })
-      expect(missing.message).toBe("AMP GET /api/assets/nope answered HTTP 404: {\"detail\":\"Not found.\"}")
+      expect(missing.message).toBe("AMP GET /api/assets/nope answered HTTP 404: Not found.") // the JSON's detail
       yield* mock.script("assets", MockFault.malformed("{\"name\":1}"))
       const bad = yield* Effect.flip(amp.getAsset("bad"))
       expect(bad).toMatchObject({ _tag: "ApiError", reason: "MalformedResponse", status: 200 })
@@ -228,6 +228,42 @@ describe("AmpClient", () => {
       expect((yield* mock.counters).assets).toBe(2)
     }).pipe(Effect.provide(setup())))
 
+  it.effect("a renewal that fails transiently is retried by AuthApi only, not again by the request's retries", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.revokeAll
+      yield* mock.script("refresh", MockFault.status(400))
+      yield* mock.script("obtain", ...Array.from({ length: 9 }, () => MockFault.status(503)))
+      const error = yield* untilDone(Effect.flip(amp.listAssets))
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "ServerError", status: 503 })
+      expect(yield* mock.counters).toMatchObject({ obtain: 1 + 3, refresh: 1, assets: 2 })
+    }).pipe(Effect.provide(setup())))
+
+  it.effect("a redirect is a typed Redirected error: not followed, not retried, no renewal", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* amp.listAssets
+      yield* mock.script(
+        "assets",
+        MockFault.status(307, { headers: { location: "https://other.example/api/assets/" } })
+      )
+      const error = yield* Effect.flip(amp.listAssets)
+      expect(error).toMatchObject({
+        _tag: "ApiError",
+        reason: "Redirected",
+        method: "GET",
+        path: "/api/assets/",
+        status: 307,
+        detail: "https://other.example"
+      })
+      expect(yield* mock.counters).toMatchObject({ obtain: 1, refresh: 0, assets: 2, total: 3 })
+      yield* mock.script("info", MockFault.status(301, { headers: { location: "/api/v2/info" } }))
+      expect(yield* Effect.flip(amp.info)).toMatchObject({ reason: "Redirected", detail: "https://amp.test" })
+    }).pipe(Effect.provide(setup())))
+
   it.effect("transient failures of a GET are retried under the policy: 503, reset, then success", () =>
     Effect.gen(function*() {
       const amp = yield* client
@@ -329,7 +365,7 @@ describe("AmpClient", () => {
       })
     })
 
-  it.effect("the layer adds Authorization to the redacted names once, when built, for the program it is provided to", () =>
+  it.effect("Authorization shows as <redacted> in spans where the application emptied the list, which stays its own", () =>
     Effect.gen(function*() {
       // An application that set its own (empty) list before building its layers.
       const inside = yield* Effect.gen(function*() {
@@ -341,8 +377,8 @@ describe("AmpClient", () => {
         expect(yield* authorizations(mock, "assets")).toEqual([first])
         return [seen, names]
       }).pipe(Effect.provide(setup()), Effect.locally(Headers.currentRedactedNames, []))
-      expect(inside).toEqual([["<redacted>"], ["authorization"]]) // the GET; the login sends no token
-      // Scoped to the layer: once the program is done, the application's own setting is back.
+      // The GET (the login sends no token); the pipeline redacts per request, the program's list is untouched.
+      expect(inside).toEqual([["<redacted>"], []])
       expect(yield* FiberRef.get(Headers.currentRedactedNames)).toEqual(
         ["authorization", "cookie", "set-cookie", "x-api-key"]
       )

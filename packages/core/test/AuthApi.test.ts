@@ -2,9 +2,9 @@
  * The authentication endpoints over the in-memory fake AMP (`MockAmp`): what `obtain` and
  * `refresh` send, and the `AuthError` reason every kind of answer means, under `TestClock`.
  */
-import { HttpClient, type HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, type HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Redacted, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
 import * as LogCapture from "./utils/LogCapture.js"
@@ -125,7 +125,7 @@ describe("AuthApi", () => {
         reason: "RefreshRejected",
         status: 401
       })
-      expect(error.message).toBe("AMP refused to refresh the token (HTTP 401): {\"detail\":\"Invalid token.\"}")
+      expect(error.message).toBe("AMP refused to refresh the token (HTTP 401): Invalid token.") // the JSON's detail
       expect(yield* received(mock)).toBe(1)
     }))
 
@@ -233,8 +233,7 @@ describe("AuthApi", () => {
     ["HTML", MockFault.malformed("<html>oops</html>")],
     ["JSON without token", MockFault.malformed("{\"tok\":\"x\"}")],
     ["a token with spaces", MockFault.malformed("{\"token\":\"a b\"}")],
-    ["a numeric token", MockFault.malformed("{\"token\":42}")],
-    ["a redirect", MockFault.status(302, { body: "" })]
+    ["a numeric token", MockFault.malformed("{\"token\":42}")]
   ]
   for (const [name, fault] of garbage) {
     it.scoped(`answers ${name} with MalformedResponse, not retried`, () =>
@@ -245,6 +244,125 @@ describe("AuthApi", () => {
         expect(yield* received(mock)).toBe(1)
       }))
   }
+
+  it.scoped("a token over 8 KiB is MalformedResponse naming its size, never the token; 8 KiB is fine", () =>
+    Effect.gen(function*() {
+      const huge = "A".repeat(20 * 1024 * 1024)
+      const { service } = yield* api("obtain", MockFault.malformed(JSON.stringify({ token: huge })))
+      const error = yield* Effect.flip(service.obtain)
+      expect(error).toMatchObject({ reason: "MalformedResponse", status: 200 })
+      expect(error.message).toBe(
+        "AMP obtain_token answered HTTP 200 with an unexpected body: token: token of 20971520 bytes, over the " +
+          "8192-byte limit"
+      )
+      const limit = yield* api("obtain", MockFault.malformed(JSON.stringify({ token: "B".repeat(8193) })))
+      expect((yield* Effect.flip(limit.service.obtain)).detail).toBe(
+        "token: token of 8193 bytes, over the 8192-byte limit"
+      )
+      const fits = yield* api("obtain", MockFault.malformed(JSON.stringify({ token: "C".repeat(8192) })))
+      expect(Redacted.value(yield* fits.service.obtain)).toBe("C".repeat(8192))
+    }))
+
+  it.scoped("a token answer that is not an object with a token is named without quoting the body", () =>
+    Effect.gen(function*() {
+      for (
+        const [body, detail] of [
+          [JSON.stringify("eyJsecret"), "expected a JSON object with a \"token\""],
+          [JSON.stringify({ token: ["eyJsecret"] }), "token: expected a string"],
+          [JSON.stringify({ token: "eyJ secret" }), "token: expected printable ASCII without whitespace"],
+          [JSON.stringify({ tok: "eyJsecret" }), "token: is missing"],
+          ["eyJsecret", "the body is not JSON"]
+        ] as const
+      ) {
+        const { service } = yield* api("obtain", MockFault.malformed(body))
+        const error = yield* Effect.flip(service.obtain)
+        expect(error.detail).toBe(detail)
+        expect(error.message).not.toContain("secret")
+      }
+    }))
+
+  for (const status of [302, 307, 308]) {
+    it.scoped(`a ${status} is Redirected, naming the Location's origin, never followed nor retried`, () =>
+      Effect.gen(function*() {
+        const location = { location: "https://elsewhere.example:8443/api/user/obtain_token?password=x" }
+        const { mock, service } = yield* api("obtain", MockFault.status(status, { headers: location }))
+        const error = yield* Effect.flip(service.obtain)
+        expect(error).toMatchObject({ reason: "Redirected", status, detail: "https://elsewhere.example:8443" })
+        expect(error.message).toBe(
+          `AMP obtain_token answered HTTP ${status}, a redirect to https://elsewhere.example:8443: AMP does not ` +
+            "redirect, so it was not followed and nothing was sent there (check AMP_API_BASE_URL)"
+        )
+        expect(yield* received(mock)).toBe(1)
+        const refresh = yield* api("refresh", MockFault.status(status, { headers: { location: "/elsewhere" } }))
+        const refused = yield* Effect.flip(refresh.service.refresh(Redacted.make("old-token")))
+        expect(refused).toMatchObject({ reason: "Redirected", status, detail: "https://amp.example" })
+        expect(yield* received(refresh.mock)).toBe(1)
+      }))
+  }
+
+  it.scoped("a redirect without a Location, or with an unreadable one, says so", () =>
+    Effect.gen(function*() {
+      const none = yield* api("obtain", MockFault.status(301))
+      expect((yield* Effect.flip(none.service.obtain)).detail).toBe("no Location")
+      const bad = yield* api("obtain", MockFault.status(303, { headers: { location: "http://[::1" } }))
+      expect((yield* Effect.flip(bad.service.obtain)).detail).toBe("an unreadable Location")
+    }))
+
+  it.scoped("over FetchHttpClient, every request says redirect: \"manual\", whatever the application's RequestInit", () =>
+    Effect.gen(function*() {
+      const seen: Array<RequestInit | undefined> = []
+      const fetch: typeof globalThis.fetch = (_, init) => {
+        seen.push(init)
+        return Promise.resolve(new Response(JSON.stringify({ token: "tok-1" }), { status: 200 }))
+      }
+      const http = yield* Layer.build(FetchHttpClient.layer)
+      const service = yield* AuthApi.make(options).pipe(Effect.provide(http))
+      yield* service.obtain.pipe(Effect.provideService(FetchHttpClient.Fetch, fetch))
+      yield* service.obtain.pipe(
+        Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow", keepalive: true }),
+        Effect.provideService(FetchHttpClient.Fetch, fetch)
+      )
+      expect(seen.map((init) => [init?.redirect, init?.keepalive])).toEqual([["manual", undefined], ["manual", true]])
+    }))
+
+  /** The detail of the `InvalidCredentials` error that a 400 with `body` gives, for `password`. */
+  const refusedWith = (password: string, body: string) =>
+    Effect.gen(function*() {
+      const mock = yield* MockAmp.make({ username: "alice", password })
+      yield* mock.script("obtain", MockFault.status(400, { body }))
+      const service = yield* AuthApi.make({ ...options, password: Redacted.make(password) }).pipe(
+        Effect.provideService(HttpClient.HttpClient, mock.httpClient)
+      )
+      return (yield* Effect.flip(service.obtain)).detail
+    })
+
+  it.scoped("the password is removed from a server's text in every encoding a body may give it", () =>
+    Effect.gen(function*() {
+      const password = "pa\"ss\\wo rd/é"
+      const forms = [
+        ["JSON, decoded", JSON.stringify({ detail: `bad ${password}!` })],
+        ["JSON-escaped in text", `bad ${JSON.stringify(password).slice(1, -1)}!`],
+        ["JSON-escaped twice", JSON.stringify({ detail: `bad ${JSON.stringify(password).slice(1, -1)}!` })],
+        ["URL-encoded", `bad ${encodeURIComponent(password)}!`],
+        ["URL-encoded, lower-case hex", `bad ${encodeURIComponent(password).toLowerCase().replace("rd", "rd")}!`],
+        ["form-encoded", `bad ${new URLSearchParams({ p: password }).toString().slice(2)}!`],
+        ["whitespace changed", `bad ${password.replace(" ", "\n\t  ")}!`],
+        ["unicode-escaped", `bad ${password.replace("\"", "\\u0022").replace("é", "\\u00E9")}!`]
+      ]
+      for (const [form, body] of forms) {
+        expect(yield* refusedWith(password, body!), form).toBe("bad <redacted>!")
+      }
+    }))
+
+  it.scoped("a server's text is cut short, without control characters, and shown as is when not JSON", () =>
+    Effect.gen(function*() {
+      expect(yield* refusedWith(PASSWORD, JSON.stringify({ detail: "x".repeat(500) }))).toBe(`${"x".repeat(200)}…`)
+      expect(yield* refusedWith(PASSWORD, JSON.stringify({ detail: "a\u001b[31mred\u0007\r\nb\u202ec" }))).toBe(
+        "a [31mred b c"
+      )
+      expect(yield* refusedWith(PASSWORD, "<h1>Bad Request</h1>")).toBe("<h1>Bad Request</h1>")
+      expect(yield* refusedWith(PASSWORD, JSON.stringify({ detail: 42 }))).toBe("{\"detail\":42}")
+    }))
 
   it.scoped("logs each retry without secrets", () =>
     Effect.gen(function*() {

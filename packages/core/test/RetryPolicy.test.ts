@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Metric, Random, TestClock } from "effect"
-import { ApiError, AuthError, isAuthError } from "../src/AmpHttpError.js"
+import { ApiError, AuthError } from "../src/AmpHttpError.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as LogCapture from "./utils/LogCapture.js"
@@ -31,8 +31,9 @@ const rateLimited = (retryAfter?: Duration.Duration) =>
       ? { endpoint: "obtain_token", reason: "RateLimited", status: 429 }
       : { endpoint: "obtain_token", reason: "RateLimited", status: 429, retryAfter }
   )
-/** The policy as `AuthApi` applies it: every transient `AuthError`. */
-const retry = (options: RetryPolicy.RetryOptions) => RetryPolicy.retry(options, isAuthError)
+/** The policy as the pipeline applies it: every transient `AmpHttpError`. */
+const retry = (options: RetryPolicy.RetryOptions) => <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.retry(effect, RetryPolicy.schedule<E>(options))
 
 describe("RetryPolicy", () => {
   it.effect("waits base·2^(n-1) plus at most 20 % jitter, capped at the max delay", () =>
@@ -61,11 +62,15 @@ describe("RetryPolicy", () => {
       expect(gaps).toEqual([1000 * 1.1, 2000 * 1.2, 4000])
     }).pipe(Effect.withRandom(Random.fixed([0.5, 1, 0]))))
 
-  it.effect("only the failures the caller selects are retried: AmpClient's loop leaves AuthErrors alone", () =>
+  it.effect("only the failures the caller selects are retried (AmpClient: by method), and only AMP's", () =>
     Effect.gen(function*() {
       const api503 = new ApiError({ method: "GET", path: "/api/assets/", reason: "ServerError", status: 503 })
-      const client = (options: RetryPolicy.RetryOptions) =>
-        RetryPolicy.retry(options, (error) => error._tag === "ApiError")
+      const client = (options: RetryPolicy.RetryOptions) => <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.retry(effect, RetryPolicy.schedule<E>(options, (error) => Effect.succeed(error._tag === "ApiError")))
+
+      const other = flaky([new Error("not AMP's")])
+      yield* Effect.flip(retry(options)(other.effect))
+      expect(other.attempts.length).toBe(1)
 
       const login = flaky([server503])
       const failed = yield* Effect.flip(client(options)(login.effect))
@@ -162,7 +167,7 @@ describe("RetryPolicy", () => {
       const request = flaky([new ApiError({ method: "GET", path: "/assets", reason: "ServerError", status: 502 })])
       const both = Effect.all([
         retry(options)(login.effect),
-        RetryPolicy.retry(options, () => true)(request.effect)
+        retry(options)(request.effect)
       ])
       const fiber = yield* Effect.fork(logs.provide(both))
       yield* TestClock.adjust("20 seconds")

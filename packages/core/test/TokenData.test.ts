@@ -126,10 +126,12 @@ describe("describeCause", () => {
   })
 })
 
-describe("scrub", () => {
+describe("cleanText", () => {
   it("replaces every occurrence of a secret, folds whitespace and cuts long text", () => {
-    expect(AmpHttp.scrub("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
-    expect(AmpHttp.scrub("x".repeat(300), []).length).toBe(201)
-    expect(AmpHttp.scrub("Transport error (POST http://x)", ["p"])).toBe("Transport error (POST http://x)")
+    expect(AmpHttp.cleanText("bad  pass: hunter22\n hunter22", ["hunter22"])).toBe("bad pass: <redacted> <redacted>")
+    expect(AmpHttp.cleanText("x".repeat(300), []).length).toBe(201)
+    expect(AmpHttp.cleanText("x".repeat(200), [])).toBe("x".repeat(200))
+    expect(AmpHttp.cleanText("Transport error (POST http://x)", ["p"])).toBe("Transport error (POST http://x)")
+    expect(AmpHttp.cleanText("a pass b", ["pass", "  "])).toBe("a <redacted> b")
   })
 })
