@@ -261,6 +261,9 @@ export const credentials: Config.Config<Credentials> = Config.all({ baseUrl, use
 const millis = (name: string) =>
   Config.map(variable(name, "expected milliseconds (>= 0)", wholeNumber(0)), Duration.millis)
 
+const seconds = (name: string, min: number) =>
+  Config.map(variable(name, `expected a whole number of seconds (>= ${min})`, wholeNumber(min)), Duration.seconds)
+
 /**
  * The retry policy's variables, each defaulting to `RetryPolicy.defaultOptions`. The maximum
  * delay must not be below the base delay, or the "exponential" backoff would be a constant one
@@ -293,11 +296,9 @@ export const retry: Config.Config<RetryPolicy.RetryOptions> = Config.all({
  * @since 0.1.0
  * @category config
  */
-export const requestTimeout: Config.Config<Duration.Duration> = variable(
-  "API_REQUEST_TIMEOUT_SECONDS",
-  "expected a whole number of seconds (>= 1)",
-  wholeNumber(1)
-).pipe(Config.map(Duration.seconds), Config.withDefault(defaultRequestTimeout))
+export const requestTimeout: Config.Config<Duration.Duration> = seconds("API_REQUEST_TIMEOUT_SECONDS", 1).pipe(
+  Config.withDefault(defaultRequestTimeout)
+)
 
 /**
  * `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed;
@@ -306,11 +307,9 @@ export const requestTimeout: Config.Config<Duration.Duration> = variable(
  * @since 0.1.0
  * @category config
  */
-export const refreshMargin: Config.Config<Duration.Duration> = variable(
-  "AMP_TOKEN_REFRESH_MARGIN_SECONDS",
-  "expected a whole number of seconds (>= 0)",
-  wholeNumber(0)
-).pipe(Config.map(Duration.seconds), Config.withDefault(defaultRefreshMargin))
+export const refreshMargin: Config.Config<Duration.Duration> = seconds("AMP_TOKEN_REFRESH_MARGIN_SECONDS", 0).pipe(
+  Config.withDefault(defaultRefreshMargin)
+)
 
 /**
  * `AMP_TOKEN_PERSISTENCE`: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case); `false`
