@@ -16,33 +16,19 @@
  * | `AMP_TOKEN_REFRESH_MARGIN_SECONDS` | `defaultRefreshMargin`: `300` |
  * | `AMP_TOKEN_STORE` | unset (`file`, `redis`, `memory` or `none`; see `PersistencePolicy`) |
  *
- * Each value is a `Config`, so an application can read it under other names. The
- * `layerConfig` constructors (`AuthApi`, `AmpClient`, `TokenService`, and `NodeAmp` in
+ * The `layerConfig` constructors (`AuthApi`, `AmpClient`, `TokenService`, and `NodeAmp` in
  * `@amp-effect/node`) take a `Config` for each option, by default the one here: pass
  * `Config.nested(AmpConfig.retry, "AMP")` to read one group under a prefix, or
- * `AmpConfig.nested("ISSUER")` to read every variable under one (see the example).
+ * `AmpConfig.nested("ISSUER")` to read every variable under one.
  *
- * Prefer `Config.nested` (as in the example) to `ConfigProvider.nested`: in effect 3.x a
- * provider nested with `ConfigProvider.nested` splits every value at its commas and keeps the
- * first piece (a password `a,b` would be read as `a`).
+ * Prefer `Config.nested` to `ConfigProvider.nested`: in effect 3.x a provider nested with
+ * `ConfigProvider.nested` splits every value at its commas and keeps the first piece (a
+ * password `a,b` would be read as `a`).
  *
  * Read through `read` (or a `layerConfig`), a value that is missing or invalid fails with an
- * `AmpConfigError` that names the variable as the environment spells it (path segments joined
- * with `_`) and, except for secrets, the value it found.
- *
- * @example
- * ```ts
- * import { AmpConfig, AuthApi, TokenService } from "@amp-effect/core"
- * import { Config } from "effect"
- *
- * // API_RETRY_* clashes with the application's own variables: read AMP_API_RETRY_* instead.
- * const api = AuthApi.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
- *
- * // Every variable under a prefix: ISSUER_AMP_USERNAME, ISSUER_API_RETRY_MAX_ATTEMPTS, ...
- * const issuer = AmpConfig.nested("ISSUER")
- * const issuerApi = AuthApi.layerConfig(issuer)
- * const issuerTokens = TokenService.layerConfig(issuer)
- * ```
+ * `AmpConfigError` naming the variable as the environment spells it, the rule it breaks and,
+ * except for secrets, the value found: `API_RETRY_MAX_ATTEMPTS is invalid: got "abc", expected
+ * a whole number of at least 1`.
  *
  * @since 0.1.0
  */
@@ -51,7 +37,8 @@ import { normalizeBaseUrl } from "./internal/ampHttp.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
 /**
- * A configuration variable is missing or holds a value the library cannot use.
+ * A configuration variable is missing or holds a value the library cannot use. `reason` is read
+ * after the variable's name; `value`, when given, is quoted before it.
  *
  * @since 0.1.0
  * @category errors
@@ -107,10 +94,6 @@ export interface AmpConfig extends Credentials {
   readonly tokenStore: Option.Option<StoreKind>
 }
 
-// -----------------------------------------------------------------------------
-// Defaults
-// -----------------------------------------------------------------------------
-
 /**
  * The testnet API, so that a forgotten variable never points a test at mainnet.
  *
@@ -152,82 +135,42 @@ export const defaultTokenFile = "token.json"
  */
 export const defaultStoreKind: StoreKind = "file"
 
-// -----------------------------------------------------------------------------
-// From `ConfigError` to `AmpConfigError`
-// -----------------------------------------------------------------------------
-
 /**
- * The `ConfigError` of a variable holding `value`, which is invalid for `reason` ("expected
- * ..."). `fromConfigError` turns it into `VARIABLE="value" is invalid: reason`. For a
- * variable's own parser (`Config.primitive`, `Config.mapOrFail`); never for a secret.
+ * The `ConfigError` of a variable holding `value`, which breaks `rule` ("expected ..."): read
+ * as `VARIABLE is invalid: got "value", expected ...`. Never for a secret: fail with
+ * `ConfigError.InvalidData([], rule)` instead, which does not quote it.
  *
  * @since 0.1.0
  * @category errors
  */
-export const invalidValue = (value: string, reason: string): ConfigError.ConfigError =>
-  ConfigError.InvalidData([], `${JSON.stringify(value)} ${invalidMarker} ${reason}`)
+export const invalidValue = (value: string, rule: string): ConfigError.ConfigError =>
+  ConfigError.InvalidData([], `got ${JSON.stringify(value)}, ${rule}`)
 
 /**
- * The `ConfigError` of a secret that is invalid, without its value: `reason` is read after the
- * variable's name (`"is not a Redis URL: expected ..."`).
+ * The `ConfigError` of a variable that is unset (or blank, where blank means unset): a
+ * `MissingData`, so `Config.withDefault` and `Config.option` apply to it. `detail` stays in the
+ * `ConfigError`'s own message; the `AmpConfigError` says `VARIABLE is not set`.
  *
  * @since 0.1.0
  * @category errors
  */
-export const invalidSecret = (reason: string): ConfigError.ConfigError => ConfigError.InvalidData([], reason)
+export const notSet = (detail = "is not set"): ConfigError.ConfigError => ConfigError.MissingData([], detail)
 
 /**
- * The `ConfigError` of a required variable that is unset, with more to say than "is not set":
- * `detail` follows it (`"AMP_REDIS_URL is not set: the Redis token store needs it"`). Being a
- * `MissingData`, `Config.withDefault` and `Config.option` still apply to it.
- *
- * @since 0.1.0
- * @category errors
+ * The `AmpConfigError` of a `ConfigError`, read from its structure alone: the first failure, the
+ * variable named by its path (joined with `_`, as `ConfigProvider.fromEnv` joins it), the reason
+ * by its kind. An invalid value's message is the rule it breaks, used as it is (ours, as
+ * `invalidValue` writes it, or Effect's own); a secret's never quotes it.
  */
-export const notSet = (detail?: string): ConfigError.ConfigError =>
-  ConfigError.MissingData([], detail === undefined ? notSetReason : `${notSetReason}: ${detail}`)
-
-const invalidMarker = "is invalid:"
-const notSetReason = "is not set"
-const quotedValue = /^("(?:[^"\\]|\\.)*") is invalid: ([\s\S]*)$/
-
-/**
- * The `AmpConfigError` of a `ConfigError`: the first failure it holds, the variable named by
- * its path (segments joined with `_`, as `ConfigProvider.fromEnv` joins them).
- *
- * @since 0.1.0
- * @category errors
- */
-export const fromConfigError = (error: ConfigError.ConfigError): AmpConfigError => {
+const fromConfigError = (error: ConfigError.ConfigError): AmpConfigError => {
   switch (error._op) {
     case "And":
     case "Or":
       return fromConfigError(error.left)
     case "MissingData":
-      return new AmpConfigError({
-        variable: variableOf(error.path),
-        reason: error.message.startsWith(notSetReason) ? error.message : notSetReason
-      })
-    case "InvalidData": {
-      const quoted = quotedValue.exec(error.message)
-      if (quoted !== null) {
-        return new AmpConfigError({
-          variable: variableOf(error.path),
-          value: JSON.parse(quoted[1]!),
-          reason: quoted[2]!
-        })
-      }
-      return new AmpConfigError({
-        variable: variableOf(error.path),
-        // Ours read after the name; Effect's own ("Expected an integer value but received x")
-        // and a secret's ("<redacted>") are said to make it invalid.
-        reason: error.message.startsWith("is ")
-          ? error.message
-          : error.message === "<redacted>"
-          ? "is invalid"
-          : `is invalid: ${error.message}`
-      })
-    }
+      return new AmpConfigError({ variable: variableOf(error.path), reason: "is not set" })
+    case "InvalidData":
+      return new AmpConfigError({ variable: variableOf(error.path), reason: `is invalid: ${error.message}` })
     case "SourceUnavailable":
     case "Unsupported":
       return new AmpConfigError({ variable: variableOf(error.path), reason: `could not be read: ${error.message}` })
@@ -246,61 +189,38 @@ const variableOf = (path: ReadonlyArray<string>) => path.length === 0 ? "the con
 export const read = <A>(config: Config.Config<A>): Effect.Effect<A, AmpConfigError> =>
   Effect.mapError(config, fromConfigError)
 
-// -----------------------------------------------------------------------------
-// The variables
-// -----------------------------------------------------------------------------
-
 /**
- * The variable `name` decoded with `schema` (its text trimmed first); a value the schema
- * refuses fails with `invalidValue`. A `Config.primitive` rather than `Config.mapOrFail` over
- * `Config.string`: its failures carry the path the provider actually read (with any prefix a
- * provider adds), so the error names the variable that was set.
+ * The variable `name`, its text trimmed and read by `parse`; text `parse` refuses is invalid
+ * for `rule`. A `Config.primitive` rather than a `Config.mapOrFail`: the failure of a primitive
+ * carries the path the provider read, so a prefix added by `ConfigProvider.nested` is named too.
  */
-const decoded = <A>(name: string, schema: Schema.Schema<A, string>, expected: string): Config.Config<A> => {
-  const decode = Schema.decodeOption(schema)
-  return Config.nested(
-    Config.primitive(expected, (text) => Either.fromOption(decode(text.trim()), () => invalidValue(text, expected))),
+const variable = <A>(name: string, rule: string, parse: (text: string) => Option.Option<A>): Config.Config<A> =>
+  Config.nested(
+    Config.primitive(rule, (text) => Either.fromOption(parse(text.trim()), () => invalidValue(text, rule))),
     name
   )
+
+const wholeNumber = (min: number) =>
+  Schema.decodeOption(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(min)))
+
+/** `AMP_TOKEN_PERSISTENCE` as it may be spelt (lowercased); empty is false. */
+const parseFlag = (text: string): Option.Option<boolean> => {
+  const flag = text.toLowerCase()
+  return ["true", "1", "yes", "on"].includes(flag)
+    ? Option.some(true)
+    : ["false", "0", "no", "off", ""].includes(flag)
+    ? Option.some(false)
+    : Option.none()
 }
 
-const WholeNumber = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
-const AtLeastOne = WholeNumber.pipe(Schema.greaterThanOrEqualTo(1))
-const durationOf = (from: Schema.Schema<number, string>, unit: (n: number) => Duration.Duration) =>
-  Schema.transform(from, Schema.DurationFromSelf, {
-    strict: true,
-    decode: unit,
-    encode: (duration) => Duration.toMillis(duration) / Duration.toMillis(unit(1))
-  })
-
-const flagValues = new Map([
-  ["true", true],
-  ["1", true],
-  ["yes", true],
-  ["on", true],
-  ["false", false],
-  ["0", false],
-  ["no", false],
-  ["off", false],
-  ["", false]
-])
-const Flag = Schema.transform(
-  Schema.String.pipe(Schema.filter((text) => flagValues.has(text.toLowerCase()))),
-  Schema.Boolean,
-  { strict: true, decode: (text) => flagValues.get(text.toLowerCase())!, encode: String }
-)
-
-/** An absolute http(s) URL without query or fragment, normalised to have no trailing slash. */
-const BaseUrl = Schema.transform(
-  Schema.String.pipe(Schema.filter((text) => {
-    if (!URL.canParse(text)) return false
-    const url = new URL(text)
-    return (url.protocol === "https:" || url.protocol === "http:") && url.search === "" && url.hash === "" &&
-      url.username === "" && url.password === ""
-  })),
-  Schema.String,
-  { strict: true, decode: normalizeBaseUrl, encode: (url) => url }
-)
+/** An absolute http(s) URL without query, fragment or credentials, with no trailing slash. */
+const parseBaseUrl = (text: string): Option.Option<string> => {
+  const url = URL.canParse(text) ? new URL(text) : undefined
+  return url !== undefined && (url.protocol === "https:" || url.protocol === "http:") && url.search === "" &&
+      url.hash === "" && url.username === "" && url.password === ""
+    ? Option.some(normalizeBaseUrl(text))
+    : Option.none()
+}
 
 /**
  * `AMP_API_BASE_URL`, validated and without a trailing slash; `defaultBaseUrl` when unset.
@@ -308,10 +228,10 @@ const BaseUrl = Schema.transform(
  * @since 0.1.0
  * @category config
  */
-export const baseUrl: Config.Config<string> = decoded(
+export const baseUrl: Config.Config<string> = variable(
   "AMP_API_BASE_URL",
-  BaseUrl,
-  "expected an absolute http(s) URL without query or credentials, such as https://amp-test.blockstream.com/api"
+  "expected an absolute http(s) URL without query or credentials, such as https://amp-test.blockstream.com/api",
+  parseBaseUrl
 ).pipe(Config.withDefault(defaultBaseUrl))
 
 /**
@@ -338,6 +258,12 @@ export const password: Config.Config<Redacted.Redacted<string>> = Config.redacte
  */
 export const credentials: Config.Config<Credentials> = Config.all({ baseUrl, username, password })
 
+const millis = (name: string) =>
+  Config.map(variable(name, "expected milliseconds (>= 0)", wholeNumber(0)), Duration.millis)
+
+const seconds = (name: string, min: number) =>
+  Config.map(variable(name, `expected a whole number of seconds (>= ${min})`, wholeNumber(min)), Duration.seconds)
+
 /**
  * The retry policy's variables, each defaulting to `RetryPolicy.defaultOptions`. The maximum
  * delay must not be below the base delay, or the "exponential" backoff would be a constant one
@@ -347,17 +273,10 @@ export const credentials: Config.Config<Credentials> = Config.all({ baseUrl, use
  * @category config
  */
 export const retry: Config.Config<RetryPolicy.RetryOptions> = Config.all({
-  maxAttempts: decoded("API_RETRY_MAX_ATTEMPTS", AtLeastOne, "expected a whole number of at least 1").pipe(
-    Config.withDefault(RetryPolicy.defaultOptions.maxAttempts)
-  ),
-  baseDelay: decoded(
-    "API_RETRY_BASE_DELAY_MS",
-    durationOf(WholeNumber, Duration.millis),
-    "expected milliseconds (>= 0)"
-  )
-    .pipe(Config.withDefault(RetryPolicy.defaultOptions.baseDelay)),
-  maxDelay: decoded("API_RETRY_MAX_DELAY_MS", durationOf(WholeNumber, Duration.millis), "expected milliseconds (>= 0)")
-    .pipe(Config.withDefault(RetryPolicy.defaultOptions.maxDelay))
+  maxAttempts: variable("API_RETRY_MAX_ATTEMPTS", "expected a whole number of at least 1", wholeNumber(1))
+    .pipe(Config.withDefault(RetryPolicy.defaultOptions.maxAttempts)),
+  baseDelay: millis("API_RETRY_BASE_DELAY_MS").pipe(Config.withDefault(RetryPolicy.defaultOptions.baseDelay)),
+  maxDelay: millis("API_RETRY_MAX_DELAY_MS").pipe(Config.withDefault(RetryPolicy.defaultOptions.maxDelay))
 }).pipe(Config.mapOrFail((options) =>
   Duration.lessThan(options.maxDelay, options.baseDelay)
     ? Either.left(ConfigError.prefixed(
@@ -377,11 +296,9 @@ export const retry: Config.Config<RetryPolicy.RetryOptions> = Config.all({
  * @since 0.1.0
  * @category config
  */
-export const requestTimeout: Config.Config<Duration.Duration> = decoded(
-  "API_REQUEST_TIMEOUT_SECONDS",
-  durationOf(AtLeastOne, Duration.seconds),
-  "expected a whole number of seconds (>= 1)"
-).pipe(Config.withDefault(defaultRequestTimeout))
+export const requestTimeout: Config.Config<Duration.Duration> = seconds("API_REQUEST_TIMEOUT_SECONDS", 1).pipe(
+  Config.withDefault(defaultRequestTimeout)
+)
 
 /**
  * `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed;
@@ -390,11 +307,9 @@ export const requestTimeout: Config.Config<Duration.Duration> = decoded(
  * @since 0.1.0
  * @category config
  */
-export const refreshMargin: Config.Config<Duration.Duration> = decoded(
-  "AMP_TOKEN_REFRESH_MARGIN_SECONDS",
-  durationOf(WholeNumber, Duration.seconds),
-  "expected a whole number of seconds (>= 0)"
-).pipe(Config.withDefault(defaultRefreshMargin))
+export const refreshMargin: Config.Config<Duration.Duration> = seconds("AMP_TOKEN_REFRESH_MARGIN_SECONDS", 0).pipe(
+  Config.withDefault(defaultRefreshMargin)
+)
 
 /**
  * `AMP_TOKEN_PERSISTENCE`: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case); `false`
@@ -403,8 +318,11 @@ export const refreshMargin: Config.Config<Duration.Duration> = decoded(
  * @since 0.1.0
  * @category config
  */
-export const tokenPersistence: Config.Config<boolean> = decoded("AMP_TOKEN_PERSISTENCE", Flag, "expected true or false")
-  .pipe(Config.withDefault(false))
+export const tokenPersistence: Config.Config<boolean> = variable(
+  "AMP_TOKEN_PERSISTENCE",
+  "expected true or false",
+  parseFlag
+).pipe(Config.withDefault(false))
 
 /**
  * `AMP_TESTS`, as it is set (`"live"` asks for persistence).
@@ -420,23 +338,13 @@ export const tests: Config.Config<Option.Option<string>> = Config.option(Config.
  * @since 0.1.0
  * @category config
  */
-export const tokenFile: Config.Config<string> = decoded(
+export const tokenFile: Config.Config<string> = variable(
   "AMP_TOKEN_FILE",
-  Schema.NonEmptyTrimmedString,
-  "expected a file path"
+  "expected a file path",
+  Option.liftPredicate((path: string) => path !== "")
 ).pipe(Config.withDefault(defaultTokenFile))
 
 const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
-
-/**
- * Reads a store kind as `AMP_TOKEN_STORE` or a `--store` option spells it (any case, spaces
- * around ignored); `None` for anything else.
- *
- * @since 0.1.0
- * @category utils
- */
-export const parseStoreKind = (text: string): Option.Option<StoreKind> =>
-  Option.fromNullable(storeKinds.find((candidate) => candidate === text.trim().toLowerCase()))
 
 /**
  * `AMP_TOKEN_STORE`: `file`, `redis`, `memory` or `none` (any case); `None` when unset or
@@ -446,10 +354,15 @@ export const parseStoreKind = (text: string): Option.Option<StoreKind> =>
  * @category config
  */
 export const tokenStore: Config.Config<Option.Option<StoreKind>> = Config.option(Config.nested(
-  Config.primitive("a token store", (text) =>
-    text.trim() === ""
+  Config.primitive("a token store", (text) => {
+    const kind = text.trim().toLowerCase()
+    return kind === ""
       ? Either.left(notSet())
-      : Either.fromOption(parseStoreKind(text), () => invalidValue(text, "expected file, redis, memory or none"))),
+      : Either.fromOption(
+        Option.fromNullable(storeKinds.find((candidate) => candidate === kind)),
+        () => invalidValue(text, "expected file, redis, memory or none")
+      )
+  }),
   "AMP_TOKEN_STORE"
 ))
 

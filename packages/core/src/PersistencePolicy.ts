@@ -14,14 +14,6 @@
  *    (`AMP_TOKEN_FILE`).
  * 4. Otherwise no store.
  *
- * | mock environment | `AMP_TOKEN_STORE` | `AMP_TOKEN_PERSISTENCE` / `AMP_TESTS=live` | store |
- * | --- | --- | --- | --- |
- * | yes | anything | anything | none |
- * | no | `file`, `redis`, `memory` | anything | that store |
- * | no | `none` | anything | none |
- * | no | unset | either set | file |
- * | no | unset | neither | none |
- *
  * Code that supplies a `TokenStore` layer itself is not subject to this policy.
  *
  * @since 0.1.0

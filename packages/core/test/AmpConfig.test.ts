@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Option, Redacted } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Either, Option, Redacted } from "effect"
 import * as AmpConfig from "../src/AmpConfig.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import * as TokenService from "../src/TokenService.js"
@@ -12,6 +12,14 @@ const providerOf = (env: Record<string, string>) =>
   ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" })
 
 const credentials = { AMP_USERNAME: "alice", AMP_PASSWORD: "s3cret-pass" }
+
+/** The AmpConfigError of a variable `VAULT` whose parser fails with `error`. */
+const readFailing = (error: ConfigError.ConfigError) =>
+  Effect.flip(
+    AmpConfig.read(Config.nested(Config.primitive("x", () => Either.left(error)), "VAULT")).pipe(
+      withEnv({ VAULT: "x" })
+    )
+  )
 
 describe("AmpConfig", () => {
   it.effect("applies the seed's defaults", () =>
@@ -76,8 +84,7 @@ describe("AmpConfig", () => {
         const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, [variable]: value })))
         expect(error._tag).toBe("AmpConfigError")
         expect(error.variable).toBe(variable)
-        expect(error.message).toContain(variable)
-        expect(error.message).toContain(JSON.stringify(value))
+        expect(error.message.startsWith(`${variable} is invalid: got ${JSON.stringify(value)}, `)).toBe(true)
         expect(error.message).toContain(reason)
       }))
   }
@@ -148,14 +155,18 @@ describe("AmpConfig", () => {
     }))
 
   const nestedErrors: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
-    ["an invalid value", { ISSUER_API_RETRY_MAX_ATTEMPTS: "abc" }, "ISSUER_API_RETRY_MAX_ATTEMPTS=\"abc\" is invalid"],
+    [
+      "an invalid value",
+      { ISSUER_API_RETRY_MAX_ATTEMPTS: "abc" },
+      "ISSUER_API_RETRY_MAX_ATTEMPTS is invalid: got \"abc\""
+    ],
     [
       "the delays' cross-check",
       { ISSUER_API_RETRY_MAX_DELAY_MS: "10" },
-      "ISSUER_API_RETRY_MAX_DELAY_MS=\"10\" is invalid: must not be below"
+      "ISSUER_API_RETRY_MAX_DELAY_MS is invalid: got \"10\", must not be below"
     ],
     ["a missing secret", { ISSUER_AMP_PASSWORD: "" }, "ISSUER_AMP_PASSWORD is not set"],
-    ["an invalid store", { ISSUER_AMP_TOKEN_STORE: "s3" }, "ISSUER_AMP_TOKEN_STORE=\"s3\" is invalid"]
+    ["an invalid store", { ISSUER_AMP_TOKEN_STORE: "s3" }, "ISSUER_AMP_TOKEN_STORE is invalid: got \"s3\""]
   ]
   for (const [name, env, message] of nestedErrors) {
     it.effect(`nested: ${name} is named with its prefix`, () =>
@@ -180,7 +191,9 @@ describe("AmpConfig", () => {
         .pipe(ConfigProvider.nested("APP"))
       const error = yield* Effect.flip(AmpConfig.load.pipe(Effect.withConfigProvider(provider)))
       expect(error.variable).toBe("APP_API_REQUEST_TIMEOUT_SECONDS")
-      expect(error.value).toBe("0")
+      expect(error.message).toBe(
+        "APP_API_REQUEST_TIMEOUT_SECONDS is invalid: got \"0\", expected a whole number of seconds (>= 1)"
+      )
     }))
 
   const stores: ReadonlyArray<readonly [string, Option.Option<AmpConfig.StoreKind>]> = [
@@ -203,7 +216,7 @@ describe("AmpConfig", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, AMP_TOKEN_STORE: "s3" })))
       expect(error.variable).toBe("AMP_TOKEN_STORE")
-      expect(error.message).toBe("AMP_TOKEN_STORE=\"s3\" is invalid: expected file, redis, memory or none")
+      expect(error.message).toBe("AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, memory or none")
     }))
 
   it.effect("turns any ConfigError into an AmpConfigError naming the variable", () =>
@@ -215,15 +228,59 @@ describe("AmpConfig", () => {
       )
       expect(foreign.variable).toBe("MY_RETRIES")
       expect(foreign.message).toContain("MY_RETRIES is invalid: Expected an integer value but received \"many\"")
-      const unavailable = AmpConfig.fromConfigError(
-        ConfigError.SourceUnavailable(["VAULT", "TOKEN"], "vault sealed", Cause.empty)
-      )
+      const unavailable = yield* readFailing(ConfigError.SourceUnavailable(["TOKEN"], "vault sealed", Cause.empty))
       expect(unavailable.message).toBe("VAULT_TOKEN could not be read: vault sealed")
       const secret = yield* Effect.flip(
         AmpConfig.read(Config.redacted(Config.integer("PIN"))).pipe(withEnv({ PIN: "s3cret-pin" }))
       )
-      expect(secret.message).toBe("PIN is invalid")
+      expect(secret.message).toBe("PIN is invalid: <redacted>")
       expect(JSON.stringify(secret)).not.toContain("s3cret-pin")
+    }))
+
+  it.effect("reads a ConfigError by its kind and path, never by its text", () =>
+    Effect.gen(function*() {
+      const message = (error: ConfigError.ConfigError) => Effect.map(readFailing(error), (failure) => failure.message)
+      // A text that looks like another kind's changes nothing.
+      expect(yield* message(ConfigError.MissingData(["AMP_X"], "\"v\" is invalid: nope"))).toBe(
+        "VAULT_AMP_X is not set"
+      )
+      expect(yield* message(ConfigError.InvalidData(["AMP_X"], "is not set"))).toBe(
+        "VAULT_AMP_X is invalid: is not set"
+      )
+      expect(yield* message(ConfigError.Unsupported([], "no sequences"))).toBe("VAULT could not be read: no sequences")
+      const unnamed = yield* Effect.flip(AmpConfig.read(Config.fail("nope")))
+      expect(unnamed.message).toBe("the configuration is not set")
+      // The first failure, as Config.all and Config.orElse nest them.
+      const first = ConfigError.And(ConfigError.MissingData(["A"], "m"), ConfigError.InvalidData(["B"], "b"))
+      const error = yield* readFailing(ConfigError.Or(first, ConfigError.InvalidData(["C"], "c")))
+      expect(error.message).toBe("VAULT_A is not set")
+      expect(error.value).toBeUndefined()
+    }))
+
+  it.effect("notSet is a missing value (defaults apply), invalidValue quotes the value before the rule", () =>
+    Effect.gen(function*() {
+      const failing = (error: ConfigError.ConfigError) =>
+        Config.nested(Config.primitive("x", () => Either.left(error)), "MY_X")
+      expect(yield* failing(AmpConfig.notSet("needed for y")).pipe(Config.withDefault(7), withEnv({ MY_X: "a" })))
+        .toBe(7)
+      const missing = yield* Effect.flip(failing(AmpConfig.notSet("needed for y")).pipe(withEnv({ MY_X: "a" })))
+      expect(String(missing)).toContain("needed for y")
+      const error = yield* Effect.flip(AmpConfig.read(failing(AmpConfig.notSet())).pipe(withEnv({ MY_X: "a" })))
+      expect(error.message).toBe("MY_X is not set")
+      const invalid = yield* Effect.flip(
+        AmpConfig.read(failing(AmpConfig.invalidValue("a\"b", "expected c"))).pipe(withEnv({ MY_X: "a" }))
+      )
+      expect(invalid.message).toBe("MY_X is invalid: got \"a\\\"b\", expected c")
+    }))
+
+  it.effect("the first invalid variable is named, in the order of the fields", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({
+        ...credentials,
+        AMP_API_BASE_URL: "ftp://x",
+        AMP_TOKEN_STORE: "s3"
+      })))
+      expect(error.variable).toBe("AMP_API_BASE_URL")
     }))
 
   it.effect("the password is Redacted as it is read, and its own Config can come from elsewhere", () =>

@@ -11,7 +11,7 @@
  * ```ts
  * import { AmpConfig, TokenService } from "@amp-effect/core"
  * import { NodeAmp } from "@amp-effect/node"
- * import { Effect } from "effect"
+ * import { Config, Effect } from "effect"
  *
  * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
  *
@@ -19,6 +19,10 @@
  * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerConfig()))
  * // The same variables under a prefix: ISSUER_AMP_USERNAME, ISSUER_AMP_PASSWORD, ...
  * const issuer = program.pipe(Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))))
+ * // AMP_API_RETRY_* rather than API_RETRY_*, which the application uses for something else.
+ * const ownRetry = program.pipe(
+ *   Effect.provide(NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") }))
+ * )
  * // A store of the application's choosing instead of the persistence policy's.
  * const ownFile = program.pipe(
  *   Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore("/var/lib/my-app/token.json")))
@@ -29,7 +33,7 @@
  */
 import { AmpClient, AmpConfig, AuthApi, PersistencePolicy, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Config, Context, Effect, Layer, Option } from "effect"
+import { Config, Context, Effect, Layer, Option, Record } from "effect"
 import * as NodeTokenStore from "./NodeTokenStore.js"
 
 /**
@@ -42,17 +46,9 @@ import * as NodeTokenStore from "./NodeTokenStore.js"
  */
 export type ConfigOptions = { readonly [K in keyof AmpConfig.Fields]?: AmpConfig.Fields[K] | undefined }
 
-/**
- * What this package needs of `@amp-effect/redis`, which it loads only when `AMP_TOKEN_STORE`
- * picks the Redis store: the package is an optional peer dependency, so applications without
- * Redis never install `redis`.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RedisStorePackage {
+/** What this package needs of `@amp-effect/redis`, an optional peer loaded only for the Redis store. */
+interface RedisStorePackage {
   readonly RedisTokenStore: {
-    /** The store from `AMP_REDIS_*`, its keys named after the account given here. */
     readonly layerConfig: (options: {
       readonly baseUrl: Config.Config<string>
       readonly username: Config.Config<string>
@@ -61,12 +57,9 @@ export interface RedisStorePackage {
 }
 
 /**
- * The package the Redis store comes from. A variable, not a literal, in the `import()`: so
- * that TypeScript and bundlers leave the optional package alone.
+ * Loads `@amp-effect/redis`; its absence is an `AmpConfigError` that says what to install. The
+ * specifier is a variable, not a literal, so that TypeScript and bundlers leave it alone.
  */
-const redisPackage: string = "@amp-effect/redis"
-
-/** Loads `@amp-effect/redis`; its absence is an `AmpConfigError` that says what to install. */
 const loadRedisStore = (specifier: string): Effect.Effect<RedisStorePackage, AmpConfig.AmpConfigError> =>
   Effect.tryPromise({
     try: () => import(specifier) as Promise<RedisStorePackage>,
@@ -92,23 +85,21 @@ export const layerFileStore = (
 ): Layer.Layer<TokenStore.TokenStore> => NodeTokenStore.layer(path, options)
 
 /** Every field of `AmpConfig`, from `options` where given. */
-const configOf = (options: ConfigOptions | undefined): Config.Config<AmpConfig.AmpConfig> =>
-  Config.all({
-    baseUrl: options?.baseUrl ?? AmpConfig.baseUrl,
-    username: options?.username ?? AmpConfig.username,
-    password: options?.password ?? AmpConfig.password,
-    retry: options?.retry ?? AmpConfig.retry,
-    requestTimeout: options?.requestTimeout ?? AmpConfig.requestTimeout,
-    tokenPersistence: options?.tokenPersistence ?? AmpConfig.tokenPersistence,
-    tests: options?.tests ?? AmpConfig.tests,
-    tokenFile: options?.tokenFile ?? AmpConfig.tokenFile,
-    refreshMargin: options?.refreshMargin ?? AmpConfig.refreshMargin,
-    tokenStore: options?.tokenStore ?? AmpConfig.tokenStore
-  })
+const configOf = (options: ConfigOptions = {}): Config.Config<AmpConfig.AmpConfig> =>
+  Config.all(Record.map(AmpConfig.fields, (config, key) => options[key] ?? config) as AmpConfig.Fields)
 
-/** Logs which store `layer` gave, from its own description, once it is built. */
-const announce = <E>(layer: Layer.Layer<TokenStore.TokenStore, E>, line: (description: string) => string) =>
-  Layer.tap(layer, (context) => Effect.logInfo(line(Context.get(context, TokenStore.TokenStore).description)))
+/** Why no store keeps the tokens, for the info log line. */
+const whyNone = (choice: PersistencePolicy.StoreChoice, config: AmpConfig.AmpConfig): string => {
+  switch (choice.reason) {
+    case "mock":
+      return "Token persistence off: mock credentials or a local/mock base URL never persist" +
+        Option.match(config.tokenStore, { onNone: () => "", onSome: (store) => ` (AMP_TOKEN_STORE=${store} ignored)` })
+    case "AMP_TOKEN_STORE":
+      return "Token persistence off (AMP_TOKEN_STORE=none)"
+    default:
+      return "Token persistence off: set AMP_TOKEN_PERSISTENCE=true to keep tokens between runs"
+  }
+}
 
 /**
  * The store the persistence policy picks from the configuration (`PersistencePolicy.chooseStore`):
@@ -140,24 +131,21 @@ export const layerPolicyStore = (
           return TokenStore.layerMemory
         }
         case "redis": {
-          const redis = yield* loadRedisStore(redisPackage)
-          const store = redis.RedisTokenStore.layerConfig({
+          const redis = yield* loadRedisStore("@amp-effect/redis")
+          // Logged once built, from the store's own description (which names the server).
+          return redis.RedisTokenStore.layerConfig({
             baseUrl: Config.succeed(config.baseUrl),
             username: Config.succeed(config.username)
-          })
-          return announce(store, (description) => `Token persistence on (${why}): tokens are kept in ${description}`)
+          }).pipe(Layer.tap((context) =>
+            Effect.logInfo(
+              `Token persistence on (${why}): tokens are kept in ${
+                Context.get(context, TokenStore.TokenStore).description
+              }`
+            )
+          ))
         }
         case "none": {
-          const ignored = choice.reason === "mock" && Option.isSome(config.tokenStore)
-            ? ` (AMP_TOKEN_STORE=${config.tokenStore.value} ignored)`
-            : ""
-          yield* Effect.logInfo(
-            choice.reason === "mock"
-              ? `Token persistence off: mock credentials or a local/mock base URL never persist${ignored}`
-              : choice.reason === "AMP_TOKEN_STORE"
-              ? `Token persistence off (${why})`
-              : "Token persistence off: set AMP_TOKEN_PERSISTENCE=true to keep tokens between runs"
-          )
+          yield* Effect.logInfo(whyNone(choice, config))
           return TokenStore.layerNoop
         }
       }
@@ -183,44 +171,7 @@ export const layerWithStore = <E, R>(
 /**
  * Everything from `Config` (`options`, by default the seed's variables), the store chosen by
  * the persistence policy (`layerPolicyStore`). `AmpConfig.nested(prefix)` reads every variable
- * under a prefix (`ISSUER_AMP_USERNAME`, ...); `Config.nested` renames one group, as here.
- *
- * @example
- * ```ts
- * import { AmpConfig, TokenService } from "@amp-effect/core"
- * import { MockAmpServer, NodeAmp } from "@amp-effect/node"
- * import { Config, ConfigProvider, Effect } from "effect"
- *
- * // The application's own API_RETRY_MAX_ATTEMPTS means something else: this layer reads
- * // AMP_API_RETRY_* instead, and every other variable under its usual name.
- * const tokens = NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
- *
- * // Tried against the loopback mock, with a map (joined with `_`) for the environment.
- * const program = Effect.gen(function*() {
- *   const server = yield* MockAmpServer.make()
- *   yield* server.script("obtain", MockAmpServer.MockFault.status(503))
- *   const env = ConfigProvider.fromMap(
- *     new Map([
- *       ["AMP_API_BASE_URL", server.baseUrl],
- *       ["AMP_USERNAME", "mock_user"],
- *       ["AMP_PASSWORD", "mock_pass"],
- *       ["API_RETRY_MAX_ATTEMPTS", "the application's own"],
- *       ["AMP_API_RETRY_MAX_ATTEMPTS", "2"],
- *       ["AMP_API_RETRY_BASE_DELAY_MS", "0"]
- *     ]),
- *     { pathDelim: "_" }
- *   )
- *   yield* Effect.flatMap(TokenService.TokenService, (service) => service.getToken).pipe(
- *     Effect.provide(tokens),
- *     Effect.withConfigProvider(env)
- *   )
- *   // The 503 was retried, as AMP_API_RETRY_MAX_ATTEMPTS allows.
- *   console.log((yield* server.counters).obtain)
- *   // Output: 2
- * })
- *
- * Effect.runPromise(Effect.scoped(program))
- * ```
+ * under a prefix (`ISSUER_AMP_USERNAME`, ...); `Config.nested` renames one group.
  *
  * @since 0.1.0
  * @category layers

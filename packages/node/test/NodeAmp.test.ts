@@ -277,7 +277,7 @@ describe("NodeAmp with nested configuration", () => {
       )
       expect(error._tag).toBe("AmpConfigError")
       expect(error.message).toBe(
-        "ISSUER_API_REQUEST_TIMEOUT_SECONDS=\"0\" is invalid: expected a whole number of seconds (>= 1)"
+        "ISSUER_API_REQUEST_TIMEOUT_SECONDS is invalid: got \"0\", expected a whole number of seconds (>= 1)"
       )
       const missing = yield* Effect.flip(
         Layer.build(NodeAmp.layerPolicyStore(AmpConfig.nested("ISSUER"))).pipe(

@@ -43,21 +43,11 @@ export interface EncryptionKey {
   readonly bytes: Redacted.Redacted<Uint8Array>
 }
 
-/**
- * The key length AES-256 needs, in bytes.
- *
- * @since 0.1.0
- * @category constants
- */
-export const keyLength = 32
+/** The key length AES-256 needs, in bytes. */
+const keyLength = 32
 
-/**
- * The id of `bytes`: the first 8 bytes of SHA-256("amp-effect/redis key id\0" ‖ key), in hex.
- *
- * @since 0.1.0
- * @category utils
- */
-export const idOf = (bytes: Uint8Array): string =>
+/** The id of `bytes`: the first 8 bytes of SHA-256("amp-effect/redis key id\0" ‖ key), in hex. */
+const idOf = (bytes: Uint8Array): string =>
   createHash("sha256").update("amp-effect/redis key id\0").update(bytes).digest("hex").slice(0, 16)
 
 /**

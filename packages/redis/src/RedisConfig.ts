@@ -17,17 +17,9 @@
  * @since 0.1.0
  */
 import { AmpConfig } from "@amp-effect/core"
-import { Config, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Either, Option, Redacted } from "effect"
 import type { Effect } from "effect"
 import * as EncryptionKey from "./EncryptionKey.js"
-
-/**
- * Where tokens are kept, as `AMP_TOKEN_STORE` names it (`AmpConfig.StoreKind`).
- *
- * @since 0.1.0
- * @category models
- */
-export type StoreKind = AmpConfig.StoreKind
 
 /**
  * The Redis store's settings from the environment.
@@ -51,22 +43,13 @@ export interface RedisConfig {
 export const defaultKeyPrefix = "amp-effect"
 
 /**
- * Reads a store kind as `AMP_TOKEN_STORE` or a `--store` option spells it (any case, spaces
- * around ignored); `None` for anything else. The core's `AmpConfig.parseStoreKind`.
- *
- * @since 0.1.0
- * @category utils
- */
-export const parseStoreKind: (text: string) => Option.Option<StoreKind> = AmpConfig.parseStoreKind
-
-/**
  * `AMP_TOKEN_STORE`: `file` (the default), `redis`, `memory` or `none`, any case. The core's
  * `AmpConfig.tokenStore` with its default, for `Options.withFallbackConfig` in a CLI.
  *
  * @since 0.1.0
  * @category config
  */
-export const tokenStore: Config.Config<StoreKind> = Config.map(
+export const tokenStore: Config.Config<AmpConfig.StoreKind> = Config.map(
   AmpConfig.tokenStore,
   Option.getOrElse(() => AmpConfig.defaultStoreKind)
 )
@@ -77,7 +60,7 @@ export const tokenStore: Config.Config<StoreKind> = Config.map(
  * @since 0.1.0
  * @category config
  */
-export const tokenStoreConfig: Config.Config<StoreKind> = tokenStore
+export const tokenStoreConfig: Config.Config<AmpConfig.StoreKind> = tokenStore
 
 /**
  * Whether `url` is a Redis URL the store accepts: `redis:` or `rediss:` with a host.
@@ -104,11 +87,22 @@ export const describeUrl = (url: string): string => {
   return `${parsed.protocol}//${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`
 }
 
-/** A secret's text, `None` when unset or blank; redacted from the moment it is read. */
-const secretText = Config.map(
-  Config.option(Config.redacted()),
-  Option.filter((value) => Redacted.value(value).trim().length > 0)
-)
+/**
+ * A secret variable, trimmed and `Redacted` from the moment it is read, checked by `parse`
+ * (whose failure must not quote it); blank counts as unset. `Config.redacted` first, so that
+ * even Effect's own errors never show the text.
+ */
+const secret = <A>(
+  name: string,
+  parse: (text: string) => Either.Either<A, ConfigError.ConfigError>
+): Config.Config<A> =>
+  Config.redacted().pipe(
+    Config.mapOrFail((value) => {
+      const text = Redacted.value(value).trim()
+      return text === "" ? Either.left(AmpConfig.notSet()) : parse(text)
+    }),
+    Config.nested(name)
+  )
 
 /**
  * `AMP_REDIS_URL`, required: `redis://` or `rediss://` (TLS), with the password if any.
@@ -116,24 +110,12 @@ const secretText = Config.map(
  * @since 0.1.0
  * @category config
  */
-export const url: Config.Config<Redacted.Redacted<string>> = secretText.pipe(
-  Config.mapOrFail(Option.match({
-    onNone: () =>
-      Either.left(AmpConfig.notSet("the Redis token store needs it (redis://host:6379 or rediss://… for TLS)")),
-    onSome: (value) => {
-      const text = Redacted.value(value).trim()
-      return isRedisUrl(text)
-        ? Either.right(Redacted.make(text))
-        // The value is not quoted: it may hold a password.
-        : Either.left(
-          AmpConfig.invalidSecret(
-            "is not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…"
-          )
-        )
-    }
-  })),
-  Config.nested("AMP_REDIS_URL")
-)
+export const url: Config.Config<Redacted.Redacted<string>> = secret("AMP_REDIS_URL", (text) =>
+  isRedisUrl(text)
+    ? Either.right(Redacted.make(text))
+    : Either.left(
+      ConfigError.InvalidData([], "not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…")
+    ))
 
 /**
  * Whether `prefix` can start the store's keys: 1 to 64 characters among letters, digits and
@@ -152,12 +134,14 @@ export const isKeyPrefix = (prefix: string): boolean => /^[A-Za-z0-9.:_\-/]{1,64
  * @category config
  */
 export const keyPrefix: Config.Config<string> = Config.nested(
-  Config.primitive("a key prefix", (text) =>
-    text.trim() === ""
+  Config.primitive("a key prefix", (text) => {
+    const prefix = text.trim()
+    return prefix === ""
       ? Either.left(AmpConfig.notSet())
-      : isKeyPrefix(text.trim())
-      ? Either.right(text.trim())
-      : Either.left(AmpConfig.invalidValue(text, "expected 1 to 64 letters, digits or .:_-/ (no braces, no spaces)"))),
+      : isKeyPrefix(prefix)
+      ? Either.right(prefix)
+      : Either.left(AmpConfig.invalidValue(text, "expected 1 to 64 letters, digits or .:_-/ (no braces, no spaces)"))
+  }),
   "AMP_REDIS_KEY_PREFIX"
 ).pipe(Config.withDefault(defaultKeyPrefix))
 
@@ -169,27 +153,22 @@ export const keyPrefix: Config.Config<string> = Config.nested(
  * @since 0.1.0
  * @category config
  */
-export const encryptionKeys: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> = secretText.pipe(
-  Config.mapOrFail(Option.match({
-    onNone: () => Either.right([]),
-    onSome: (value) => {
-      const parts = Redacted.value(value).split(",").map((part) => part.trim())
-      const keys: Array<EncryptionKey.EncryptionKey> = []
-      for (const [index, part] of parts.entries()) {
-        const key = EncryptionKey.fromBase64(part)
-        if (Either.isLeft(key)) {
-          return Either.left(AmpConfig.invalidSecret(
-            `is invalid: ${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${key.left} ` +
+export const encryptionKeys: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> = secret(
+  "AMP_TOKEN_ENCRYPTION_KEY",
+  (text) => {
+    const parts = text.split(",")
+    return Either.all(
+      parts.map((part, index) =>
+        Either.mapLeft(EncryptionKey.fromBase64(part), (reason) =>
+          ConfigError.InvalidData(
+            [],
+            `${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${reason} ` +
               "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
           ))
-        }
-        keys.push(key.right)
-      }
-      return Either.right(keys)
-    }
-  })),
-  Config.nested("AMP_TOKEN_ENCRYPTION_KEY")
-)
+      )
+    )
+  }
+).pipe(Config.withDefault([]))
 
 /**
  * Every variable of the Redis store (not `AMP_TOKEN_STORE`) as one `Config`.
