@@ -81,20 +81,7 @@ const logLevel = Options.choiceWithValue(
   LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level] as const)
 ).pipe(Options.withDescription("How much to log on stderr (default: warning)"), Options.optional)
 
-/** `amp-token`'s options: each flag, else its variable through the library's `Config`. */
-const root = Command.make("amp-token", {
-  tokenFile: Options.withFallbackConfig(tokenFile, AmpConfig.tokenFile),
-  baseUrl: Options.withFallbackConfig(baseUrl, AmpConfig.baseUrl),
-  store: Options.withFallbackConfig(store, RedisConfig.tokenStore),
-  // Read only by the Redis store: optional at parse time.
-  redisUrl: Options.optional(Options.withFallbackConfig(redisUrl, RedisConfig.url)),
-  logLevel
-})
-
-/**
- * The same options after a command's name, where they win. Without the environment: it is
- * `amp-token`'s fallback, so that it never hides a flag given before the name.
- */
+/** The options every command takes after its name, where they win over `amp-token`'s. */
 const own = {
   tokenFile: Options.optional(tokenFile),
   baseUrl: Options.optional(baseUrl),
@@ -102,6 +89,19 @@ const own = {
   redisUrl: Options.optional(redisUrl),
   logLevel
 }
+
+/**
+ * `amp-token`'s options, before a command's name: the same, each flag falling back to its
+ * variable through the library's `Config`. Only here, so that the environment never hides a
+ * flag given before the name. `--redis-url` has no fallback: the Redis store reads
+ * `AMP_REDIS_URL` itself when it is chosen, so a file-store run never checks it.
+ */
+const root = Command.make("amp-token", {
+  ...own,
+  tokenFile: Options.withFallbackConfig(tokenFile, AmpConfig.tokenFile),
+  baseUrl: Options.withFallbackConfig(baseUrl, AmpConfig.baseUrl),
+  store: Options.withFallbackConfig(store, RedisConfig.tokenStore)
+})
 
 // -----------------------------------------------------------------------------
 // The store a command works on

@@ -450,7 +450,7 @@ describe("amp-token", () => {
       expect(help.stdout).toContain("This option can be set from environment variables.")
     }))
 
-  it.scopedLive("an invalid variable is a usage error naming it, unless its flag is given", () =>
+  it.scopedLive("an invalid variable is a usage error naming it, unless its flag is given or it is not used", () =>
     Effect.gen(function*() {
       const { env, server } = yield* setup
       const bad = { ...env, AMP_API_BASE_URL: "ftp://x" }
@@ -462,6 +462,9 @@ describe("amp-token", () => {
       // The flag replaces the variable, which is then not read at all.
       const flag = yield* amp(["--base-url", server.baseUrl, "token"], bad)
       expect(flag).toMatchObject({ code: 0, stdout: `${(yield* server.issuedTokens)[0]}\n` })
+      // AMP_REDIS_URL is read only for the Redis store.
+      const stale = yield* amp(["token"], { ...env, AMP_REDIS_URL: "http://x" })
+      expect(stale).toEqual({ code: 0, stdout: flag.stdout, stderr: "" })
     }))
 
   it.scopedLive("Redis unreachable: token logs in without it, as the library does; the others fail naming it", () =>
