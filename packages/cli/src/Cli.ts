@@ -9,8 +9,8 @@
  * ```
  *
  * The options work before or after the command's name (after it, they win); each falls back to
- * its environment variable, read and checked by the library's own `Config`. `--log-level` is
- * @effect/cli's own. The CLI always keeps its token, whatever the persistence policy says.
+ * its environment variable, read and checked by the library's own `Config`. The CLI always keeps
+ * its token, whatever the persistence policy says.
  *
  * A failure prints one line on stderr naming its cause and exits non-zero. Nothing prints the
  * password; only `amp-token token` prints the token.
@@ -115,8 +115,8 @@ class Chosen extends Context.Tag("@amp-effect/cli/Chosen")<Chosen, {
 }>() {}
 
 /**
- * A flag's value checked by the library's `Config` for `variable`, as the environment's value
- * was when the options were parsed (so a failure here is the flag's, and names it).
+ * A flag's value checked by the library's `Config` for `variable`, as the variable's value is
+ * (when the options are parsed, or by the Redis store): a failure here is the flag's, and names it.
  */
 const checked = <A>(flag: string, variable: string, config: Config.Config<A>, value: string) =>
   AmpConfig.read(config).pipe(
@@ -290,46 +290,35 @@ const token = command(
 )
 
 /** `login` and `refresh`: renew, then say where the token went and until when (once it is there). */
-const renewing = (
-  name: string,
-  description: string,
+const renewed = (
+  done: string,
   renew: (
     tokens: TokenService.TokenService["Type"]
-  ) => Effect.Effect<unknown, TokenError.AuthError | TokenError.TokenStoreError>,
-  done: string
+  ) => Effect.Effect<unknown, TokenError.AuthError | TokenError.TokenStoreError>
 ) =>
-  command(
-    name,
-    description,
-    withTokenService((tokens, saved) =>
-      Effect.gen(function*() {
-        yield* renew(tokens)
-        yield* saved
-        const { where } = yield* Chosen
-        const info = yield* tokens.getTokenInfo
-        yield* Console.log(Option.match(info, {
-          onNone: () => `${done}; saved to ${where}`,
-          onSome: (info) =>
-            `${done}; saved to ${where} (expires ${DateTime.formatIso(info.expiresAt)}, in ${
-              formatSeconds(info.expiresIn)
-            })`
-        }))
-      })
-    )
+  withTokenService((tokens, saved) =>
+    Effect.gen(function*() {
+      yield* renew(tokens)
+      yield* saved
+      const { where } = yield* Chosen
+      const until = Option.map(
+        yield* tokens.getTokenInfo,
+        (info) => ` (expires ${DateTime.formatIso(info.expiresAt)}, in ${formatSeconds(info.expiresIn)})`
+      )
+      yield* Console.log(`${done}; saved to ${where}${Option.getOrElse(until, () => "")}`)
+    })
   )
 
-const login = renewing(
+const login = command(
   "login",
   "Log in with AMP_USERNAME / AMP_PASSWORD and save the new token",
-  (tokens) => tokens.obtainToken,
-  "Logged in"
+  renewed("Logged in", (tokens) => tokens.obtainToken)
 )
 
-const refresh = renewing(
+const refresh = command(
   "refresh",
   "Renew the token now (refresh, falling back to a new login) and save it",
-  (tokens) => tokens.forceRefresh,
-  "Token renewed"
+  renewed("Token renewed", (tokens) => tokens.forceRefresh)
 )
 
 const clear = command(
