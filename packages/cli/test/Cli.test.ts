@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Console, DateTime, Duration, Effect, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import * as RedisServer from "../../redis/test/utils/RedisServer.js"
@@ -74,6 +75,14 @@ const setup = Effect.gen(function*() {
     API_RETRY_MAX_DELAY_MS: "100"
   }
   return { server, dir, env, file }
+})
+
+/** A loopback port where nothing listens: a Redis that is down. */
+const closedPort = Effect.async<number>((resume) => {
+  const server = Net.createServer().listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as Net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
 })
 
 const readJson = (file: string) => Effect.promise(async () => JSON.parse(await Fs.readFile(file, "utf8")))
@@ -429,6 +438,63 @@ describe("amp-token", () => {
       expect(plain.stdout).not.toContain("\u001b[")
       const colored = yield* amp(["--help"], {}, { colors: true })
       expect(colored.stdout).toContain("\u001b[")
+    }))
+  it.effect("--help names each option's environment variable", () =>
+    Effect.gen(function*() {
+      const help = yield* amp(["--help"])
+      expect(help.code).toBe(0)
+      for (const variable of ["AMP_TOKEN_FILE", "AMP_API_BASE_URL", "AMP_TOKEN_STORE", "AMP_REDIS_URL"]) {
+        expect(help.stdout).toContain(`$${variable}`)
+      }
+      // @effect/cli's own line for an option with a fallback `Config`.
+      expect(help.stdout).toContain("This option can be set from environment variables.")
+    }))
+
+  it.scopedLive("an invalid variable is a usage error naming it, unless its flag is given or it is not used", () =>
+    Effect.gen(function*() {
+      const { env, server } = yield* setup
+      const bad = { ...env, AMP_API_BASE_URL: "ftp://x" }
+      const invalid = yield* amp(["token"], bad)
+      expect(invalid.code).toBe(2)
+      expect(invalid.stdout).toBe("")
+      expect(invalid.stderr).toContain("AMP_API_BASE_URL")
+      expect((yield* server.counters).total).toBe(0)
+      // The flag replaces the variable, which is then not read at all.
+      const flag = yield* amp(["--base-url", server.baseUrl, "token"], bad)
+      expect(flag).toMatchObject({ code: 0, stdout: `${(yield* server.issuedTokens)[0]}\n` })
+      // AMP_REDIS_URL is read only for the Redis store.
+      const stale = yield* amp(["token"], { ...env, AMP_REDIS_URL: "http://x" })
+      expect(stale).toEqual({ code: 0, stdout: flag.stdout, stderr: "" })
+    }))
+
+  it.scopedLive("Redis unreachable: token logs in without it, as the library does; the others fail naming it", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      const { AMP_TOKEN_FILE: _, ...noFile } = env
+      const down = ["--store", "redis", "--redis-url", `redis://127.0.0.1:${yield* closedPort}`]
+      const token = yield* amp(["token", ...down], noFile)
+      expect(token.code).toBe(0)
+      expect(token.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
+      expect(token.stderr).toMatch(/^amp-token: warning: Could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+ /)
+      expect(token.stderr).toContain("the token is kept in memory only")
+      expect((yield* server.counters).obtain).toBe(1)
+
+      // login and refresh are for the saved token: not saved, not a success.
+      const login = yield* amp(["login", ...down], noFile)
+      expect(login.code).toBe(1)
+      expect(login.stdout).toBe("")
+      expect(login.stderr.trim().split("\n").at(-1)).toMatch(
+        /^amp-token: the token was obtained but not saved: .*Redis/
+      )
+      // status and clear cannot say or do anything without it.
+      for (const command of ["status", "clear"]) {
+        const run = yield* amp([command, ...down], noFile)
+        expect(run.code).toBe(1)
+        expect(run.stdout).toBe("")
+        expect(run.stderr.trim().split("\n").at(-1)).toMatch(/^amp-token: .*Redis/)
+      }
+      for (const issued of yield* server.issuedTokens) expect(login.stderr).not.toContain(issued)
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
     }))
 })
 
