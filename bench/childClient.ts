@@ -4,6 +4,8 @@
  * (`AMP_API_BASE_URL`, `AMP_USERNAME`, `AMP_PASSWORD`), get a token, make one authenticated
  * call (`GET /assets/`) — then print one JSON line with its timings and exit.
  *
+ * Run built, as `childClient.mjs` in a `BuiltApp` (see there); from its source for a try:
+ *
  *   BENCH_TOKEN_FILE=/tmp/x/token.json AMP_API_BASE_URL=... node --import tsx bench/childClient.ts
  */
 import * as TokenService from "@amp-effect/core/TokenService"
@@ -31,7 +33,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(JSON.stringify({
     // from the first line of this module (imports already loaded)
     fromMainMs: done - mainStarted,
-    // from Node's time origin: the process's start, Node and tsx boot included
+    // from Node's time origin: the process's start, Node's boot and the loading of the modules included
     fromProcessStartMs: done
   }))
 })

@@ -101,7 +101,8 @@ export const run: Effect.Effect<FigureResult, unknown> = Effect.acquireUseReleas
         figures.push(
           report(`CLI: ${label}, median of ${rounds}`, round(bundled), "ms"),
           target(`… vs node -e 0`, round(bundled / floor), "×", "<=", 5),
-          target(`… vs the tsx path (${round(tsx)} ms)`, round(bundled / tsx), "×", "<=", 0.15)
+          report(`… through the tsx path, median`, round(tsx), "ms"),
+          target(`… vs the tsx path`, round(bundled / tsx), "×", "<=", 0.15)
         )
         if (bundled / floor > 5) {
           notes.push(`${label}: ${round(bundled)} ms is ${round(bundled / floor)}× Node's own start`)

@@ -161,12 +161,16 @@ export interface ChildRun {
   readonly wallMs: number
 }
 
+/** The Node arguments that run `bench/<script>` from its TypeScript source, through tsx. */
+export const tsxScript = (script: string): ReadonlyArray<string> => ["--import", "tsx", Path.join(benchDir, script)]
+
 /**
- * Runs `bench/<script>` in a fresh Node process through tsx (`node --import tsx`), with extra
- * `env` and Node flags. Fails when it exits non-zero or outlives `timeoutMs`.
+ * Runs `node [nodeFlags] <command>` in a fresh process of this Node — `command` a script built
+ * to JavaScript (`BuiltApp`) or `tsxScript(...)` — with extra `env`. Fails when it exits
+ * non-zero or outlives `timeoutMs`.
  */
 export const runChild = (
-  script: string,
+  command: ReadonlyArray<string>,
   options: {
     readonly env?: Readonly<Record<string, string>>
     readonly nodeFlags?: ReadonlyArray<string>
@@ -177,7 +181,7 @@ export const runChild = (
     const started = performance.now()
     const child = ChildProcess.spawn(
       process.execPath,
-      [...(options.nodeFlags ?? []), "--import", "tsx", Path.join(benchDir, script)],
+      [...(options.nodeFlags ?? []), ...command],
       { cwd: rootDir, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] }
     )
     let stdout = ""
@@ -193,7 +197,8 @@ export const runChild = (
       clearTimeout(timer)
       const wallMs = performance.now() - started
       if (code !== 0) {
-        return reject(new Error(`bench/${script} exited with ${code ?? signal}: ${stderr.trim().slice(-2000)}`))
+        const script = Path.basename(command.at(-1) ?? "")
+        return reject(new Error(`${script} exited with ${code ?? signal}: ${stderr.trim().slice(-2000)}`))
       }
       const lines = stdout.split("\n").filter((line) => line.startsWith("{")).map(
         (line) => JSON.parse(line) as Record<string, unknown>
@@ -208,7 +213,7 @@ export const runChild = (
  */
 export const serverProcess = Effect.acquireRelease(
   Effect.async<{ readonly child: ChildProcess.ChildProcess; readonly baseUrl: string }, Error>((resume) => {
-    const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", Path.join(benchDir, "childServer.ts")], {
+    const child = ChildProcess.spawn(process.execPath, tsxScript("childServer.ts"), {
       cwd: rootDir,
       stdio: ["pipe", "pipe", "inherit"]
     })

@@ -3,12 +3,13 @@
  * with `--expose-gc` (`bench/childMemory.ts`) so that full collections can be forced.
  */
 import { Effect } from "effect"
-import { type FigureResult, round, runChild, target } from "./harness.js"
+import { type FigureResult, round, runChild, target, tsxScript } from "./harness.js"
 
 export const run = Effect.gen(function*() {
-  const child = yield* Effect.tryPromise(() => runChild("childMemory.ts", { nodeFlags: ["--expose-gc"] })).pipe(
-    Effect.orDie
-  )
+  const child = yield* Effect.tryPromise(() => runChild(tsxScript("childMemory.ts"), { nodeFlags: ["--expose-gc"] }))
+    .pipe(
+      Effect.orDie
+    )
   const line = child.lines[0] ?? {}
   const growth = (Number(line["afterBytes"]) - Number(line["beforeBytes"])) / 1024
   const figures = [

@@ -1,6 +1,7 @@
 /**
- * Figures across processes, each child a real `node --import tsx bench/childClient.ts` against
- * the mock server in this process:
+ * Figures across processes, each child a real `node childClient.mjs` — `bench/childClient.ts`
+ * built, run on the built packages as an application installs them (`BuiltApp`), no TypeScript
+ * loader — against the mock server in this process:
  *
  * - processes: 16 children start at once sharing one token file that does not exist yet; the
  *   file lock should let exactly one of them log in.
@@ -12,6 +13,7 @@ import { Duration, Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as BuiltApp from "./builtApp.js"
 import {
   type ChildRun,
   type Figure,
@@ -32,18 +34,21 @@ const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
 
-/** One child against `server`, sharing `file`. */
-const child = (server: MockAmpServer.Service, file: string) =>
+/** The compiled `bench/childClient.ts` in a built application, for the scope. */
+const childScript = Effect.map(BuiltApp.make(["childClient.ts"]), (script) => script("childClient.ts"))
+
+/** One child (`script`) against `server`, sharing `file`. */
+const child = (script: string, server: MockAmpServer.Service, file: string) =>
   Effect.tryPromise({
     try: () =>
-      runChild("childClient.ts", {
+      runChild([script], {
         env: {
           AMP_API_BASE_URL: server.baseUrl,
           AMP_USERNAME: mockCredentials.username,
           AMP_PASSWORD: mockCredentials.password,
           BENCH_TOKEN_FILE: file
         },
-        // 16 tsx boots at once on a busy 2-core machine can take minutes: a bound against a hang only.
+        // 16 process starts at once on a busy 2-core machine can take minutes: a bound against a hang only.
         timeoutMs: 300_000
       }),
     // The child's own words (exit code, stderr), not "an unknown error".
@@ -59,8 +64,9 @@ const timing = (run: ChildRun, key: "fromMainMs" | "fromProcessStartMs"): number
 export const runProcesses = Effect.gen(function*() {
   const server = yield* MockAmpServer.make({ latency: Duration.millis(50) })
   const file = Path.join(yield* tempDir, "token.json")
+  const script = yield* childScript
   const started = performance.now()
-  const runs = yield* Effect.forEach(Array.from({ length: processCount }), () => child(server, file), {
+  const runs = yield* Effect.forEach(Array.from({ length: processCount }), () => child(script, server, file), {
     concurrency: "unbounded"
   })
   const wallMs = performance.now() - started
@@ -84,28 +90,29 @@ export const runProcesses = Effect.gen(function*() {
 export const runWarmStart = Effect.gen(function*() {
   const server = yield* MockAmpServer.make({ latency: Duration.millis(200) })
   const dir = yield* tempDir
+  const script = yield* childScript
   const cold: Array<ChildRun> = []
   const warm: Array<ChildRun> = []
   let warmLogins = 0
   for (let i = 0; i < startRuns; i++) {
     const file = Path.join(dir, `token-${i}.json`)
-    cold.push(yield* child(server, file)) // no file: logs in and saves it
+    cold.push(yield* child(script, server, file)) // no file: logs in and saves it
     const before = (yield* server.counters).obtain
-    warm.push(yield* child(server, file)) // the file just saved: no login
+    warm.push(yield* child(script, server, file)) // the file just saved: no login
     warmLogins += (yield* server.counters).obtain - before
   }
   const medianOf = (runs: ReadonlyArray<ChildRun>, key: "fromMainMs" | "fromProcessStartMs") =>
     median(runs.map((run) => timing(run, key)))
   const fromMain = medianOf(warm, "fromMainMs") / medianOf(cold, "fromMainMs")
   const fromStart = medianOf(warm, "fromProcessStartMs") / medianOf(cold, "fromProcessStartMs")
-  // Node's boot and the loading of the modules: the same in both, and not the library's doing.
+  // Node's boot and the loading of the built modules: the same in both, and not the library's doing.
   const boot = median([...cold, ...warm].map((run) => timing(run, "fromProcessStartMs") - timing(run, "fromMainMs")))
   const figures: Array<Figure> = [
     report("cold start (median, from main)", round(medianOf(cold, "fromMainMs")), "ms"),
     report("warm start (median, from main)", round(medianOf(warm, "fromMainMs")), "ms"),
     target("warm start vs cold (from main)", round(fromMain), "x", "<=", 0.25),
     target("warm start: logins", warmLogins, "calls", "==", 0),
-    report("process boot before main (Node + tsx + modules, median)", round(boot), "ms"),
+    report("process boot before main (Node + the built modules, median)", round(boot), "ms"),
     target("warm start vs cold (from process start, boot included)", round(fromStart), "x", "<=", 0.25)
   ]
   const notes: Array<string> = []
@@ -115,7 +122,7 @@ export const runWarmStart = Effect.gen(function*() {
   if (fromStart > 0.25) {
     notes.push(
       `warm start: counted from the process's start the ratio is ${round(fromStart)}, limited by the ` +
-        `${round(boot)} ms Node, tsx and the modules take to load before the program's first line, the same ` +
+        `${round(boot)} ms Node and the built modules take to load before the program's first line, the same ` +
         "cold or warm; the library's own part (from main) is the figure above"
     )
   }

@@ -3,7 +3,8 @@
  * (on a free loopback port, persistence off; the sections fail with a note when none is
  * installed):
  *
- * - redis-fleet: 16 children (`node --import tsx bench/redisChild.ts`), each in a directory of
+ * - redis-fleet: 16 children (`node redisChild.mjs`, `bench/redisChild.ts` built and run on the
+ *   built packages as an application installs them: `BuiltApp`), each in a directory of
  *   its own — they share no disk, only Redis — start at once with nothing stored; the store's
  *   lock should let exactly one of them log in.
  * - redis-hot-path: cached `getToken` with the Redis store against the memory store, side by
@@ -17,6 +18,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as RedisServer from "../packages/redis/test/utils/RedisServer.js"
+import * as BuiltApp from "./builtApp.js"
 import {
   type Figure,
   type FigureResult,
@@ -47,11 +49,12 @@ export const runFleet = Effect.gen(function*() {
   const redis = yield* redisServer
   const server = yield* MockAmpServer.make({ latency: Duration.millis(50) })
   const dirs = yield* Effect.all(Array.from({ length: processCount }, () => tempDir))
+  const script = (yield* BuiltApp.make(["redisChild.ts"]))("redisChild.ts")
   const started = performance.now()
   const runs = yield* Effect.forEach(dirs, (dir) =>
     Effect.tryPromise({
       try: () =>
-        runChild("redisChild.ts", {
+        runChild([script], {
           env: {
             AMP_API_BASE_URL: server.baseUrl,
             AMP_USERNAME: mockCredentials.username,
@@ -79,7 +82,7 @@ export const runFleet = Effect.gen(function*() {
       "==",
       1
     ),
-    report(`redis fleet: wall time (${processCount} at once, tsx start-up included)`, round(wallMs), "ms"),
+    report(`redis fleet: wall time (${processCount} at once, process start-up included)`, round(wallMs), "ms"),
     report("redis fleet: slowest child, from main to its token", round(slowest), "ms")
   ]
   const notes = counters.obtain === 1 ? [] : [

@@ -9,13 +9,17 @@
  * 22.1), so the launcher keeps one itself: it compiles the bundle with `vm.Script`, handing V8
  * the code cache of an earlier run, and when there was none (or V8 rejected it) it writes one
  * as the process exits — after the run, so that it holds the functions the run compiled too.
- * The same mechanism on every Node version, tested on the one CI runs.
+ * The same mechanism on every Node version, tested on each line CI runs (20, 22 and 24).
  *
  * The cache, and what keeps it safe:
- * - one file per bundle content, V8 version and architecture, in `$XDG_CACHE_HOME/amp-token`
- *   (else `~/.cache/amp-token`; `%LOCALAPPDATA%\amp-token` on Windows), about 1.7 MB; none
- *   when there is no such place. Its name holds a hash of the bundle's bytes: V8 itself
- *   compares only the source's length, so an edited bundle must never meet an older cache.
+ * - one file per bundle content and runtime, in `$XDG_CACHE_HOME/amp-token` (else
+ *   `~/.cache/amp-token`; `%LOCALAPPDATA%\amp-token` on Windows), about 1.7 MB; none when
+ *   there is no such place. Its name holds a hash of the bundle's bytes: V8 itself compares
+ *   only the source's length, so an edited bundle must never meet an older cache. It holds
+ *   too what else V8 checks a cache against — the Node and V8 versions, the architecture, and
+ *   the options the process was started with (`node --jitless ...`, `NODE_OPTIONS`), which set
+ *   V8's flags — so that each Node a user switches between keeps a cache of its own instead of
+ *   rejecting and rewriting the other's; a cache V8 rejects all the same costs one slower start.
  *   Writing a cache removes those of other bundles (an upgrade leaves no litter);
  * - the directory is created `0700` and the file `0600`; on POSIX a directory or file that is
  *   not the user's own, or that others can write to, is not read (a code cache is code);
@@ -99,10 +103,13 @@ const attempt = <A>(f: () => A): A | undefined => {
 const source = Fs.readFileSync(bundle)
 const directory = cacheDirectory()
 const usable = directory !== undefined && attempt(() => openDirectory(directory)) === true
-// `cli-<bundle hash>-<V8 version>-<arch>.cache`
-const name = `cli-${
-  createHash("sha256").update(source).digest("hex").slice(0, 32)
-}-${process.versions.v8}-${process.arch}.cache`
+const hash = (data: string | Buffer, length: number) => createHash("sha256").update(data).digest("hex").slice(0, length)
+// The options that can change V8's flags, hence its code: `-<hash>`, or nothing without any.
+const options = [...process.execArgv, process.env["NODE_OPTIONS"] ?? ""].join("\0")
+// `cli-<bundle hash>-<Node version>-<V8 version>-<arch>[-<options hash>].cache`
+const name = `cli-${hash(source, 32)}-${process.version}-${process.versions.v8}-${process.arch}${
+  options === "" ? "" : `-${hash(options, 12)}`
+}.cache`
 const cachedData = usable ? attempt(() => readCache(Path.join(directory, name))) : undefined
 
 // The bundle is CommonJS: run it as Node's loader would, in a function of the module's names.

