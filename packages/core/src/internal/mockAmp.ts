@@ -5,17 +5,15 @@
  * @internal
  */
 import {
+  FetchHttpClient,
   HttpClient,
-  type HttpClientRequest,
-  HttpClientResponse,
   HttpIncomingMessage,
   HttpRouter,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { RequestError } from "@effect/platform/HttpClientError"
-import { Chunk, Clock, Data, Duration, Effect, Either, Encoding, Option, Schema, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Either, Encoding, Option, Schema } from "effect"
 import type * as MockAmp from "../MockAmp.js"
 
 // -----------------------------------------------------------------------------
@@ -225,7 +223,7 @@ export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAm
       // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
       Effect.withClock(clock)
     )
-    return { app, httpClient: toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
+    return { app, httpClient: yield* toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
   })
 
 /** The routes of the AMP API the mock serves. */
@@ -323,6 +321,10 @@ const obtainToken = (state: State, request: HttpServerRequest.HttpServerRequest)
     HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
     Effect.either,
     Effect.flatMap((body) => {
+      // A body sent without a Content-Length (chunked, or in memory) is measured once read.
+      if (Either.isRight(body) && body.right.length > maxBodyBytes) {
+        return Effect.succeed(json(413, { detail: "Request too large." }))
+      }
       if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
         return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
       }
@@ -411,61 +413,24 @@ const controls = (state: State): Omit<MockAmp.MockAmp.Service, "app" | "httpClie
 // In-memory client
 // -----------------------------------------------------------------------------
 
-/** The client request as a web `Request`, the form `HttpServerRequest.fromWeb` takes. */
-const toWebRequest = (
-  request: HttpClientRequest.HttpClientRequest,
-  url: URL
-): Effect.Effect<Request, RequestError> => {
-  const encodeError = (cause: unknown) => new RequestError({ request, reason: "Encode", cause })
-  const build = (body: RequestInit["body"]) =>
-    Effect.try({
-      try: () =>
-        new Request(url, {
-          method: request.method,
-          headers: request.headers,
-          // A web `Request` refuses a body on these methods
-          ...(body === undefined || request.method === "GET" || request.method === "HEAD" ? {} : { body })
-        }),
-      catch: encodeError
-    })
-  const body = request.body
-  switch (body._tag) {
-    case "Empty":
-      return build(undefined)
-    case "Uint8Array":
-      return build(body.body)
-    case "Raw":
-      return build(body.body as RequestInit["body"])
-    case "FormData":
-      return build(body.formData)
-    case "Stream":
-      return Stream.runCollect(body.stream).pipe(
-        Effect.mapError(encodeError),
-        Effect.flatMap((chunks) => {
-          const parts = Chunk.toReadonlyArray(chunks)
-          const bytes = new Uint8Array(parts.reduce((size, part) => size + part.length, 0))
-          let offset = 0
-          for (const part of parts) {
-            bytes.set(part, offset)
-            offset += part.length
-          }
-          return build(bytes)
-        })
-      )
-  }
-}
-
-/** Hands every request to `app` in the calling fiber: no socket, and only the path matters. */
-const toHttpClient = (app: HttpApp.Default<ConnectionReset>): HttpClient.HttpClient =>
-  HttpClient.make((request, url) =>
-    Effect.flatMap(toWebRequest(request, url), (webRequest) =>
-      app.pipe(
-        Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(webRequest)),
-        // What a client sees when the server drops the connection without answering
-        Effect.catchTag("ConnectionReset", (cause) =>
-          Effect.fail(
-            new RequestError({ request, reason: "Transport", cause, description: "connection reset by the mock AMP" })
-          )),
-        Effect.map((response) => HttpClientResponse.fromWeb(request, HttpServerResponse.toWeb(response)))
-      ))
-  )
+/**
+ * `FetchHttpClient` with a `fetch` that hands the web `Request` to `app` instead of a socket:
+ * the platform's own request encoding, and only the path matters. A `Reset` fault rejects, as
+ * `fetch` does when a server drops the connection; an aborted request interrupts the app.
+ */
+const toHttpClient = (app: HttpApp.Default<ConnectionReset>) =>
+  Effect.map(Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer), (client) => {
+    const fetch: typeof globalThis.fetch = (input, init) =>
+      Effect.runPromise(
+        app.pipe(
+          Effect.provideService(
+            HttpServerRequest.HttpServerRequest,
+            HttpServerRequest.fromWeb(new Request(input, init))
+          ),
+          Effect.map(HttpServerResponse.toWeb),
+          Effect.either
+        ),
+        { signal: init?.signal ?? undefined }
+      ).then(Either.getOrThrowWith((reset) => reset))
+    return HttpClient.transformResponse(client, Effect.provideService(FetchHttpClient.Fetch, fetch))
+  })
