@@ -2,7 +2,7 @@
  * The authentication endpoints over the in-memory fake AMP (`MockAmp`): what `obtain` and
  * `refresh` send, and the `AuthError` reason every kind of answer means, under `TestClock`.
  */
-import { FetchHttpClient, HttpClient, type HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientError, type HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
@@ -325,6 +325,37 @@ describe("AuthApi", () => {
       expect(seen.map((init) => [init?.redirect, init?.keepalive])).toEqual([["manual", undefined], ["manual", true]])
     }))
 
+  it.scoped("what a transport says of a request is scrubbed of the password and the token it carries", () =>
+    Effect.gen(function*() {
+      const failing = (reason: "Transport" | "Encode") =>
+        HttpClient.make((request) =>
+          Effect.fail(
+            new HttpClientError.RequestError({
+              request,
+              reason,
+              cause: new Error(`failed: ${request.headers["authorization"] ?? "-"} ${bodyText(request)}`)
+            })
+          )
+        )
+      const service = (reason: "Transport" | "Encode") =>
+        AuthApi.make({ ...options, retry: { ...options.retry!, maxAttempts: 1 } }).pipe(
+          Effect.provideService(HttpClient.HttpClient, failing(reason))
+        )
+      const login = yield* Effect.flip((yield* service("Transport")).obtain)
+      expect(login).toMatchObject({ reason: "TransportError" })
+      expect(login.detail).toBe("failed: - {\"username\":\"alice\",\"password\":\"<redacted>\"}")
+      const refresh = yield* Effect.flip((yield* service("Encode")).refresh(Redacted.make("tok-secret-1")))
+      expect(refresh).toMatchObject({ reason: "InvalidRequest" })
+      expect(refresh.detail).toBe("Encode: failed: token <redacted>")
+    }))
+
+  it.scoped("a 408 is a transient ServerError, retried", () =>
+    Effect.gen(function*() {
+      const { mock, service } = yield* api("obtain", MockFault.status(408))
+      yield* adjustUntilDone(yield* Effect.fork(service.obtain))
+      expect(yield* received(mock)).toBe(2)
+    }))
+
   /** The detail of the `InvalidCredentials` error that a 400 with `body` gives, for `password`. */
   const refusedWith = (password: string, body: string) =>
     Effect.gen(function*() {
@@ -347,6 +378,9 @@ describe("AuthApi", () => {
         ["URL-encoded, lower-case hex", `bad ${encodeURIComponent(password).toLowerCase().replace("rd", "rd")}!`],
         ["form-encoded", `bad ${new URLSearchParams({ p: password }).toString().slice(2)}!`],
         ["whitespace changed", `bad ${password.replace(" ", "\n\t  ")}!`],
+        ["whitespace JSON-escaped", `bad ${JSON.stringify(password.replace(" ", "\n")).slice(1, -1)}!`],
+        ["whitespace percent-encoded", `bad ${encodeURIComponent(password.replace(" ", "\r\n"))}!`],
+        ["slash escaped", `bad ${JSON.stringify(password).slice(1, -1).replace("/", "\\/")}!`],
         ["unicode-escaped", `bad ${password.replace("\"", "\\u0022").replace("é", "\\u00E9")}!`]
       ]
       for (const [form, body] of forms) {
