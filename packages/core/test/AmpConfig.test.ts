@@ -326,7 +326,12 @@ describe("AmpConfig", () => {
 
   it.effect("a base URL with credentials is refused without quoting them", () =>
     Effect.gen(function*() {
-      for (const url of ["https://svc:s3cret-pw@amp.example/api", "https://s3cret-pw@amp.example/api"]) {
+      const urls = [
+        "https://svc:s3cret-pw@amp.example/api",
+        "https://s3cret-pw@amp.example/api",
+        "https://:s3cret-pw@amp.example/api"
+      ]
+      for (const url of urls) {
         const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, AMP_API_BASE_URL: url })))
         expect(error.message).toBe(
           "AMP_API_BASE_URL is invalid: got \"https://***@amp.example/api\", expected an absolute http(s) URL " +
