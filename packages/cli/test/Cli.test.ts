@@ -288,6 +288,7 @@ describe("amp-token", () => {
       yield* Effect.promise(() => Fs.writeFile(blocker, ""))
       const wrong = oneLineFailure(yield* amp(["login"], { ...env, AMP_PASSWORD: "hunter2-wrong" }))
       expect(wrong).toMatch(/^amp-token: wrong credentials: AMP rejected the username or password \(HTTP 400\)/)
+      expect(wrong).toMatch(/ \(check AMP_USERNAME and AMP_PASSWORD\)$/)
       expect(wrong).not.toContain("hunter2-wrong")
       expect(yield* exists(file)).toBe(false)
 
@@ -350,6 +351,8 @@ describe("amp-token", () => {
 
       const bad = oneLineFailure(yield* amp(["token", "--base-url", "ftp://x"], env))
       expect(bad).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
+      const blank = oneLineFailure(yield* amp(["--token-file", " ", "token"], env))
+      expect(blank).toBe("amp-token: configuration: --token-file=\" \" is invalid: expected a file path")
     }))
 
   it.scopedLive("a base URL without /api is named as a wrong base URL, not as wrong credentials", () =>
@@ -359,6 +362,7 @@ describe("amp-token", () => {
       expect(line).toMatch(/^amp-token: wrong base URL: AMP has no obtain_token endpoint at .*\(HTTP 404\)/)
       expect(line).toContain("check AMP_API_BASE_URL")
       expect(line).not.toContain("wrong credentials")
+      expect(line).not.toContain("AMP_PASSWORD")
     }))
 
   it.scopedLive("options work before or after the command's name; the command's own value wins", () =>
@@ -454,6 +458,7 @@ describe("amp-token", () => {
 
       const plain = yield* amp(["--help"])
       expect(plain.code).toBe(0)
+      expect(plain.stdout).toMatch(/^amp-token\n\namp-token \d+\.\d+\.\d+\n\nUSAGE\n/)
       expect(plain.stdout).toContain("amp-token")
       expect(plain.stdout).toContain("--token-file")
       expect(plain.stdout).not.toContain("\u001b[")
