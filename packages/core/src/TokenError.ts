@@ -24,19 +24,26 @@ export {
 } from "./AmpHttpError.js"
 
 /**
- * The token store could not do what was asked: the file could not be read, written, removed
- * or locked. The token service logs these for `load` and `save` and carries on from memory.
+ * The token store could not do what was asked: the token could not be read, written, removed
+ * or locked. `store` says which kind of store failed and `path` where: the token file's path, or
+ * the server and key (`redis://cache:6379 (key amp-effect:{…}:token)`, never a password). The
+ * token service logs these for `load` and `save` and carries on from memory.
  *
  * @since 0.1.0
  * @category errors
  */
 export class TokenStoreError extends Schema.TaggedError<TokenStoreError>()("TokenStoreError", {
+  store: Schema.Literal("file", "redis", "postgres"),
   operation: Schema.Literal("load", "save", "remove", "lock"),
   path: Schema.String,
   reason: Schema.String
 }) {
   override get message() {
-    return `Could not ${this.operation} the token file ${this.path}: ${this.reason}`
+    if (this.store === "file") return `Could not ${this.operation} the token file ${this.path}: ${this.reason}`
+    const server = this.store === "redis" ? "Redis" : "Postgres"
+    return `Could not ${this.operation} the token ${
+      this.operation === "save" ? "to" : this.operation === "lock" ? "in" : "from"
+    } ${server} at ${this.path}: ${this.reason}`
   }
 }
 

@@ -30,8 +30,15 @@ export class TokenStore extends Context.Tag("@amp-effect/core/TokenStore")<Token
    * it is moved aside (never deleted) and a warning is logged.
    */
   readonly load: Effect.Effect<Option.Option<TokenData>, TokenStoreError>
-  /** Replaces the stored token. Readers see the old token or the new one, never a mix. */
-  readonly save: (data: TokenData) => Effect.Effect<void, TokenStoreError>
+  /**
+   * Replaces the stored token with `data` and answers the token the store holds afterwards:
+   * `data`, or the one a shared store kept instead because another process saved it meanwhile
+   * and it expires as late or later (the fence that keeps a renewer whose lock ran out from
+   * replacing a newer token). `replacing` is the token this save supersedes (the one the
+   * renewal read or refreshed): it never fences its own successor out. Readers see the old
+   * token or the new one, never a mix.
+   */
+  readonly save: (data: TokenData, replacing?: TokenData) => Effect.Effect<TokenData, TokenStoreError>
   /** Forgets the stored token; nothing to remove is not an error. */
   readonly remove: Effect.Effect<void, TokenStoreError>
   /**
@@ -53,7 +60,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.map(
     TokenStore.of({
       description: "memory",
       load: Ref.get(ref),
-      save: (data) => Ref.set(ref, Option.some(data)),
+      save: (data) => Ref.set(ref, Option.some(data)).pipe(Effect.as(data)),
       remove: Ref.set(ref, Option.none()),
       withLock: (effect) => effect
     })
@@ -78,7 +85,7 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
   TokenStore.of({
     description: "none",
     load: Effect.succeedNone,
-    save: () => Effect.void,
+    save: Effect.succeed,
     remove: Effect.void,
     withLock: (effect) => effect
   })

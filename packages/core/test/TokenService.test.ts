@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
+import * as LogCapture from "../src/testing/LogCapture.js"
 import { TokenData } from "../src/TokenData.js"
 import { AuthError, TokenStoreError } from "../src/TokenError.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
-import * as LogCapture from "./utils/LogCapture.js"
 import * as ScriptedAuthApi from "./utils/ScriptedAuthApi.js"
 
 /** A token service over a scripted API and an in-memory store, both exposed to the test. */
@@ -235,7 +235,13 @@ describe("TokenService", () => {
       const failing = TokenStore.TokenStore.of({
         description: "broken",
         load: Effect.succeedNone,
-        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "ReadOnlyFileSystem" }),
+        save: () =>
+          new TokenStoreError({
+            store: "file",
+            operation: "save",
+            path: "/x/token.json",
+            reason: "ReadOnlyFileSystem"
+          }),
         remove: Effect.void,
         withLock: (effect) => effect
       })
@@ -245,6 +251,33 @@ describe("TokenService", () => {
       expect(api.obtainCalls).toBe(1)
       expect(logs.warnings().some((line) => line.includes("ReadOnlyFileSystem") && line.includes("memory only")))
         .toBe(true)
+    }))
+
+  it.effect("a save the store refuses for a later token: that token is served, and the store told what it replaced", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const memory = yield* TokenStore.makeMemory
+      const replaced: Array<string | undefined> = []
+      const later = tokenData({ exp: 7200, jti: "another process" }, 0)
+      // A shared store whose fence keeps a later token another process saved meanwhile.
+      const fenced = TokenStore.TokenStore.of({
+        ...memory,
+        save: (data, replacing) =>
+          Effect.suspend(() => {
+            replaced.push(replacing === undefined ? undefined : value(replacing.token))
+            return replaced.length === 1 ? memory.save(data) : Effect.as(memory.save(later), later)
+          })
+      })
+      const { api, service } = yield* setup({ store: fenced })
+      const first = yield* service.getToken
+      expect(replaced).toEqual([undefined])
+      const refreshed = yield* logs.provide(service.forceRefresh)
+      expect(api.refreshCalls).toBe(1)
+      expect(replaced).toEqual([undefined, value(first)])
+      expect(value(refreshed)).toBe(value(later.token))
+      expect(value(yield* service.getToken)).toBe(value(later.token))
+      expect(Option.map(yield* service.getTokenInfo, (info) => info.expiresAt)).toEqual(Option.some(later.expiresAt))
+      expect(logs.warnings()).toEqual([expect.stringContaining("Another process saved a token that expires later")])
     }))
 
   it.effect("clearToken empties memory and store; the next getToken logs in", () =>
@@ -581,7 +614,7 @@ describe("TokenService", () => {
       const failing = TokenStore.TokenStore.of({
         description: "broken",
         load: Effect.succeedNone,
-        save: () => new TokenStoreError({ operation: "save", path: "/x/token.json", reason: "NoSpace" }),
+        save: () => new TokenStoreError({ store: "file", operation: "save", path: "/x/token.json", reason: "NoSpace" }),
         remove: Effect.void,
         withLock: (effect) => effect
       })

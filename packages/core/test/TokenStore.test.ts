@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import { sampleToken, storeContract } from "../src/testing/TokenStoreContract.js"
 import { TokenStore } from "../src/TokenStore.js"
 import * as Store from "../src/TokenStore.js"
-import { sampleToken, storeContract } from "./TokenStoreContract.js"
 
 // The file store runs the same contract in packages/node/test/TokenFile.test.ts, on a real disk.
 storeContract("layerMemory", Store.layerMemory)

@@ -4,6 +4,7 @@
  * or racing for one login against the mock server.
  */
 import { AuthApi, TokenData, TokenMetrics, TokenService, TokenStore } from "@amp-effect/core"
+import { SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { FileSystem } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -30,12 +31,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
-import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
-import { withSpans } from "../../core/test/utils/SpanCapture.js"
 import { MockAmpServer } from "../src/MockAmpServer.js"
 import * as NodeTokenStore from "../src/NodeTokenStore.js"
 import { writerToken } from "./fixtures/shared.js"
 import type { Command as ClientCommand } from "./fixtures/tokenClient.js"
+
+const { plain, sampleToken, storeContract } = TokenStoreContract
+const { withSpans } = SpanCapture
 
 // -----------------------------------------------------------------------------
 // Helpers

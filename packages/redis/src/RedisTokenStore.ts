@@ -89,13 +89,7 @@ export interface Account {
  * @since 0.1.0
  * @category models
  */
-export interface RedisClient {
-  readonly isOpen: boolean
-  readonly isReady: boolean
-  sendCommand(args: Array<string>, options?: { abortSignal?: AbortSignal }): Promise<unknown>
-  on(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
-  off(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
-}
+export type RedisClient = internal.RedisClient
 
 /**
  * Options shared by every constructor.

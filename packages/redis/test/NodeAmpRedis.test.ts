@@ -5,12 +5,14 @@
  * or on disk).
  */
 import { TokenStore } from "@amp-effect/core"
+import { TokenStoreContract } from "@amp-effect/core/testing"
 import * as NodeAmp from "@amp-effect/node/NodeAmp"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option, Redacted } from "effect"
-import { sampleToken } from "../../core/test/TokenStoreContract.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
-import * as RedisServer from "./utils/RedisServer.js"
+import { RedisServer } from "../src/testing/index.js"
+
+const { sampleToken } = TokenStoreContract
 
 RedisServer.warnIfSkipped()
 

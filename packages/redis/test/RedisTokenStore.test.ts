@@ -4,21 +4,35 @@
  * encryption, an unreachable, stalled or forgetful Redis, an application's own client, and the
  * configuration. Fleets of real processes are in `Fleet.test.ts`.
  */
-import { AmpConfig, TokenMetrics } from "@amp-effect/core"
+import { AmpConfig, AuthApi, MockAmp, TokenData, TokenMetrics, TokenService, TokenStore } from "@amp-effect/core"
+import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
+import {
+  ConfigProvider,
+  DateTime,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  TestClock
+} from "effect"
 import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
-import { plain, sampleToken, storeContract } from "../../core/test/TokenStoreContract.js"
-import * as LogCapture from "../../core/test/utils/LogCapture.js"
-import { withSpans } from "../../core/test/utils/SpanCapture.js"
 import * as EncryptionKey from "../src/EncryptionKey.js"
 import { timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
-import * as RedisServer from "./utils/RedisServer.js"
+import { RedisServer } from "../src/testing/index.js"
+
+const { plain, sampleToken, storeContract } = TokenStoreContract
+const { withSpans } = SpanCapture
 
 RedisServer.warnIfSkipped()
 
@@ -113,6 +127,8 @@ suite("RedisTokenStore: keys and stored values", () => {
       expect(raw).toEqual({
         v: 1,
         exp: data.expiresAt.epochMillis,
+        // A fingerprint of the token, for the compare-and-set: not the token, nor any part of it.
+        fp: expect.stringMatching(/^[0-9a-f]{32}$/),
         data: {
           token: "eyJ.plain.sig",
           expires_at: new Date(data.expiresAt.epochMillis).toISOString(),
@@ -137,6 +153,70 @@ suite("RedisTokenStore: keys and stored values", () => {
 
       yield* store.save(sampleToken("expired", Date.now() - 25 * 3600_000))
       expect(yield* command("EXISTS", keys.token)).toBe(0)
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// No fleet split: what a renewal saves is what the process serves
+// -----------------------------------------------------------------------------
+
+/** A token service over `store` and an AMP that answers logins and refreshes with `tokens`, in order. */
+const serviceOver = (
+  store: TokenStore.TokenStore["Type"],
+  tokens: ReadonlyArray<string>,
+  during?: Effect.Effect<void>
+) => {
+  let calls = 0
+  const next = Effect.zipRight(during ?? Effect.void, Effect.sync(() => Redacted.make(tokens[calls++]!)))
+  const api = AuthApi.AuthApi.of({ obtain: next, refresh: () => next })
+  return TokenService.make().pipe(
+    Effect.provide(Layer.merge(Layer.succeed(AuthApi.AuthApi, api), Layer.succeed(TokenStore.TokenStore, store)))
+  )
+}
+
+const storedValue = (store: TokenStore.TokenStore["Type"]) =>
+  Effect.map(store.load, Option.map((data) => Redacted.value(data.token)))
+
+suite("RedisTokenStore: a renewal and the fleet agree on the token", () => {
+  // Issue 17: a refresh whose token expired in the same second as the one it replaced (JWT `exp`
+  // has whole seconds) was refused by the compare-and-set, and served all the same.
+  it.scoped("a refresh expiring in the same second as the token it replaces is saved, and served", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.now())
+      const exp = Math.floor(Date.now() / 1000) + 3600
+      const tokens = [MockAmp.jwt({ exp, jti: "login" }), MockAmp.jwt({ exp, jti: "refresh" })]
+      const { store } = yield* makeStore()
+      const service = yield* serviceOver(store, tokens)
+      expect(Redacted.value(yield* service.getToken)).toBe(tokens[0])
+      expect(yield* storedValue(store)).toEqual(Option.some(tokens[0]))
+      const rejections = yield* growth(RedisMetrics.saveRejections, undefined, service.forceRefresh)
+      expect(Redacted.value(rejections.result)).toBe(tokens[1])
+      expect(rejections.grew).toBe(0)
+      expect(yield* storedValue(store)).toEqual(Option.some(tokens[1]))
+      expect(Redacted.value(yield* service.getToken)).toBe(tokens[1])
+    }))
+
+  it.scoped("a renewal whose save is refused (another process saved a later token meanwhile) adopts that token", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.now())
+      const exp = Math.floor(Date.now() / 1000) + 3600
+      const mine = MockAmp.jwt({ exp, jti: "mine" })
+      const theirs = MockAmp.jwt({ exp: exp + 60, jti: "theirs" })
+      const { keys, store } = yield* makeStore()
+      // Another process on the same keys: it took the lock over (this one's lease ran out during
+      // its login) and saved its own, later token before this login answered.
+      const other = yield* RedisTokenStore.make({ url: redis().url, account, keyPrefix: keys.token.split(":")[0]! })
+      const otherSaves = Effect.orDie(Effect.asVoid(
+        other.save(TokenData.TokenData.fromToken(Redacted.make(theirs), DateTime.unsafeMake(Date.now())))
+      ))
+      const service = yield* serviceOver(store, [mine], otherSaves)
+      const logs = LogCapture.make()
+      const rejections = yield* growth(RedisMetrics.saveRejections, undefined, logs.provide(service.getToken))
+      expect(rejections.grew).toBe(1)
+      expect(yield* storedValue(store)).toEqual(Option.some(theirs))
+      expect(Redacted.value(rejections.result)).toBe(theirs)
+      expect(Redacted.value(yield* service.getToken)).toBe(theirs)
+      expect(logs.lines.some((line) => line.text.includes(mine.split(".")[1]!))).toBe(false)
     }))
 })
 
@@ -216,7 +296,8 @@ suite("RedisTokenStore: encryption at rest", () => {
       for (const part of token.split(".")) expect(raw).not.toContain(part)
       expect(raw).not.toContain("expires_at")
       const envelope = JSON.parse(raw)
-      expect(Object.keys(envelope).sort()).toEqual(["data", "exp", "iv", "kid", "v"])
+      expect(Object.keys(envelope).sort()).toEqual(["data", "exp", "fp", "iv", "kid", "v"])
+      for (const part of token.split(".")) expect(envelope.fp).not.toContain(part)
       expect(envelope.kid).toBe(key.id)
       expect(Option.map(yield* store.load, plain)).toEqual(Option.some(plain(data)))
     }))
@@ -279,7 +360,7 @@ suite("RedisTokenStore: the lock", () => {
       const owner = JSON.parse(String(seen[0]))
       expect(owner.pid).toBe(process.pid)
       expect(typeof owner.host).toBe("string")
-      expect(owner.nonce).toMatch(/^[0-9a-f]{24}$/)
+      expect(owner.nonce).toMatch(/^[0-9a-z]{14}$/) // the lock kit's nonce, fresh per acquisition
       expect(Number(seen[1])).toBeGreaterThan(0)
       expect(Number(seen[1])).toBeLessThanOrEqual(5000)
       expect(yield* command("EXISTS", keys.lock)).toBe(0)
@@ -333,7 +414,11 @@ suite("RedisTokenStore: the lock", () => {
       )
       expect(lost.grew).toBe(1)
       expect(yield* command("GET", keys.lock)).toBe(other)
-      expect(logs.warnings().some((line) => line.includes(`Lost the Redis lock ${keys.lock}`))).toBe(true)
+      expect(
+        logs.warnings().some((line) =>
+          line.includes(`The Redis lock ${keys.lock} was taken over by another process while held`)
+        )
+      ).toBe(true)
     }))
 
   it.scopedLive("fibers of one process queue for the lock: never two at once", () =>

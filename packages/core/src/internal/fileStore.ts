@@ -12,6 +12,7 @@ import { TokenStoreError } from "../TokenError.js"
 import type { FileStoreOptions, TokenStore } from "../TokenStore.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as FileLock from "./fileLock.js"
+import * as StoreLock from "./storeLock.js"
 import * as TokenFile from "./tokenFile.js"
 
 export const defaultLockLease: Duration.Duration = Duration.seconds(60)
@@ -30,7 +31,7 @@ export const makeFile = (
     const paths = yield* Path.Path
     const target = paths.resolve(path)
     const fail = (operation: TokenStoreError["operation"]) => (error: PlatformError) =>
-      new TokenStoreError({ operation, path: target, reason: AtomicFile.describe(error) })
+      new TokenStoreError({ store: "file", operation, path: target, reason: AtomicFile.describe(error) })
     const ctx: TokenFile.TokenFileContext = {
       fs,
       path: paths,
@@ -39,11 +40,18 @@ export const makeFile = (
       keepCorrupt: Math.max(0, options?.keepCorrupt ?? 3),
       checkPermissions: options?.checkPermissions ?? true
     }
-    const withFileLock = yield* FileLock.make(FileLock.makeContext(
-      ctx,
-      Duration.decode(options?.lockLease ?? defaultLockLease),
-      Duration.decode(options?.lockTimeout ?? defaultLockTimeout)
-    ))
+    const lease = Duration.decode(options?.lockLease ?? defaultLockLease)
+    const lock = FileLock.storage(ctx, lease)
+    // A file system that refuses the lock file (read-only, full) shares nothing anyway: proceed.
+    const withFileLock = yield* StoreLock.make(lock.storage, {
+      store: "file",
+      name: `token lock ${lock.ctx.lockPath}`,
+      where: lock.ctx.lockPath,
+      lease,
+      timeout: Duration.decode(options?.lockTimeout ?? defaultLockTimeout),
+      whenUnavailable: "proceed",
+      localProcess: options?.localProcess
+    })
     const span = { attributes: { store: "file" } }
 
     return {
@@ -53,6 +61,7 @@ export const makeFile = (
         AtomicFile.writeAtomically(ctx, TokenFile.encode(data)).pipe(
           // Afterwards, what writers and lock holders that died left beside the file goes.
           Effect.flatMap((written) => AtomicFile.removeLeftovers(ctx, leftoverKinds, written)),
+          Effect.as(data),
           Effect.mapError(fail("save")),
           Effect.withSpan("TokenStore.save", span)
         ),
@@ -60,6 +69,6 @@ export const makeFile = (
         Effect.catchIf(AtomicFile.isNotFound, () => Effect.void),
         Effect.mapError(fail("remove"))
       ),
-      withLock: (effect) => withFileLock(effect).pipe(Effect.withSpan("TokenStore.withLock"))
+      withLock: withFileLock
     }
   })

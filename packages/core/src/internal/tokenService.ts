@@ -240,7 +240,7 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
     const now = yield* Clock.currentTimeMillis
     let base = known
     const stored = yield* loadStored(service, true)
-    if (stored !== undefined && !sameToken(stored, known)) {
+    if (stored !== undefined && !sameToken(stored.data, known?.data)) {
       // Another process renewed: keep its token if it answers this call as if it were in memory.
       base = stored
       if (decide(mode, { _tag: "Idle", current: stored }, now)._tag === "Serve") {
@@ -273,10 +273,14 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
         )
       )
     }
-    const fresh = toCurrent(data, service.margin)
-    yield* renewed("server", fresh, now)
-    yield* save(service, data)
-    return fresh
+    yield* renewed("server", toCurrent(data, service.margin), now)
+    // A shared store may keep a later token another process saved meanwhile (this renewal's
+    // lock ran out): serve that one, so that this process and the store never disagree.
+    const held = yield* save(service, data, base?.data)
+    if (held !== data) {
+      yield* Effect.logWarning("Another process saved a token that expires later during this renewal; using it")
+    }
+    return toCurrent(held, service.margin)
   }))
 
 /**
@@ -430,15 +434,23 @@ const loadStored = (service: Pick<Service, "store" | "margin">, removeExpired: b
     return undefined
   })
 
-const save = (service: Service, data: TokenData) =>
-  service.store.save(data).pipe(
+/** Saves `data`; the token to serve: `data`, or the later one the store kept instead. */
+const save = (service: Service, data: TokenData, replacing: TokenData | undefined) =>
+  service.store.save(data, replacing).pipe(
+    Effect.map((held) => sameToken(held, data) ? data : held.withJwtExpiry()),
     Effect.catchAll((error) =>
-      Effect.zipRight(persistenceFailed(error), Effect.logWarning(`${error.message}; the token is kept in memory only`))
+      Effect.as(
+        Effect.zipRight(
+          persistenceFailed(error),
+          Effect.logWarning(`${error.message}; the token is kept in memory only`)
+        ),
+        data
+      )
     )
   )
 
-const sameToken = (candidate: Current, current: Current | undefined) =>
-  current !== undefined && Redacted.value(candidate.data.token) === Redacted.value(current.data.token)
+const sameToken = (candidate: TokenData, current: TokenData | undefined) =>
+  current !== undefined && Redacted.value(candidate.token) === Redacted.value(current.token)
 
 /** Records where a renewed token came from, on the span and in the metrics. */
 const renewed = (source: "server" | "file", current: Current, now: number) =>

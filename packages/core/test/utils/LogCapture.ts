@@ -1,20 +1,3 @@
-/** Captures every log line (message and annotations, as text) written while a test runs. */
-import { Effect, Layer, Logger, LogLevel } from "effect"
-
-export const make = () => {
-  const lines: Array<{ readonly level: string; readonly text: string }> = []
-  const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
-    const parts = Array.isArray(message) ? message : [message]
-    lines.push({
-      level: logLevel.label,
-      text: [...parts.map(String), String(cause), JSON.stringify([...annotations])].join(" ")
-    })
-  })
-  const layer = Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.All))
-  return {
-    lines,
-    layer,
-    warnings: () => lines.filter((line) => line.level === "WARN").map((line) => line.text),
-    provide: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, layer)
-  }
-}
+// Moved to the published test support (@amp-effect/core/testing); kept until the tests that
+// import it from here (AuthApi, RetryPolicy) import it from there.
+export * from "../../src/testing/LogCapture.js"

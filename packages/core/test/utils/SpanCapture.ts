@@ -1,22 +1,3 @@
-/**
- * The spans started while an effect runs, as the tracer in use makes them (each delegated to
- * it): names and attributes, for tests of what a program traces and of what it must not.
- */
-import { Effect, Tracer } from "effect"
-
-/** Runs `effect` with a tracer that records every span it starts; its result and those spans. */
-export const withSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const base = yield* Effect.tracer
-    const spans: Array<Tracer.Span> = []
-    const tracer = Tracer.make({
-      span: (...args) => {
-        const span = base.span(...args)
-        spans.push(span)
-        return span
-      },
-      context: (f, fiber) => base.context(f, fiber)
-    })
-    const result = yield* Effect.withTracer(effect, tracer)
-    return { result, spans }
-  })
+// Moved to the published test support (@amp-effect/core/testing); kept until the test that
+// imports it from here (AmpClient) imports it from there.
+export * from "../../src/testing/SpanCapture.js"

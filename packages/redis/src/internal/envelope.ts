@@ -4,8 +4,11 @@
  * (`data`: the token file's object) or encrypted (`kid`, `iv`, `data`: base64 of AES-256-GCM
  * ciphertext and tag over the token file's JSON).
  *
- *   {"v":1,"exp":1704196800000,"data":{"token":"eyJ…","expires_at":"…","obtained_at":"…"}}
- *   {"v":1,"exp":1704196800000,"kid":"9f86d081884c7d65","iv":"…","data":"…"}
+ *   {"v":1,"exp":1704196800000,"fp":"…","data":{"token":"eyJ…","expires_at":"…","obtained_at":"…"}}
+ *   {"v":1,"exp":1704196800000,"fp":"…","kid":"9f86d081884c7d65","iv":"…","data":"…"}
+ *
+ * `fp`, in clear too, is a fingerprint of the token (see `fingerprint`): the script recognises
+ * the token a save replaces by it, encrypted or not. Values without one (older) still load.
  *
  * The additional authenticated data binds a ciphertext to its account and its `exp`: a value
  * copied to another account's key, or with `exp` edited, no longer decrypts.
@@ -14,7 +17,7 @@
  */
 import { TokenData } from "@amp-effect/core"
 import { DateTime, Either, Redacted, Schema } from "effect"
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
 import type { EncryptionKey } from "../EncryptionKey.js"
 
 const Plain = Schema.Struct({ v: Schema.Literal(1), exp: Schema.Number, data: TokenData.TokenData })
@@ -37,17 +40,25 @@ export interface Unreadable {
 
 const aad = (account: string, exp: number) => Buffer.from(`amp-effect/redis v1 ${account} ${exp}`)
 
+/**
+ * Names a token without revealing it: 128 bits of SHA-256 over a label and the token, whose
+ * `jti` and signature leave nothing to guess from it.
+ */
+export const fingerprint = (data: TokenData.TokenData): string =>
+  createHash("sha256").update(`amp-effect/redis fp ${Redacted.value(data.token)}`).digest("hex").slice(0, 32)
+
 /** The envelope of `data`, encrypted with `key` when there is one. */
 export const encode = (data: TokenData.TokenData, account: string, key: EncryptionKey | undefined): string => {
   const exp = DateTime.toEpochMillis(data.expiresAt)
+  const fp = fingerprint(data)
   if (key === undefined) {
-    return JSON.stringify({ v: 1, exp, data: Schema.encodeSync(TokenData.TokenData)(data) })
+    return JSON.stringify({ v: 1, exp, fp, data: Schema.encodeSync(TokenData.TokenData)(data) })
   }
   const iv = randomBytes(12)
   const cipher = createCipheriv("aes-256-gcm", Redacted.value(key.bytes), iv)
   cipher.setAAD(aad(account, exp))
   const sealed = Buffer.concat([cipher.update(TokenData.encodeFile(data), "utf8"), cipher.final(), cipher.getAuthTag()])
-  return JSON.stringify({ v: 1, exp, kid: key.id, iv: iv.toString("base64"), data: sealed.toString("base64") })
+  return JSON.stringify({ v: 1, exp, fp, kid: key.id, iv: iv.toString("base64"), data: sealed.toString("base64") })
 }
 
 /** The token in a stored value, decrypting with the key its `kid` names. */

@@ -1,14 +1,30 @@
 /**
- * The contract every `TokenStore` that keeps tokens fulfils, as a suite to run against each
- * implementation (`layerMemory` here, `layerFile` in `@amp-effect/node`'s tests, where a real
- * file system is at hand).
+ * The contract every `TokenStore` that keeps tokens fulfils, as a suite of `@effect/vitest`
+ * tests to run against each implementation: the memory and file stores run it, as does the
+ * Redis store, and so should any store of your own.
+ *
+ * @example
+ * ```ts
+ * import { TokenStore } from "@amp-effect/core"
+ * import { TokenStoreContract } from "@amp-effect/core/testing"
+ *
+ * TokenStoreContract.storeContract("memory", TokenStore.layerMemory)
+ * ```
+ *
+ * @since 0.1.0
  */
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, type Layer, Option, Redacted } from "effect"
-import { TokenData } from "../src/TokenData.js"
-import { TokenStore } from "../src/TokenStore.js"
+import { TokenData } from "../TokenData.js"
+import { TokenStore } from "../TokenStore.js"
 
-/** A token with fixed, distinct times (milliseconds included: they must survive the trip). */
+/**
+ * A token valid for 24 hours from `obtainedAtMillis`, with fixed, distinct times (milliseconds
+ * included: they must survive the trip).
+ *
+ * @since 0.1.0
+ * @category fixtures
+ */
 export const sampleToken = (token: string, obtainedAtMillis = Date.UTC(2024, 0, 1, 12, 0, 0, 123)) =>
   new TokenData({
     token: Redacted.make(token),
@@ -16,7 +32,12 @@ export const sampleToken = (token: string, obtainedAtMillis = Date.UTC(2024, 0, 
     expiresAt: DateTime.unsafeMake(obtainedAtMillis + 24 * 3600_000)
   })
 
-/** What a loaded token says, in plain values that `toEqual` compares. */
+/**
+ * What a loaded token says, in plain values that `toEqual` compares.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const plain = (data: TokenData) => ({
   token: Redacted.value(data.token),
   expiresAt: DateTime.toEpochMillis(data.expiresAt),
@@ -26,6 +47,9 @@ export const plain = (data: TokenData) => ({
 /**
  * Runs the contract against the store built by `layer`. `layer` is built afresh for every test
  * (each in its own scope), so a file store gets its own temp directory per test.
+ *
+ * @since 0.1.0
+ * @category suites
  */
 export const storeContract = <E>(name: string, layer: Layer.Layer<TokenStore, E, never>) =>
   describe(`TokenStore contract: ${name}`, () => {
