@@ -121,7 +121,8 @@ const spawnServer = (port: number, dir: string) =>
     }
     wrapper.stdout!.setEncoding("utf8").on("data", onData)
     wrapper.stderr!.setEncoding("utf8").on("data", onData)
-    wrapper.once("exit", (code) => reject(new Error(`postgres exited (${code}) before it was ready: ${output.slice(-500)}`)))
+    wrapper.once("exit", (code) =>
+      reject(new Error(`postgres exited (${code}) before it was ready: ${output.slice(-500)}`)))
   })
 
 /** Immediate shutdown by pid, waiting until the shell has reaped the server (its port is free). */
