@@ -54,6 +54,8 @@ export const lockKey = (names: Names, account: string): string =>
 interface Link {
   readonly settings: Settings
   readonly ready: Effect.Effect<SqlClient.SqlClient, string>
+  /** Forgets that the schema is in place. */
+  readonly forget: Effect.Effect<void>
   readonly lockKey: string
 }
 
@@ -88,9 +90,22 @@ const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.E
     })
   )
 
-/** A statement on the store's client, once the schema is in place. */
+/** The table or its schema is gone (dropped, a database restored from before it existed). */
+const isMissing = (error: unknown) => {
+  const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
+  return code === "42P01" || code === "3F000"
+}
+
+/**
+ * A statement on the store's client, once the schema is in place. Should the table be gone, the
+ * next operation migrates again: a store never stays broken by a dropped table.
+ */
 const run = <A>(link: Link, query: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
-  Effect.flatMap(link.ready, (sql) => bounded(link.settings, query(sql)))
+  Effect.flatMap(
+    link.ready,
+    (sql) =>
+      bounded(link.settings, Effect.tapError(query(sql), (error) => isMissing(error) ? link.forget : Effect.void))
+  )
 
 /** A statement on a reserved connection (the lock's), with `$n` parameters. */
 const onConnection = (
@@ -117,7 +132,10 @@ export const make = (settings: Settings) =>
         )
       })
     ))
-    const link: Link = { settings, ready, lockKey: lockKey(settings.names, settings.account) }
+    const forget = Effect.sync(() => {
+      migrated = undefined
+    })
+    const link: Link = { settings, ready, forget, lockKey: lockKey(settings.names, settings.account) }
     const withLock = yield* StoreLock.make(lockStorage(link), {
       store: "postgres",
       name: `Postgres advisory lock ${link.lockKey}`,
