@@ -325,8 +325,11 @@ describe("PostgresTokenStore: the advisory lock", () => {
       // Within its 20 s timeout, though the first holder's lease is 30 s and it never released.
       expect(yield* second.withLock(advisoryHolders(sql))).toHaveLength(1)
       yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(holder)
-      expect(logs.warnings().some((line) => line.includes("Could not release the Postgres advisory lock"))).toBe(true)
+      // Its release finds the lock gone with its session: lost, counted and warned once.
+      const lost = yield* growth(PostgresMetrics.lockLost, undefined, Fiber.join(holder))
+      expect(lost.grew).toBe(1)
+      expect(logs.warnings().filter((line) => line.includes("advisory lock"))).toHaveLength(1)
+      expect(logs.warnings().some((line) => line.includes("was taken over by another process while held"))).toBe(true)
       expect(yield* advisoryHolders(sql)).toEqual([])
     }))
 
@@ -428,7 +431,7 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       expect(tokenOf(yield* store.load)).toEqual(Option.some("before"))
     }))
 
-  it.scopedLive("a restart while the lock is held: the renewal finishes, the release is warned, all works after", () =>
+  it.scopedLive("a restart while the lock is held: the renewal finishes, the lock counts as lost, all works after", () =>
     Effect.gen(function*() {
       const server = yield* Effect.acquireRelease(
         Effect.promise(() => PostgresServer.start()),
@@ -437,9 +440,10 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       const logs = LogCapture.make()
       const store = yield* PostgresTokenStore.makeUrl({ url: Redacted.make(server.url), account: Database.account })
       yield* store.save(sampleToken("before", Date.now()))
-      const result = yield* logs.provide(store.withLock(Effect.as(Effect.promise(() => server.restart()), "renewed")))
-      expect(result).toBe("renewed")
-      expect(logs.warnings().some((line) => line.includes("Could not release the Postgres advisory lock"))).toBe(true)
+      const renewal = store.withLock(Effect.as(Effect.promise(() => server.restart()), "renewed"))
+      const lost = yield* growth(PostgresMetrics.lockLost, undefined, logs.provide(renewal))
+      expect(lost.result).toBe("renewed")
+      expect(lost.grew).toBe(1)
       // The test server does not sync its writes: the crash may have lost the table itself. The
       // store notices and migrates again.
       yield* Effect.retry(store.save(sampleToken("after", Date.now())), {

@@ -84,11 +84,17 @@ const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.E
   Effect.interruptible(query).pipe(
     Effect.mapError((error) => reasonOf(settings, error)),
     Effect.disconnect,
-    Effect.timeoutFail({
-      duration: settings.statementTimeout,
-      onTimeout: () => `Postgres did not answer within ${Duration.format(settings.statementTimeout)}`
-    })
+    Effect.timeoutFail({ duration: settings.statementTimeout, onTimeout: () => timedOut(settings) })
   )
+
+const timedOut = (settings: Settings) => `Postgres did not answer within ${Duration.format(settings.statementTimeout)}`
+
+/**
+ * On the lock's connection, any failure but a slow answer means the connection is gone, and
+ * its session's lock with it: the lock is lost (`false`), not merely unreachable.
+ */
+const orLost = (settings: Settings) => (reason: string) =>
+  reason === timedOut(settings) ? Effect.fail(reason) : Effect.succeed(false)
 
 /** The table or its schema is gone (dropped, a database restored from before it existed). */
 const isMissing = (error: unknown) => {
@@ -336,9 +342,9 @@ const lockStorage = (link: Link): StoreLock.Storage => {
     extend: (owner) => {
       const lock = held.get(owner.nonce)
       if (lock === undefined) return Effect.succeed(false)
-      return Effect.map(
-        onConnection(settings, lock.connection, extendQuery, [link.lockKey]),
-        (rows) => rows[0]?.held === true
+      return onConnection(settings, lock.connection, extendQuery, [link.lockKey]).pipe(
+        Effect.map((rows) => rows[0]?.held === true),
+        Effect.catchAll(orLost(settings))
       )
     },
     release: (owner) => {
@@ -347,6 +353,7 @@ const lockStorage = (link: Link): StoreLock.Storage => {
       held.delete(owner.nonce)
       return onConnection(settings, lock.connection, releaseQuery, [link.lockKey]).pipe(
         Effect.map((rows) => rows[0]?.released === true),
+        Effect.catchAll(orLost(settings)),
         Effect.ensuring(Scope.close(lock.scope, Exit.void))
       )
     }
