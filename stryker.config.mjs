@@ -13,7 +13,7 @@
  * @type {import("@stryker-mutator/api/core").PartialStrykerOptions}
  */
 const pkg = process.env.STRYKER_PACKAGE ?? "core"
-const others = ["core", "node", "redis", "cli"].filter((name) => name !== pkg).map((name) => `/packages/${name}`)
+const others = ["core", "node", "redis", "cli", "postgres"].filter((name) => name !== pkg).map((name) => `/packages/${name}`)
 
 export default {
   packageManager: "pnpm",

@@ -13,7 +13,11 @@
  *    exactOptionalPropertyTypes, target ES2020) without compiling any of the library's sources;
  * 4. the installed `amp-token` runs `--help`, `status --json` and `token` (against the mock
  *    server), and there is no tsx anywhere in the project; its code cache goes where
- *    `XDG_CACHE_HOME` says (here inside the project), and later runs start from it.
+ *    `XDG_CACHE_HOME` says (here inside the project), is named for the Node running this test
+ *    (the `node` on PATH, which the executable's `#!/usr/bin/env node` runs too), and later
+ *    runs start from it.
+ *
+ * It runs on the Node first on PATH: `.ci/run` runs it on the machine's and on the newest line.
  *
  * Usage: `pnpm test:consumer` (builds first). `--keep` leaves the project in place and prints
  * where it is. Prints what it checked, the tarballs' sizes and file lists, and its timings.
@@ -320,7 +324,11 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   if ((Fs.statSync(file).mode & 0o777) !== 0o600) fail("token.json is not 0600")
   const caches = () => Fs.readdirSync(Path.join(cacheHome, "amp-token"))
   const written = caches()
-  if (written.length !== 1 || !/^cli-[0-9a-f]{32}-.*\.cache$/.test(written[0])) fail(`code cache: ${written}`)
+  // cli-<bundle hash>-<Node>-<V8>-<arch>.cache (packages/cli/src/launcher.ts)
+  const runtime = `-${process.version}-${process.versions.v8}-${process.arch}.cache`
+  if (written.length !== 1 || !/^cli-[0-9a-f]{32}-/.test(written[0]) || !written[0].endsWith(runtime)) {
+    fail(`code cache: ${written}, not cli-<hash>${runtime}`)
+  }
   const cacheStats = Fs.statSync(Path.join(cacheHome, "amp-token", written[0]))
   const again = run(bin, ["token"], { cwd: project, env: { AMP_TOKEN_FILE: file, XDG_CACHE_HOME: cacheHome } })
   if (again.stdout !== token.stdout) fail("the second amp-token token did not print the saved token")
@@ -343,7 +351,7 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   ok(`code cache: ${written[0]} (${(cacheStats.size / 1024).toFixed(0)} KiB, mode ${mode}), used by the later runs`)
   ok(`the mock server saw ${counters.obtain} login in all`)
 
-  console.log(`\nConsumer test passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  console.log(`\nConsumer test passed on Node ${process.version} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 } finally {
   if (keep) console.log(`(kept ${project})`)
   else Fs.rmSync(project, { recursive: true, force: true })

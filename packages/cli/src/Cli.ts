@@ -27,6 +27,7 @@ import type { CliApp } from "@effect/cli"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { FetchHttpClient, FileSystem, Path } from "@effect/platform"
 import {
+  Array as Arr,
   Cause,
   Clock,
   Config,
@@ -301,11 +302,13 @@ const renewed = (
       yield* renew(tokens)
       yield* saved
       const { where } = yield* Chosen
-      const until = Option.map(
-        yield* tokens.getTokenInfo,
-        (info) => ` (expires ${DateTime.formatIso(info.expiresAt)}, in ${formatSeconds(info.expiresIn)})`
+      // A renewal leaves its token in memory: no token here would be a bug.
+      const info = yield* Effect.orDie(Effect.flatten(tokens.getTokenInfo))
+      yield* Console.log(
+        `${done}; saved to ${where} (expires ${DateTime.formatIso(info.expiresAt)}, in ${
+          formatSeconds(info.expiresIn)
+        })`
       )
-      yield* Console.log(`${done}; saved to ${where}${Option.getOrElse(until, () => "")}`)
     })
   )
 
@@ -415,7 +418,7 @@ const cli = root.pipe(
 const stderrLogger = Logger.replace(
   Logger.defaultLogger,
   Logger.withConsoleError(Logger.make(({ logLevel, message }) => {
-    const parts = Array.isArray(message) ? message : [message]
+    const parts = Arr.ensure(message)
     const level = logLevel._tag === "Warning" ? "warning" : logLevel.label.toLowerCase()
     return `amp-token: ${level}: ${parts.map(String).join(" ")}`
   }))
@@ -428,6 +431,11 @@ const authCauses: Partial<Record<TokenError.AuthError["reason"], string>> = {
   TransportError: "server unreachable",
   RequestTimeout: "server not answering",
   RateLimited: "rate limited"
+}
+
+const storeFailures: Record<StoreFailed["reason"], string> = {
+  Unusable: "cannot use the token file",
+  NotSaved: "the token was obtained but not saved"
 }
 
 /** The one line a failure prints, naming its cause. Never the password, never the token. */
@@ -443,9 +451,7 @@ const describeFailure = (
     case "AmpConfigError":
       return `configuration: ${error.message}`
     case "StoreFailed":
-      return error.reason === "Unusable"
-        ? `cannot use the token file: ${error.error.message}`
-        : `the token was obtained but not saved: ${error.error.message}`
+      return `${storeFailures[error.reason]}: ${error.error.message}`
     case "TokenStoreError":
       return error.message
   }
@@ -457,7 +463,7 @@ const formatSeconds = (duration: Duration.Duration): string => {
   return seconds === 0 ? "0s" : Duration.format(Duration.seconds(seconds))
 }
 
-const stripAnsi = (value: unknown) => typeof value === "string" ? value.replace(/\u001b\[[0-9;]*m/g, "") : value
+const stripAnsi = (text: unknown) => String(text).replace(/\u001b\[[0-9;]*m/g, "")
 
 /** The console with colour codes removed from what it prints (help and usage errors). */
 const plainConsole = Effect.map(Console.consoleWith(Effect.succeed), (console): Console.Console => ({
@@ -488,7 +494,7 @@ export interface RunOptions {
  */
 export const run = (
   argv: ReadonlyArray<string>,
-  options: RunOptions = { colors: false }
+  options?: RunOptions
 ): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
   Command.run(cli, { name: "amp-token", version: packageJson.version })(argv).pipe(
     Effect.as(0),
@@ -508,5 +514,6 @@ export const run = (
     ),
     Effect.provide(stderrLogger),
     Logger.withMinimumLogLevel(LogLevel.Warning),
-    (effect) => options.colors ? effect : Effect.flatMap(plainConsole, (console) => Effect.withConsole(effect, console))
+    (effect) =>
+      options?.colors ? effect : Effect.flatMap(plainConsole, (console) => Effect.withConsole(effect, console))
   )

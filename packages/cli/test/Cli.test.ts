@@ -255,6 +255,17 @@ describe("amp-token", () => {
       expect(JSON.parse(b.stdout).age_seconds).toBeGreaterThanOrEqual(3600)
       // status looks, it does not touch: the expired file is still there
       expect(yield* exists(expired)).toBe(true)
+      // The same, for people.
+      const expiredText = yield* amp(["status", "--token-file", expired])
+      expect(expiredText.code).toBe(1)
+      expect(expiredText.stdout).toMatch(
+        /^Token file: .*expired\.json\nExpires at: \S+ \(expired\)\nObtained at: \S+ \(1d( \d+s)? ago\)\n/
+      )
+      expect(expiredText.stdout).toContain("\nExpired: yes\nExpires soon: no\n")
+      const soonText = yield* amp(["status", "--token-file", soon])
+      expect(soonText.code).toBe(0)
+      expect(soonText.stdout).toMatch(/\nExpires at: \S+ \(in \d+s\)\n/)
+      expect(soonText.stdout).toContain("\nExpired: no\nExpires soon: yes (the next use renews it)\n")
     }))
 
   it.scopedLive("token renews a token inside the refresh margin through the refresh endpoint", () =>
@@ -277,6 +288,7 @@ describe("amp-token", () => {
       yield* Effect.promise(() => Fs.writeFile(blocker, ""))
       const wrong = oneLineFailure(yield* amp(["login"], { ...env, AMP_PASSWORD: "hunter2-wrong" }))
       expect(wrong).toMatch(/^amp-token: wrong credentials: AMP rejected the username or password \(HTTP 400\)/)
+      expect(wrong).toMatch(/ \(check AMP_USERNAME and AMP_PASSWORD\)$/)
       expect(wrong).not.toContain("hunter2-wrong")
       expect(yield* exists(file)).toBe(false)
 
@@ -339,6 +351,8 @@ describe("amp-token", () => {
 
       const bad = oneLineFailure(yield* amp(["token", "--base-url", "ftp://x"], env))
       expect(bad).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
+      const blank = oneLineFailure(yield* amp(["--token-file", " ", "token"], env))
+      expect(blank).toBe("amp-token: configuration: --token-file=\" \" is invalid: expected a file path")
     }))
 
   it.scopedLive("a base URL without /api is named as a wrong base URL, not as wrong credentials", () =>
@@ -348,6 +362,7 @@ describe("amp-token", () => {
       expect(line).toMatch(/^amp-token: wrong base URL: AMP has no obtain_token endpoint at .*\(HTTP 404\)/)
       expect(line).toContain("check AMP_API_BASE_URL")
       expect(line).not.toContain("wrong credentials")
+      expect(line).not.toContain("AMP_PASSWORD")
     }))
 
   it.scopedLive("options work before or after the command's name; the command's own value wins", () =>
@@ -382,6 +397,16 @@ describe("amp-token", () => {
       })
       // --log-level silences logs, never the failure line
       oneLineFailure(quiet)
+    }))
+
+  it.scopedLive("a server that does not answer in time is named", () =>
+    Effect.gen(function*() {
+      const { env, server } = yield* setup
+      yield* server.script("obtain", MockFault.hang)
+      const line = oneLineFailure(
+        yield* amp(["token"], { ...env, API_REQUEST_TIMEOUT_SECONDS: "1", API_RETRY_MAX_ATTEMPTS: "1" })
+      )
+      expect(line).toMatch(/^amp-token: server not answering: /)
     }))
 
   it.scopedLive("rate limiting is reported with the wait the server asked for", () =>
@@ -433,6 +458,7 @@ describe("amp-token", () => {
 
       const plain = yield* amp(["--help"])
       expect(plain.code).toBe(0)
+      expect(plain.stdout).toMatch(/^amp-token\n\namp-token \d+\.\d+\.\d+\n\nUSAGE\n/)
       expect(plain.stdout).toContain("amp-token")
       expect(plain.stdout).toContain("--token-file")
       expect(plain.stdout).not.toContain("\u001b[")
@@ -535,9 +561,14 @@ describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis"
       expect(status.stdout).toMatch(/^Token store: redis redis:\/\/127\.0\.0\.1:\d+ amp-effect:/)
       expect(status.stdout).toContain("Expired: no")
 
-      const clear = yield* amp([...flags, "clear"], noFile)
+      const clear = yield* amp([...flags, "clear", "--log-level", "debug"], noFile)
       expect(clear.code).toBe(0)
       expect(clear.stdout).toMatch(/^Removed the token from redis /)
+      expect(clear.stderr).toMatch(/^amp-token: debug: Token store: Redis, AMP API http:\/\/127\.0\.0\.1:\d+\/api\n/)
+      expect(yield* amp([...flags, "clear"], noFile)).toMatchObject({
+        code: 0,
+        stdout: `No token in ${status.stdout.split("\n")[0]!.slice("Token store: ".length)}\n`
+      })
       expect((yield* amp(["status", "--json"], fromEnv)).code).toBe(1)
       expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
       for (const output of [login, status, clear]) expect(output.stdout + output.stderr).not.toContain(first)

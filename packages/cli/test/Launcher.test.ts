@@ -252,7 +252,7 @@ describe("amp-token's code cache", () => {
 
   // `.ci/run` runs the suite once per Node line, with that Node first on PATH and its version in
   // AMP_TEST_NODE: the tests, and the processes they start by name or by `process.execPath`, run on it.
-  it.live.runIf(process.env["AMP_TEST_NODE"] !== undefined)(
+  it.live.runIf((process.env["AMP_TEST_NODE"] ?? "") !== "")(
     "runs on the Node line CI chose",
     () =>
       Effect.gen(function*() {

@@ -37,8 +37,9 @@ import { normalizeBaseUrl } from "./internal/ampHttp.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
 /**
- * A configuration variable is missing or holds a value the library cannot use. `reason` is read
- * after the variable's name; `value`, when given, is quoted before it.
+ * A configuration variable is missing or holds a value the library cannot use. The message is
+ * `VARIABLE reason`, or `VARIABLE="value" is invalid: reason` when `value` is given (a value
+ * checked outside `Config`, such as a command-line flag).
  *
  * @since 0.1.0
  * @category errors
@@ -191,12 +192,18 @@ export const read = <A>(config: Config.Config<A>): Effect.Effect<A, AmpConfigErr
 
 /**
  * The variable `name`, its text trimmed and read by `parse`; text `parse` refuses is invalid
- * for `rule`. A `Config.primitive` rather than a `Config.mapOrFail`: the failure of a primitive
- * carries the path the provider read, so a prefix added by `ConfigProvider.nested` is named too.
+ * for `rule`, and quoted as `shown` shows it. A `Config.primitive` rather than a
+ * `Config.mapOrFail`: the failure of a primitive carries the path the provider read, so a prefix
+ * added by `ConfigProvider.nested` is named too.
  */
-const variable = <A>(name: string, rule: string, parse: (text: string) => Option.Option<A>): Config.Config<A> =>
+const variable = <A>(
+  name: string,
+  rule: string,
+  parse: (text: string) => Option.Option<A>,
+  shown: (text: string) => string = (text) => text
+): Config.Config<A> =>
   Config.nested(
-    Config.primitive(rule, (text) => Either.fromOption(parse(text.trim()), () => invalidValue(text, rule))),
+    Config.primitive(rule, (text) => Either.fromOption(parse(text.trim()), () => invalidValue(shown(text), rule))),
     name
   )
 
@@ -211,6 +218,15 @@ const parseFlag = (text: string): Option.Option<boolean> => {
     : ["false", "0", "no", "off", ""].includes(flag)
     ? Option.some(false)
     : Option.none()
+}
+
+/** A URL as an error may quote it: a user name or password in it is replaced by `***`. */
+const withoutCredentials = (text: string): string => {
+  const url = URL.canParse(text) ? new URL(text) : undefined
+  if (url === undefined || (url.username === "" && url.password === "")) return text
+  url.username = "***"
+  url.password = ""
+  return url.href
 }
 
 /** An absolute http(s) URL without query, fragment or credentials, with no trailing slash. */
@@ -231,7 +247,8 @@ const parseBaseUrl = (text: string): Option.Option<string> => {
 export const baseUrl: Config.Config<string> = variable(
   "AMP_API_BASE_URL",
   "expected an absolute http(s) URL without query or credentials, such as https://amp-test.blockstream.com/api",
-  parseBaseUrl
+  parseBaseUrl,
+  withoutCredentials
 ).pipe(Config.withDefault(defaultBaseUrl))
 
 /**

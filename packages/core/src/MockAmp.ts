@@ -41,8 +41,8 @@
  *
  * @since 0.1.0
  */
-import { type HttpApp, HttpClient } from "@effect/platform"
-import { Context, type Duration, Effect, Layer } from "effect"
+import { HttpClient } from "@effect/platform"
+import { Context, Effect, Layer } from "effect"
 import * as internal from "./internal/mockAmp.js"
 
 // -----------------------------------------------------------------------------
@@ -55,120 +55,49 @@ import * as internal from "./internal/mockAmp.js"
  * @since 0.1.0
  * @category models
  */
-export interface MockAmpOptions {
-  /** Username accepted by `POST /user/obtain_token`. Defaults to `"mock_user"`. */
-  readonly username?: string | undefined
-  /** Password accepted by `POST /user/obtain_token`. Defaults to `"mock_pass"`. */
-  readonly password?: string | undefined
-  /**
-   * How long an issued token stays valid. Defaults to 24 hours. The JWT's `exp` claim is the
-   * expiry in whole seconds, rounded down, so it is never later than the moment the mock starts
-   * rejecting the token.
-   */
-  readonly tokenLifetime?: Duration.DurationInput | undefined
-  /** When `false`, issued tokens carry no `exp` claim (they still expire). Defaults to `true`. */
-  readonly issueExp?: boolean | undefined
-  /** Extra delay before every obtain / refresh answer. Defaults to zero. */
-  readonly latency?: Duration.DurationInput | undefined
-  /** The assets served by `GET /assets/`, in list order. Defaults to {@link mockAssets}. */
-  readonly assets?: ReadonlyArray<MockAsset> | undefined
-}
+export type MockAmpOptions = internal.MockAmpOptions
 
 /**
- * A scripted misbehaviour, consumed by exactly one request to the endpoint it was scripted for
- * (see {@link MockAmp.Controls.script}).
- *
- * - `Status`: answer with that status, body (default `{"detail": <reason>}`) and extra headers.
- * - `Delay`: wait (on the mock's `Clock`), then answer normally. Other requests are not blocked.
- * - `Hang`: never answer; the request stays open until the client gives up (its timeout, or it
- *   goes away) or, over a socket, the server's scope closes.
- * - `Malformed`: answer with that raw body as `application/json` (status 200 unless given).
- * - `Reset`: drop the connection without answering. The in-memory client fails with the
- *   transport error a client would see (`RequestError`, reason `"Transport"`); over a socket
- *   the connection is really reset.
+ * A scripted misbehaviour (`Status`, `Delay`, `Hang`, `Malformed`, `Reset`), consumed by exactly one
+ * request to the endpoint it was scripted for (see `MockAmp.Controls.script`).
  *
  * @since 0.1.0
  * @category models
  */
-export type MockFault =
-  | {
-    readonly _tag: "Status"
-    readonly status: number
-    readonly body?: string | undefined
-    readonly headers?: Readonly<Record<string, string>> | undefined
-  }
-  | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
-  | { readonly _tag: "Hang" }
-  | { readonly _tag: "Malformed"; readonly body: string; readonly status?: number | undefined }
-  | { readonly _tag: "Reset" }
+export type MockFault = internal.MockFault
 
 /**
- * Constructors for {@link MockFault}s. Plain object literals work just as well.
+ * Constructors for `MockFault`s. Plain object literals work just as well.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const MockFault: {
-  /** Answer with `status`, optionally with a raw body and extra headers. */
-  readonly status: (
-    status: number,
-    options?: { readonly body?: string | undefined; readonly headers?: Readonly<Record<string, string>> | undefined }
-  ) => MockFault
-  /** `429 Too Many Requests`, with a `Retry-After` header when one is given. */
-  readonly rateLimited: (retryAfter?: string | undefined) => MockFault
-  /** Wait `duration` on the mock's `Clock`, then answer normally. */
-  readonly delay: (duration: Duration.DurationInput) => MockFault
-  /** Never answer. */
-  readonly hang: MockFault
-  /** Answer with a raw (by default unparsable) body, status 200 unless given. */
-  readonly malformed: (body?: string, status?: number) => MockFault
-  /** Drop the connection without answering. */
-  readonly reset: MockFault
-} = internal.MockFault
+export const MockFault: internal.MockFaults = internal.MockFault
 
 /**
- * The endpoints of the mock, as used by {@link MockAmp.Controls.script} and
- * {@link MockAmpCounters}. `"assets"` covers both the list and the single-asset route.
+ * The endpoints of the mock, as used by `script` and the counters. `"assets"` covers both the
+ * list and the single-asset route.
  *
  * @since 0.1.0
  * @category models
  */
-export type MockEndpoint = "obtain" | "refresh" | "info" | "assets" | "changelog"
+export type MockEndpoint = internal.MockEndpoint
 
 /**
- * Requests received since start (or the last reset). Faulted requests count too;
- * `unauthorized` counts the 401 answers of the authentication check and `total` counts every
- * request, including unknown paths.
+ * Requests received since start (or the last reset), by endpoint, with `unauthorized` and `total`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface MockAmpCounters {
-  readonly obtain: number
-  readonly refresh: number
-  readonly info: number
-  readonly assets: number
-  readonly changelog: number
-  readonly unauthorized: number
-  readonly total: number
-}
+export type MockAmpCounters = internal.MockAmpCounters
 
 /**
- * One request as the mock received it, in the request log (see
- * {@link MockAmp.Controls.requests}).
+ * One request as the mock received it, in the request log.
  *
  * @since 0.1.0
  * @category models
  */
-export interface MockRequest {
-  /** The endpoint it was routed to; `undefined` for an unknown path (answered 404). */
-  readonly endpoint: MockEndpoint | undefined
-  readonly method: string
-  /** The full URL: as the client sent it in memory; from the `Host` header over a socket. */
-  readonly url: string
-  /** The `Authorization` header as sent (it carries the token), or `undefined`. */
-  readonly authorization: string | undefined
-}
+export type MockRequest = internal.MockRequest
 
 /**
  * An asset served by `GET /assets/`.
@@ -176,17 +105,7 @@ export interface MockRequest {
  * @since 0.1.0
  * @category models
  */
-export interface MockAsset {
-  readonly asset_uuid: string
-  readonly asset_id: string
-  readonly name: string
-  readonly ticker: string | null
-  readonly precision: number
-  readonly domain: string | null
-  readonly is_registered: boolean
-  readonly is_authorized: boolean
-  readonly is_locked: boolean
-}
+export type MockAsset = internal.MockAsset
 
 /**
  * The assets a mock serves unless {@link MockAmpOptions.assets} says otherwise, in list order.
@@ -236,21 +155,12 @@ export type ConnectionReset = internal.ConnectionReset
 export const jwt: (payload: Readonly<Record<string, unknown>>) => string = internal.jwt
 
 /**
- * What {@link mintToken} puts in a token.
+ * What `mintToken` puts in a token.
  *
  * @since 0.1.0
  * @category models
  */
-export interface MintOptions {
-  /** The `sub` claim. Defaults to `"mock_user"`. */
-  readonly subject?: string | undefined
-  /** The token's lifetime from now: `exp` is `now + lifetime` in whole seconds, rounded down. Defaults to 24 hours. */
-  readonly lifetime?: Duration.DurationInput | undefined
-  /** When `false`, no `exp` claim. Defaults to `true`. */
-  readonly exp?: boolean | undefined
-  /** The `jti` claim. Defaults to a random UUID, which makes every token unique. */
-  readonly jti?: string | number | undefined
-}
+export type MintOptions = internal.MintOptions
 
 /**
  * Mints a token the way the mock issues them: `{sub, iat, exp, jti}` with `iat` the current
@@ -290,63 +200,24 @@ export const mintToken: (options?: MintOptions) => Effect.Effect<string> = inter
 export class MockAmp extends Context.Tag("@amp-effect/core/MockAmp")<MockAmp, MockAmp.Service>() {}
 
 /**
- * The types of the `MockAmp` service.
+ * The types of the `MockAmp` service: its `Controls` (what a test reads and changes, however the
+ * mock is reached) and the `Service` (the controls, the routes as an `HttpApp`, an in-memory
+ * `HttpClient` and its base URL).
  *
  * @since 0.1.0
  * @category models
  */
 export declare namespace MockAmp {
   /**
-   * What a test reads and changes on a fake AMP, however it is reached (in memory or over a
-   * socket).
-   *
    * @since 0.1.0
    * @category models
    */
-  export interface Controls {
-    /** A snapshot of the request counters. */
-    readonly counters: Effect.Effect<MockAmpCounters>
-    /** Sets every counter back to zero and empties the request log. */
-    readonly resetCounters: Effect.Effect<void>
-    /** Every request received since start (or the last reset), oldest first. */
-    readonly requests: Effect.Effect<ReadonlyArray<MockRequest>>
-    /**
-     * Appends faults to the endpoint's queue. Each request to that endpoint consumes the next
-     * fault in order; once the queue is empty the endpoint behaves normally again.
-     */
-    readonly script: (endpoint: MockEndpoint, ...faults: ReadonlyArray<MockFault>) => Effect.Effect<void>
-    /** Drops every fault not consumed yet. */
-    readonly clearScript: Effect.Effect<void>
-    /** Changes the lifetime of tokens issued from now on. */
-    readonly setTokenLifetime: (lifetime: Duration.DurationInput) => Effect.Effect<void>
-    /** Changes the delay added before every obtain / refresh answer. */
-    readonly setLatency: (latency: Duration.DurationInput) => Effect.Effect<void>
-    /** Every token issued so far, oldest first (for leak checks). */
-    readonly issuedTokens: Effect.Effect<ReadonlyArray<string>>
-    /** Makes every token issued so far answer 401, as if revoked server-side. Later ones are valid. */
-    readonly revokeAll: Effect.Effect<void>
-    /** Makes one token answer 401 from now on. */
-    readonly revoke: (token: string) => Effect.Effect<void>
-  }
-
+  export type Controls = internal.Controls
   /**
-   * The controls, and how to reach the mock: its routes as an `HttpApp`, and an in-memory
-   * `HttpClient` with the base URL to use it with.
-   *
    * @since 0.1.0
    * @category models
    */
-  export interface Service extends Controls {
-    /**
-     * The routes as an `HttpApp`, to serve on any platform. It fails only with
-     * {@link ConnectionReset}, when a `Reset` fault is played.
-     */
-    readonly app: HttpApp.Default<ConnectionReset>
-    /** An `HttpClient` that hands every request to `app` in memory: no socket, any host. */
-    readonly httpClient: HttpClient.HttpClient
-    /** A base URL for the in-memory client: `"http://amp.mock.invalid/api"`. */
-    readonly baseUrl: string
-  }
+  export type Service = internal.Service
 }
 
 /**

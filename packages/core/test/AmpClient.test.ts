@@ -427,6 +427,7 @@ describe("AmpClient", () => {
       )
       const error = yield* Effect.flip(amp.listAssets)
       expect(error).toMatchObject({ _tag: "ApiError", reason: "Unauthorized" })
+      expect(lines.filter((line) => line.includes("AMP rejected the token (HTTP 401); renewing it"))).toHaveLength(1)
       const text = JSON.stringify(error) + error.message + lines.join("\n")
       const tokens = yield* mock.issuedTokens
       expect(tokens).toHaveLength(2)
@@ -454,6 +455,16 @@ describe("AmpClient", () => {
       Effect.withConfigProvider(ConfigProvider.fromJson({ AMP_API_BASE_URL: "http://127.0.0.9:1/api/" }))
     )
   })
+
+  it.effect("a URL that cannot be sent is InvalidRequest, named by the URL without its query", () =>
+    Effect.gen(function*() {
+      const amp = yield* AmpClient.make({ baseUrl: "http://127.0.0.1:99999/api" }).pipe(
+        Effect.provide(TokenService.layerMock())
+      )
+      const error = yield* Effect.flip(amp.info)
+      expect(error).toMatchObject({ reason: "InvalidRequest", method: "GET", path: "http://127.0.0.1:99999/api/info" })
+      expect(error.message).toMatch(/^Could not send GET http:\/\/127\.0\.0\.1:99999\/api\/info: InvalidUrl/)
+    }).pipe(Effect.provide(MockAmp.layerHttpClient())))
 
   it.effect("layerConfig fails with AmpConfigError on a bad base URL", () =>
     Effect.gen(function*() {

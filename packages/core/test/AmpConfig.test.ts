@@ -283,6 +283,64 @@ describe("AmpConfig", () => {
       expect(error.variable).toBe("AMP_API_BASE_URL")
     }))
 
+  it("an error given a value quotes it before the reason; without one, the reason follows the name", () => {
+    const flag = new AmpConfig.AmpConfigError({ variable: "--store", value: "s3", reason: "expected file or redis" })
+    expect(flag.message).toBe("--store=\"s3\" is invalid: expected file or redis")
+    expect(new AmpConfig.AmpConfigError({ variable: "X", reason: "is not set" }).message).toBe("X is not set")
+    expect(AmpConfig.notSet().message).toBe("is not set")
+  })
+
+  it.effect("values are trimmed; every spelling of AMP_TOKEN_PERSISTENCE reads as it says", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) => AmpConfig.load.pipe(withEnv({ ...credentials, ...env }))
+      expect((yield* read({ AMP_TOKEN_FILE: " /var/lib/t.json " })).tokenFile).toBe("/var/lib/t.json")
+      const spellings = {
+        true: true,
+        1: true,
+        " Yes ": true,
+        ON: true,
+        false: false,
+        0: false,
+        no: false,
+        Off: false,
+        "": false,
+        " ": false
+      }
+      for (const [text, flag] of Object.entries(spellings)) {
+        expect((yield* read({ AMP_TOKEN_PERSISTENCE: text })).tokenPersistence, text).toBe(flag)
+      }
+    }))
+
+  const refused: ReadonlyArray<readonly [string, string]> = [
+    ["AMP_API_BASE_URL", "https://amp.example/api?x=1"],
+    ["AMP_API_BASE_URL", "https://amp.example/api#top"],
+    ["AMP_TOKEN_FILE", "  "]
+  ]
+  for (const [variable, value] of refused) {
+    it.effect(`refuses ${variable}=${JSON.stringify(value)}`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, [variable]: value })))
+        expect(error.message.startsWith(`${variable} is invalid: got ${JSON.stringify(value)}, expected`)).toBe(true)
+      }))
+  }
+
+  it.effect("a base URL with credentials is refused without quoting them", () =>
+    Effect.gen(function*() {
+      const urls = [
+        "https://svc:s3cret-pw@amp.example/api",
+        "https://s3cret-pw@amp.example/api",
+        "https://:s3cret-pw@amp.example/api"
+      ]
+      for (const url of urls) {
+        const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, AMP_API_BASE_URL: url })))
+        expect(error.message).toBe(
+          "AMP_API_BASE_URL is invalid: got \"https://***@amp.example/api\", expected an absolute http(s) URL " +
+            "without query or credentials, such as https://amp-test.blockstream.com/api"
+        )
+        expect(JSON.stringify(error)).not.toContain("s3cret-pw")
+      }
+    }))
+
   it.effect("the password is Redacted as it is read, and its own Config can come from elsewhere", () =>
     Effect.gen(function*() {
       const password = yield* AmpConfig.read(AmpConfig.password).pipe(withEnv(credentials))

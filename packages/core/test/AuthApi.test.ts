@@ -2,13 +2,21 @@
  * The authentication endpoints over the in-memory fake AMP (`MockAmp`): what `obtain` and
  * `refresh` send, and the `AuthError` reason every kind of answer means, under `TestClock`.
  */
-import { FetchHttpClient, HttpClient, type HttpClientRequest } from "@effect/platform"
+import {
+  FetchHttpClient,
+  HttpClient,
+  HttpClientError,
+  type HttpClientRequest,
+  HttpClientResponse
+} from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Metric, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
+import * as TokenMetrics from "../src/TokenMetrics.js"
 import * as LogCapture from "./utils/LogCapture.js"
-import { adjustUntilDone, awaitSleepUntil } from "./utils/TestTime.js"
+import { withSpans } from "./utils/SpanCapture.js"
+import { adjustUntilDone, awaitSleepUntil, untilDone } from "./utils/TestTime.js"
 
 const { MockFault } = MockAmp
 
@@ -325,6 +333,96 @@ describe("AuthApi", () => {
       expect(seen.map((init) => [init?.redirect, init?.keepalive])).toEqual([["manual", undefined], ["manual", true]])
     }))
 
+  it.scoped("what a transport says of a request is scrubbed of the password and the token it carries", () =>
+    Effect.gen(function*() {
+      const failing = (reason: "Transport" | "Encode") =>
+        HttpClient.make((request) =>
+          Effect.fail(
+            new HttpClientError.RequestError({
+              request,
+              reason,
+              cause: new Error(`failed: ${request.headers["authorization"] ?? "-"} ${bodyText(request)}`)
+            })
+          )
+        )
+      const service = (reason: "Transport" | "Encode") =>
+        AuthApi.make({ ...options, retry: { ...options.retry!, maxAttempts: 1 } }).pipe(
+          Effect.provideService(HttpClient.HttpClient, failing(reason))
+        )
+      const login = yield* Effect.flip((yield* service("Transport")).obtain)
+      expect(login).toMatchObject({ reason: "TransportError" })
+      expect(login.detail).toBe("failed: - {\"username\":\"alice\",\"password\":\"<redacted>\"}")
+      const refresh = yield* Effect.flip((yield* service("Encode")).refresh(Redacted.make("tok-secret-1")))
+      expect(refresh).toMatchObject({ reason: "InvalidRequest" })
+      expect(refresh.detail).toBe("Encode: failed: token <redacted>")
+    }))
+
+  it.scoped("a 408 is a transient ServerError, retried", () =>
+    Effect.gen(function*() {
+      const { mock, service } = yield* api("obtain", MockFault.status(408))
+      yield* adjustUntilDone(yield* Effect.fork(service.obtain))
+      expect(yield* received(mock)).toBe(2)
+    }))
+
+  it.scoped("each call is a span with its endpoint, attempts and outcome, counted by outcome", () =>
+    Effect.gen(function*() {
+      const count = (metric: typeof TokenMetrics.logins, outcome: string) =>
+        Effect.map(Metric.value(Metric.tagged(metric, "outcome", outcome)), (state) => state.count)
+      const before = [
+        yield* count(TokenMetrics.logins, "success"),
+        yield* count(TokenMetrics.refreshes, "RefreshRejected")
+      ]
+      const { service } = yield* api("obtain", MockFault.status(503))
+      const { spans } = yield* withSpans(Effect.gen(function*() {
+        yield* untilDone(service.obtain)
+        yield* Effect.flip(service.refresh(Redacted.make("old-token")))
+      }))
+      const attributes = (name: string) =>
+        spans.filter((span) => span.name === name).map((span) => Object.fromEntries(span.attributes))
+      expect(attributes("AuthApi.obtain")).toEqual([{ endpoint: "obtain_token", attempts: 2, outcome: "success" }])
+      expect(attributes("AuthApi.refresh")).toMatchObject([
+        { endpoint: "refresh-token", attempts: 1, outcome: "RefreshRejected" }
+      ])
+      expect([
+        yield* count(TokenMetrics.logins, "success"),
+        yield* count(TokenMetrics.refreshes, "RefreshRejected")
+      ]).toEqual([before[0]! + 1, before[1]! + 1])
+    }))
+
+  it.scoped("a body that stalls after the headers is cut at the timeout and retried", () =>
+    Effect.gen(function*() {
+      let sent = 0
+      const stalling = HttpClient.make((request) =>
+        Effect.sync(() => {
+          sent++
+          const body = sent === 1 ? new ReadableStream() : JSON.stringify({ token: "tok-2" })
+          return HttpClientResponse.fromWeb(request, new Response(body, { status: 200 }))
+        })
+      )
+      const service = yield* AuthApi.make(options).pipe(Effect.provideService(HttpClient.HttpClient, stalling))
+      const token = yield* adjustUntilDone(yield* Effect.fork(service.obtain), "1 second")
+      expect(Redacted.value(token)).toBe("tok-2")
+      expect(sent).toBe(2)
+    }))
+
+  it.scoped("3xx is a redirect and 2xx, 4xx and 5xx are not, at each edge", () =>
+    Effect.gen(function*() {
+      for (
+        const [status, reason] of [
+          [299, "MalformedResponse"],
+          [300, "Redirected"],
+          [399, "Redirected"],
+          [400, "InvalidCredentials"],
+          [499, "InvalidCredentials"],
+          [500, "ServerError"],
+          [599, "ServerError"]
+        ] as const
+      ) {
+        const { service } = yield* api("obtain", ...Array.from({ length: 3 }, () => MockFault.status(status)))
+        expect(yield* untilDone(Effect.flip(service.obtain)), String(status)).toMatchObject({ reason, status })
+      }
+    }))
+
   /** The detail of the `InvalidCredentials` error that a 400 with `body` gives, for `password`. */
   const refusedWith = (password: string, body: string) =>
     Effect.gen(function*() {
@@ -347,6 +445,9 @@ describe("AuthApi", () => {
         ["URL-encoded, lower-case hex", `bad ${encodeURIComponent(password).toLowerCase().replace("rd", "rd")}!`],
         ["form-encoded", `bad ${new URLSearchParams({ p: password }).toString().slice(2)}!`],
         ["whitespace changed", `bad ${password.replace(" ", "\n\t  ")}!`],
+        ["whitespace JSON-escaped", `bad ${JSON.stringify(password.replace(" ", "\n")).slice(1, -1)}!`],
+        ["whitespace percent-encoded", `bad ${encodeURIComponent(password.replace(" ", "\r\n"))}!`],
+        ["slash escaped", `bad ${JSON.stringify(password).slice(1, -1).replace("/", "\\/")}!`],
         ["unicode-escaped", `bad ${password.replace("\"", "\\u0022").replace("é", "\\u00E9")}!`]
       ]
       for (const [form, body] of forms) {
@@ -362,6 +463,8 @@ describe("AuthApi", () => {
       )
       expect(yield* refusedWith(PASSWORD, "<h1>Bad Request</h1>")).toBe("<h1>Bad Request</h1>")
       expect(yield* refusedWith(PASSWORD, JSON.stringify({ detail: 42 }))).toBe("{\"detail\":42}")
+      expect(yield* refusedWith(PASSWORD, "null")).toBe("null")
+      expect(yield* refusedWith(PASSWORD, "  spaced  ")).toBe("spaced")
     }))
 
   it.scoped("logs each retry without secrets", () =>

@@ -36,6 +36,21 @@ describe("TokenData", () => {
     expect(Either.isLeft(result) && result.left.message).toContain("expected an RFC 3339 timestamp")
   })
 
+  it("a stored token follows the one token rule: printable ASCII, no whitespace, at most 8 KiB", () => {
+    const file = (token: string) =>
+      JSON.stringify({ token, expires_at: "2024-01-02T00:00:00Z", obtained_at: "2024-01-01T00:00:00Z" })
+    const problem = (token: string) =>
+      Either.match(TokenData.decodeFile(file(token)), { onLeft: (error) => error.message, onRight: () => "ok" })
+    expect(problem("t".repeat(TokenData.maxTokenBytes))).toBe("ok")
+    expect(problem("t".repeat(TokenData.maxTokenBytes + 1))).toContain("token of 8193 bytes, over the 8192-byte limit")
+    expect(problem("é".repeat(8193))).toContain("token of 16386 bytes, over the 8192-byte limit")
+    for (const bad of ["sec ret", "sec\u0000ret", "secrét"]) {
+      expect(problem(bad)).toContain("expected printable ASCII without whitespace")
+      expect(problem(bad)).not.toContain("sec")
+    }
+    expect(problem("!~")).toBe("ok")
+  })
+
   it("withJwtExpiry keeps the very same data when the token has no exp", () => {
     const data = Either.getOrThrow(TokenData.decodeFile(rustFile.replace(/"token": "[^"]*"/, "\"token\": \"opaque\"")))
     expect(data.withJwtExpiry()).toBe(data)

@@ -19,67 +19,15 @@ import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
 
-// -----------------------------------------------------------------------------
-// Models, shared with the in-memory mock
-// -----------------------------------------------------------------------------
-
 /**
- * Configuration of a {@link MockAmpServer}. Every field is optional (see `MockAmp.MockAmpOptions`).
- *
- * @since 0.1.0
- * @category models
- */
-export type MockAmpServerOptions = MockAmp.MockAmpOptions
-
-/**
- * A scripted misbehaviour, consumed by exactly one request to the endpoint it was scripted for
- * (see `MockAmp.MockFault`). Over a socket, `Reset` really resets the TCP connection and `Hang`
- * keeps it open until the client gives up or the server's scope closes.
- *
- * @since 0.1.0
- * @category models
- */
-export type MockFault = MockAmp.MockFault
-
-/**
- * Constructors for {@link MockFault}s. Plain object literals work just as well.
+ * Constructors for the scripted faults (`MockAmp.MockFault`). Over a socket, `Reset` really
+ * resets the TCP connection and `Hang` keeps it open until the client gives up or the server's
+ * scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const MockFault: typeof MockAmp.MockFault = MockAmp.MockFault
-
-/**
- * The endpoints of the mock, as used by `script` and the counters.
- *
- * @since 0.1.0
- * @category models
- */
-export type MockEndpoint = MockAmp.MockEndpoint
-
-/**
- * Requests received since start (or the last reset).
- *
- * @since 0.1.0
- * @category models
- */
-export type MockAmpCounters = MockAmp.MockAmpCounters
-
-/**
- * An asset served by `GET /assets/`.
- *
- * @since 0.1.0
- * @category models
- */
-export type MockAsset = MockAmp.MockAsset
-
-/**
- * The assets every mock server serves unless told otherwise, in list order.
- *
- * @since 0.1.0
- * @category constants
- */
-export const mockAssets: ReadonlyArray<MockAsset> = MockAmp.mockAssets
 
 // -----------------------------------------------------------------------------
 // Service
@@ -104,11 +52,11 @@ export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")
   static readonly defaultCredentials = MockAmp.defaultCredentials
 
   /** Starts a mock server in the current `Scope` (see the module's {@link make}). */
-  static readonly make = (options?: MockAmpServerOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
+  static readonly make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
     make(options)
 
   /** A layer running one mock server for the lifetime of the layer (see the module's {@link layer}). */
-  static readonly layer = (options?: MockAmpServerOptions): Layer.Layer<MockAmpServer> => layer(options)
+  static readonly layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> => layer(options)
 }
 
 /**
@@ -159,7 +107,7 @@ export declare namespace MockAmpServer {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options?: MockAmpServerOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
+export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const mock = yield* MockAmp.make(options)
     const server = Http.createServer()
@@ -202,5 +150,5 @@ const resetConnection = () =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: MockAmpServerOptions): Layer.Layer<MockAmpServer> =>
+export const layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> =>
   Layer.scoped(MockAmpServer, make(options))

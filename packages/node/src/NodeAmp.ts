@@ -136,13 +136,10 @@ export const layerPolicyStore = (
           return redis.RedisTokenStore.layerConfig({
             baseUrl: Config.succeed(config.baseUrl),
             username: Config.succeed(config.username)
-          }).pipe(Layer.tap((context) =>
-            Effect.logInfo(
-              `Token persistence on (${why}): tokens are kept in ${
-                Context.get(context, TokenStore.TokenStore).description
-              }`
-            )
-          ))
+          }).pipe(Layer.tap((context) => {
+            const where = Context.get(context, TokenStore.TokenStore).description
+            return Effect.logInfo(`Token persistence on (${why}): tokens are kept in ${where}`)
+          }))
         }
         case "none": {
           yield* Effect.logInfo(whyNone(choice, config))

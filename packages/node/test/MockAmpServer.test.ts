@@ -8,11 +8,12 @@
  * Nothing here depends on how fast the machine is: events are ordered by the server's counters
  * and by answers, time is the TestClock's, and wall-clock limits only catch a hang.
  */
+import { MockAmp } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Option, Scope, TestClock, Tracer } from "effect"
 import * as Http from "node:http"
 import * as MockAmpServerModule from "../src/MockAmpServer.js"
-import { MockAmpServer, mockAssets, MockFault } from "../src/MockAmpServer.js"
+import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 
 interface Answer {
   readonly status: number
@@ -119,7 +120,7 @@ describe("MockAmpServer", () => {
         expect(JSON.parse(rejected.text)).toEqual({ detail: "Authentication credentials were not provided." })
 
         const assets = yield* send(`${server.baseUrl}/assets`, withToken(token))
-        expect(JSON.parse(assets.text)).toEqual(mockAssets)
+        expect(JSON.parse(assets.text)).toEqual(MockAmp.mockAssets)
         expect((yield* send(`${server.baseUrl}/info/`)).status).toBe(200)
         expect((yield* send(`${server.baseUrl}/assets/%E0%A4%A`, withToken(token))).status).toBe(404)
         expect((yield* send(`http://127.0.0.1:${server.port}/info`)).status).toBe(404)

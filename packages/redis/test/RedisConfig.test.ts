@@ -90,6 +90,7 @@ describe("RedisConfig", () => {
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "" }))).toBe("file")
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "none" }))).toBe("none")
       expect(RedisConfig.describeUrl("rediss://u:pw@cache:6380/")).toBe("rediss://cache:6380")
+      expect(RedisConfig.describeUrl("redis://:pw@cache:6379/2")).toBe("redis://cache:6379/2")
       expect(RedisConfig.describeUrl("::")).toBe("redis (an unparsable URL)")
     }))
 })

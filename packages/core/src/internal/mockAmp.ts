@@ -5,18 +5,195 @@
  * @internal
  */
 import {
+  FetchHttpClient,
   HttpClient,
-  type HttpClientRequest,
-  HttpClientResponse,
   HttpIncomingMessage,
   HttpRouter,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { RequestError } from "@effect/platform/HttpClientError"
-import { Chunk, Clock, Data, Duration, Effect, Either, Encoding, Option, Schema, Stream } from "effect"
-import type * as MockAmp from "../MockAmp.js"
+import { Clock, Data, Duration, Effect, Either, Encoding, Option, Schema } from "effect"
+
+// -----------------------------------------------------------------------------
+// Models (documented where `MockAmp` exports them)
+// -----------------------------------------------------------------------------
+
+/**
+ * Configuration of a mock. Every field is optional.
+ */
+export interface MockAmpOptions {
+  /** Username accepted by `POST /user/obtain_token`. Defaults to `"mock_user"`. */
+  readonly username?: string | undefined
+  /** Password accepted by `POST /user/obtain_token`. Defaults to `"mock_pass"`. */
+  readonly password?: string | undefined
+  /**
+   * How long an issued token stays valid. Defaults to 24 hours. The JWT's `exp` claim is the
+   * expiry in whole seconds, rounded down, so it is never later than the moment the mock starts
+   * rejecting the token.
+   */
+  readonly tokenLifetime?: Duration.DurationInput | undefined
+  /** When `false`, issued tokens carry no `exp` claim (they still expire). Defaults to `true`. */
+  readonly issueExp?: boolean | undefined
+  /** Extra delay before every obtain / refresh answer. Defaults to zero. */
+  readonly latency?: Duration.DurationInput | undefined
+  /** The assets served by `GET /assets/`, in list order. Defaults to `mockAssets`. */
+  readonly assets?: ReadonlyArray<MockAsset> | undefined
+}
+
+/**
+ * A scripted misbehaviour, consumed by exactly one request to the endpoint it was scripted for
+ * (see `Controls.script`).
+ *
+ * - `Status`: answer with that status, body (default `{"detail": <reason>}`) and extra headers.
+ * - `Delay`: wait (on the mock's `Clock`), then answer normally. Other requests are not blocked.
+ * - `Hang`: never answer; the request stays open until the client gives up (its timeout, or it
+ *   goes away) or, over a socket, the server's scope closes.
+ * - `Malformed`: answer with that raw body as `application/json` (status 200 unless given).
+ * - `Reset`: drop the connection without answering. The in-memory client fails with the
+ *   transport error a client would see (`RequestError`, reason `"Transport"`); over a socket
+ *   the connection is really reset.
+ */
+export type MockFault =
+  | {
+    readonly _tag: "Status"
+    readonly status: number
+    readonly body?: string | undefined
+    readonly headers?: Readonly<Record<string, string>> | undefined
+  }
+  | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
+  | { readonly _tag: "Hang" }
+  | { readonly _tag: "Malformed"; readonly body: string; readonly status?: number | undefined }
+  | { readonly _tag: "Reset" }
+
+/** Constructors for `MockFault`s. */
+export interface MockFaults {
+  /** Answer with `status`, optionally with a raw body and extra headers. */
+  readonly status: (
+    status: number,
+    options?: { readonly body?: string | undefined; readonly headers?: Readonly<Record<string, string>> | undefined }
+  ) => MockFault
+  /** `429 Too Many Requests`, with a `Retry-After` header when one is given. */
+  readonly rateLimited: (retryAfter?: string | undefined) => MockFault
+  /** Wait `duration` on the mock's `Clock`, then answer normally. */
+  readonly delay: (duration: Duration.DurationInput) => MockFault
+  /** Never answer. */
+  readonly hang: MockFault
+  /** Answer with a raw (by default unparsable) body, status 200 unless given. */
+  readonly malformed: (body?: string, status?: number) => MockFault
+  /** Drop the connection without answering. */
+  readonly reset: MockFault
+}
+
+/**
+ * The endpoints of the mock, as used by `Controls.script` and
+ * `MockAmpCounters`. `"assets"` covers both the list and the single-asset route.
+ */
+export type MockEndpoint = "obtain" | "refresh" | "info" | "assets" | "changelog"
+
+/**
+ * Requests received since start (or the last reset). Faulted requests count too;
+ * `unauthorized` counts the 401 answers of the authentication check and `total` counts every
+ * request, including unknown paths.
+ */
+export interface MockAmpCounters {
+  readonly obtain: number
+  readonly refresh: number
+  readonly info: number
+  readonly assets: number
+  readonly changelog: number
+  readonly unauthorized: number
+  readonly total: number
+}
+
+/**
+ * One request as the mock received it, in the request log (see
+ * `Controls.requests`).
+ */
+export interface MockRequest {
+  /** The endpoint it was routed to; `undefined` for an unknown path (answered 404). */
+  readonly endpoint: MockEndpoint | undefined
+  readonly method: string
+  /** The full URL: as the client sent it in memory; from the `Host` header over a socket. */
+  readonly url: string
+  /** The `Authorization` header as sent (it carries the token), or `undefined`. */
+  readonly authorization: string | undefined
+}
+
+/**
+ * An asset served by `GET /assets/`.
+ */
+export interface MockAsset {
+  readonly asset_uuid: string
+  readonly asset_id: string
+  readonly name: string
+  readonly ticker: string | null
+  readonly precision: number
+  readonly domain: string | null
+  readonly is_registered: boolean
+  readonly is_authorized: boolean
+  readonly is_locked: boolean
+}
+
+/**
+ * What `mintToken` puts in a token.
+ */
+export interface MintOptions {
+  /** The `sub` claim. Defaults to `"mock_user"`. */
+  readonly subject?: string | undefined
+  /** The token's lifetime from now: `exp` is `now + lifetime` in whole seconds, rounded down. Defaults to 24 hours. */
+  readonly lifetime?: Duration.DurationInput | undefined
+  /** When `false`, no `exp` claim. Defaults to `true`. */
+  readonly exp?: boolean | undefined
+  /** The `jti` claim. Defaults to a random UUID, which makes every token unique. */
+  readonly jti?: string | number | undefined
+}
+
+/**
+ * What a test reads and changes on a fake AMP, however it is reached (in memory or over a
+ * socket).
+ */
+export interface Controls {
+  /** A snapshot of the request counters. */
+  readonly counters: Effect.Effect<MockAmpCounters>
+  /** Sets every counter back to zero and empties the request log. */
+  readonly resetCounters: Effect.Effect<void>
+  /** Every request received since start (or the last reset), oldest first. */
+  readonly requests: Effect.Effect<ReadonlyArray<MockRequest>>
+  /**
+   * Appends faults to the endpoint's queue. Each request to that endpoint consumes the next
+   * fault in order; once the queue is empty the endpoint behaves normally again.
+   */
+  readonly script: (endpoint: MockEndpoint, ...faults: ReadonlyArray<MockFault>) => Effect.Effect<void>
+  /** Drops every fault not consumed yet. */
+  readonly clearScript: Effect.Effect<void>
+  /** Changes the lifetime of tokens issued from now on. */
+  readonly setTokenLifetime: (lifetime: Duration.DurationInput) => Effect.Effect<void>
+  /** Changes the delay added before every obtain / refresh answer. */
+  readonly setLatency: (latency: Duration.DurationInput) => Effect.Effect<void>
+  /** Every token issued so far, oldest first (for leak checks). */
+  readonly issuedTokens: Effect.Effect<ReadonlyArray<string>>
+  /** Makes every token issued so far answer 401, as if revoked server-side. Later ones are valid. */
+  readonly revokeAll: Effect.Effect<void>
+  /** Makes one token answer 401 from now on. */
+  readonly revoke: (token: string) => Effect.Effect<void>
+}
+
+/**
+ * The controls, and how to reach the mock: its routes as an `HttpApp`, and an in-memory
+ * `HttpClient` with the base URL to use it with.
+ */
+export interface Service extends Controls {
+  /**
+   * The routes as an `HttpApp`, to serve on any platform. It fails only with
+   * `ConnectionReset`, when a `Reset` fault is played.
+   */
+  readonly app: HttpApp.Default<ConnectionReset>
+  /** An `HttpClient` that hands every request to `app` in memory: no socket, any host. */
+  readonly httpClient: HttpClient.HttpClient
+  /** A base URL for the in-memory client: `"http://amp.mock.invalid/api"`. */
+  readonly baseUrl: string
+}
 
 // -----------------------------------------------------------------------------
 // Constants and faults
@@ -30,7 +207,7 @@ const memoryBaseUrl = "http://amp.mock.invalid/api"
 /** Upper bound of an obtain_token body; anything larger is not a login. */
 const maxBodyBytes = 64 * 1024
 
-export const mockAssets: ReadonlyArray<MockAmp.MockAsset> = [
+export const mockAssets: ReadonlyArray<MockAsset> = [
   {
     asset_uuid: "3d5bfb4a-6c1e-4f5e-9a0b-2f7c8d1e0a11",
     asset_id: "5ac9f65c0efcc4775e0baec4ec03abdde22473cd3cf33c0419ca290e0751b225",
@@ -59,7 +236,7 @@ const changelog = {
   "mock-1.0": { added: ["user/obtain_token", "user/refresh-token", "assets", "info", "changelog"] }
 } as const
 
-export const MockFault: typeof MockAmp.MockFault = {
+export const MockFault: MockFaults = {
   status: (status, options) => ({ _tag: "Status", status, body: options?.body, headers: options?.headers }),
   rateLimited: (retryAfter) => ({
     _tag: "Status",
@@ -90,7 +267,7 @@ export const jwt = (payload: Readonly<Record<string, unknown>>): string =>
   `${jwtHeader}.${Encoding.encodeBase64Url(JSON.stringify(payload))}.${jwtSignature}`
 
 /** The one place tokens are minted: `exp` never later than `now + lifetime`. */
-const mintAt = (nowMillis: number, options: MockAmp.MintOptions): string => {
+const mintAt = (nowMillis: number, options: MintOptions): string => {
   const lifetimeMillis = Duration.toMillis(Duration.decode(options.lifetime ?? Duration.hours(24)))
   const iat = Math.floor(nowMillis / 1000)
   const exp = Math.floor((nowMillis + lifetimeMillis) / 1000)
@@ -99,7 +276,7 @@ const mintAt = (nowMillis: number, options: MockAmp.MintOptions): string => {
   return jwt(options.exp === false ? { ...claims, jti } : { ...claims, exp, jti })
 }
 
-export const mintToken = (options: MockAmp.MintOptions = {}): Effect.Effect<string> =>
+export const mintToken = (options: MintOptions = {}): Effect.Effect<string> =>
   Effect.map(Clock.currentTimeMillis, (nowMillis) => mintAt(nowMillis, options))
 
 // -----------------------------------------------------------------------------
@@ -160,7 +337,7 @@ type Authentication =
   | { readonly _tag: "Authenticated"; readonly subject: string }
   | { readonly _tag: "Rejected"; readonly detail: string }
 
-const endpointMethods: Readonly<Record<MockAmp.MockEndpoint, string>> = {
+const endpointMethods: Readonly<Record<MockEndpoint, string>> = {
   obtain: "POST",
   refresh: "GET",
   info: "GET",
@@ -176,12 +353,12 @@ interface State {
   readonly username: string
   readonly password: string
   readonly issueExp: boolean
-  readonly assets: ReadonlyArray<MockAmp.MockAsset>
+  readonly assets: ReadonlyArray<MockAsset>
   tokenLifetime: Duration.Duration
   latency: Duration.Duration
-  readonly counters: { -readonly [K in keyof MockAmp.MockAmpCounters]: number }
-  requests: Array<MockAmp.MockRequest>
-  readonly faults: Record<MockAmp.MockEndpoint, Array<MockAmp.MockFault>>
+  readonly counters: { -readonly [K in keyof MockAmpCounters]: number }
+  requests: Array<MockRequest>
+  readonly faults: Record<MockEndpoint, Array<MockFault>>
   readonly issued: Map<string, IssuedToken>
   readonly revoked: Set<string>
   nextSeq: number
@@ -189,7 +366,7 @@ interface State {
   revokedBelow: number
 }
 
-const initialState = (options: MockAmp.MockAmpOptions): State => ({
+const initialState = (options: MockAmpOptions): State => ({
   username: options.username ?? defaultCredentials.username,
   password: options.password ?? defaultCredentials.password,
   issueExp: options.issueExp ?? true,
@@ -205,7 +382,7 @@ const initialState = (options: MockAmp.MockAmpOptions): State => ({
   revokedBelow: 0
 })
 
-export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAmp.MockAmp.Service> =>
+export const make = (options: MockAmpOptions = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const state = initialState(options)
@@ -225,7 +402,7 @@ export const make = (options: MockAmp.MockAmpOptions = {}): Effect.Effect<MockAm
       // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
       Effect.withClock(clock)
     )
-    return { app, httpClient: toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
+    return { app, httpClient: yield* toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
   })
 
 /** The routes of the AMP API the mock serves. */
@@ -262,7 +439,7 @@ const router = (state: State) =>
  */
 const route = <E, R>(
   state: State,
-  endpoint: MockAmp.MockEndpoint,
+  endpoint: MockEndpoint,
   normal: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ) =>
   Effect.gen(function*() {
@@ -286,7 +463,7 @@ const route = <E, R>(
 const record = (
   state: State,
   request: HttpServerRequest.HttpServerRequest,
-  endpoint: MockAmp.MockEndpoint | undefined
+  endpoint: MockEndpoint | undefined
 ) => {
   const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
     ? request.originalUrl
@@ -296,7 +473,7 @@ const record = (
 
 /** Plays a fault: `Some` answer instead of the normal one, `None` to answer normally. */
 const playFault = (
-  fault: MockAmp.MockFault
+  fault: MockFault
 ): Effect.Effect<Option.Option<HttpServerResponse.HttpServerResponse>, ConnectionReset> => {
   switch (fault._tag) {
     case "Status":
@@ -323,6 +500,10 @@ const obtainToken = (state: State, request: HttpServerRequest.HttpServerRequest)
     HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
     Effect.either,
     Effect.flatMap((body) => {
+      // A body sent without a Content-Length (chunked, or in memory) is measured once read.
+      if (Either.isRight(body) && body.right.length > maxBodyBytes) {
+        return Effect.succeed(json(413, { detail: "Request too large." }))
+      }
       if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
         return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
       }
@@ -389,7 +570,7 @@ const authenticate = (
 }
 
 /** What a test does with the mock: read its counters, script faults, revoke tokens. */
-const controls = (state: State): Omit<MockAmp.MockAmp.Service, "app" | "httpClient" | "baseUrl"> => ({
+const controls = (state: State): Omit<Service, "app" | "httpClient" | "baseUrl"> => ({
   counters: Effect.sync(() => ({ ...state.counters })),
   resetCounters: Effect.sync(() => {
     for (const key of Object.keys(state.counters) as Array<keyof State["counters"]>) state.counters[key] = 0
@@ -411,61 +592,24 @@ const controls = (state: State): Omit<MockAmp.MockAmp.Service, "app" | "httpClie
 // In-memory client
 // -----------------------------------------------------------------------------
 
-/** The client request as a web `Request`, the form `HttpServerRequest.fromWeb` takes. */
-const toWebRequest = (
-  request: HttpClientRequest.HttpClientRequest,
-  url: URL
-): Effect.Effect<Request, RequestError> => {
-  const encodeError = (cause: unknown) => new RequestError({ request, reason: "Encode", cause })
-  const build = (body: RequestInit["body"]) =>
-    Effect.try({
-      try: () =>
-        new Request(url, {
-          method: request.method,
-          headers: request.headers,
-          // A web `Request` refuses a body on these methods
-          ...(body === undefined || request.method === "GET" || request.method === "HEAD" ? {} : { body })
-        }),
-      catch: encodeError
-    })
-  const body = request.body
-  switch (body._tag) {
-    case "Empty":
-      return build(undefined)
-    case "Uint8Array":
-      return build(body.body)
-    case "Raw":
-      return build(body.body as RequestInit["body"])
-    case "FormData":
-      return build(body.formData)
-    case "Stream":
-      return Stream.runCollect(body.stream).pipe(
-        Effect.mapError(encodeError),
-        Effect.flatMap((chunks) => {
-          const parts = Chunk.toReadonlyArray(chunks)
-          const bytes = new Uint8Array(parts.reduce((size, part) => size + part.length, 0))
-          let offset = 0
-          for (const part of parts) {
-            bytes.set(part, offset)
-            offset += part.length
-          }
-          return build(bytes)
-        })
-      )
-  }
-}
-
-/** Hands every request to `app` in the calling fiber: no socket, and only the path matters. */
-const toHttpClient = (app: HttpApp.Default<ConnectionReset>): HttpClient.HttpClient =>
-  HttpClient.make((request, url) =>
-    Effect.flatMap(toWebRequest(request, url), (webRequest) =>
-      app.pipe(
-        Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(webRequest)),
-        // What a client sees when the server drops the connection without answering
-        Effect.catchTag("ConnectionReset", (cause) =>
-          Effect.fail(
-            new RequestError({ request, reason: "Transport", cause, description: "connection reset by the mock AMP" })
-          )),
-        Effect.map((response) => HttpClientResponse.fromWeb(request, HttpServerResponse.toWeb(response)))
-      ))
-  )
+/**
+ * `FetchHttpClient` with a `fetch` that hands the web `Request` to `app` instead of a socket:
+ * the platform's own request encoding, and only the path matters. A `Reset` fault rejects, as
+ * `fetch` does when a server drops the connection; an aborted request interrupts the app.
+ */
+const toHttpClient = (app: HttpApp.Default<ConnectionReset>) =>
+  Effect.map(Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer), (client) => {
+    const fetch: typeof globalThis.fetch = (input, init) =>
+      Effect.runPromise(
+        app.pipe(
+          Effect.provideService(
+            HttpServerRequest.HttpServerRequest,
+            HttpServerRequest.fromWeb(new Request(input, init))
+          ),
+          Effect.map(HttpServerResponse.toWeb),
+          Effect.either
+        ),
+        { signal: init?.signal ?? undefined }
+      ).then(Either.getOrThrowWith((reset) => reset))
+    return HttpClient.transformResponse(client, Effect.provideService(FetchHttpClient.Fetch, fetch))
+  })

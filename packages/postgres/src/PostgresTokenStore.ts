@@ -1,0 +1,378 @@
+/**
+ * A `TokenStore` in PostgreSQL, through `@effect/sql`: one token and one renewal for a whole
+ * fleet, on the database it already runs. `TokenService` renews under the store's lock and
+ * re-reads the store first, so N processes make one login, not N.
+ *
+ * - **Table.** One row per account in `<schema>.<table>` (`public.amp_effect_tokens` by
+ *   default), keyed by the account hash (SHA-256 of base URL and username, as the Redis store's
+ *   keys: the username is never stored). Created on first use by a versioned migration (see the
+ *   package README), safely when many processes start at once.
+ * - **Save is fenced**: an upsert that writes only if nothing is stored, the stored token
+ *   expires earlier, it is the token this save replaces, or it has expired. A refused save
+ *   answers the stored token (`amp_token_postgres_save_rejections_total`). Expired rows are
+ *   never served and are deleted by the next save.
+ * - **Lock**: a session-level advisory lock (`pg_try_advisory_lock`) on a connection reserved
+ *   for the hold, through the lock kit (`StoreLock`: backoff, `lockTimeout`, renewal, release).
+ *   A killed holder's lock goes with its session; a paused one's session is ended by its
+ *   `idle_session_timeout` (the lease) once it missed its extensions. Needs PostgreSQL 14+.
+ * - **Down is not dead.** Every statement is bounded (`statementTimeout`, cancelled on the
+ *   server when abandoned). Failures are `TokenStoreError`s naming Postgres (never the URL's
+ *   password); a lock that cannot be had renews without it (`whenUnavailable`).
+ *
+ * @example
+ * ```ts
+ * import { TokenService } from "@amp-effect/core"
+ * import { NodeAmp } from "@amp-effect/node"
+ * import { PostgresTokenStore } from "@amp-effect/postgres"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
+ *
+ * // Over the application's own pool:
+ * const store = PostgresTokenStore.layer({
+ *   account: { baseUrl: "https://amp.blockstream.com/api", username: "svc-issuer" }
+ * }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make("postgres://app@db/app") })))
+ * const withStore = program.pipe(Effect.provide(NodeAmp.layerWithStore(store)))
+ *
+ * // Or a pool of its own, from AMP_POSTGRES_URL, AMP_POSTGRES_SCHEMA, AMP_POSTGRES_TABLE and
+ * // the account from AMP_API_BASE_URL and AMP_USERNAME:
+ * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerWithStore(PostgresTokenStore.layerConfig())))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { AmpConfig, TokenData, TokenStore } from "@amp-effect/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import {
+  Config,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  ExecutionStrategy,
+  Exit,
+  Layer,
+  Option,
+  Redacted,
+  Scope
+} from "effect"
+import * as internal from "./internal/postgresTokenStore.js"
+import * as PostgresConfig from "./PostgresConfig.js"
+
+/**
+ * The AMP account whose token is stored. An `AmpConfig` value fits as it is.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Account {
+  readonly baseUrl: string
+  readonly username: string
+}
+
+/**
+ * How the token is written into its row's `value` column and read back, given the account's
+ * hash (to bind a ciphertext to its row). `decode` answers why a value cannot be read (never
+ * quoting it): the store then counts it as no token, with a warning. Default `clearText`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Codec = internal.Codec
+
+/**
+ * The token file's JSON, in clear (the default `Codec`).
+ *
+ * @since 0.1.0
+ * @category codecs
+ */
+export const clearText: Codec = {
+  encode: (data) => TokenData.encodeFile(data),
+  decode: (text) => Either.mapLeft(TokenData.decodeFile(text), () => "it is not a token written by this store")
+}
+
+/**
+ * Options of `make` and `layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreOptions {
+  /** Whose token this is. */
+  readonly account: Account
+  /** Default `public` (see `PostgresConfig.isSchemaName`); created if missing. */
+  readonly schema?: string | undefined
+  /** Default `amp_effect_tokens` (see `PostgresConfig.isTableName`). */
+  readonly table?: string | undefined
+  /**
+   * How long a paused holder keeps the lock: its lock session ends after this long without an
+   * extension (extended every third of it). Default 10 seconds.
+   */
+  readonly lockLease?: Duration.DurationInput | undefined
+  /** How long `withLock` waits for another process's lock. Default 90 seconds. */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+  /** How long one statement (or getting a connection) may take. Default 2 seconds. */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /** When the lock cannot be had because Postgres is unreachable: renew without it, or fail. */
+  readonly whenUnavailable?: "proceed" | "fail" | undefined
+  /** How the token is stored (see `Codec`). Default `clearText`. */
+  readonly codec?: Codec | undefined
+}
+
+/**
+ * Options of `layerUrl`: a pool of the store's own, opened on `url`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UrlOptions extends StoreOptions {
+  /** `postgres://user:password@host[:port]/db`. */
+  readonly url: Redacted.Redacted<string>
+  /** The pool's size. Default 3: one for a lock, the others for reads and writes. */
+  readonly maxConnections?: number | undefined
+}
+
+/**
+ * Default of `StoreOptions.lockLease`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockLease: Duration.Duration = Duration.seconds(10)
+
+/**
+ * Default of `StoreOptions.lockTimeout`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
+
+/**
+ * Default of `StoreOptions.statementTimeout`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultStatementTimeout: Duration.Duration = Duration.seconds(2)
+
+/**
+ * The key of an account's row (`account` column): 32 hex digits of SHA-256 over base URL and
+ * username, the same hash as the Redis store's keys.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const accountKey = (account: Account): string => internal.accountHash(account.baseUrl, account.username)
+
+const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
+  const duration = Duration.decode(input ?? fallback)
+  if (!Duration.greaterThan(duration, Duration.zero) || !Duration.isFinite(duration)) {
+    throw new globalThis.Error(`PostgresTokenStore: ${name} must be a positive, finite duration`)
+  }
+  return duration
+}
+
+const settingsOf = (
+  client: Effect.Effect<SqlClient.SqlClient, string>,
+  options: StoreOptions,
+  server: string,
+  secrets: ReadonlyArray<string>
+): internal.Settings => {
+  const schema = options.schema ?? PostgresConfig.defaultSchema
+  const table = options.table ?? PostgresConfig.defaultTable
+  if (!PostgresConfig.isSchemaName(schema) || !PostgresConfig.isTableName(table)) {
+    throw new globalThis.Error(
+      `PostgresTokenStore: schema ${JSON.stringify(schema)} and table ${JSON.stringify(table)} must be ` +
+        "lower-case letters, digits or _, not starting with a digit (schema 63, table 52 at most)"
+    )
+  }
+  return {
+    client,
+    where: `${server} (table ${schema}.${table})`,
+    secrets,
+    names: { schema, table },
+    account: accountKey(options.account),
+    lockLease: positive("lockLease", options.lockLease, defaultLockLease),
+    lockTimeout: Duration.decode(options.lockTimeout ?? defaultLockTimeout),
+    statementTimeout: positive("statementTimeout", options.statementTimeout, defaultStatementTimeout),
+    whenUnavailable: options.whenUnavailable ?? "proceed",
+    codec: options.codec ?? clearText
+  }
+}
+
+const build = (
+  client: Effect.Effect<SqlClient.SqlClient, string>,
+  options: StoreOptions,
+  server: string,
+  secrets: ReadonlyArray<string>
+) =>
+  Effect.try({ try: () => settingsOf(client, options, server, secrets), catch: (error) => error }).pipe(
+    Effect.orDie,
+    Effect.flatMap(internal.make)
+  )
+
+/**
+ * The store over the application's `SqlClient` (its pool, shared): a connection is reserved
+ * only while this process holds the lock. The client must be a PostgreSQL one (`@effect/sql-pg`).
+ * Invalid options (a table name with capitals, a zero timeout) are defects.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: StoreOptions
+): Effect.Effect<TokenStore.TokenStore["Type"], never, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => build(Effect.succeed(sql), options, "postgres", []))
+
+/**
+ * The store over the application's `SqlClient` (see `make`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: StoreOptions): Layer.Layer<TokenStore.TokenStore, never, SqlClient.SqlClient> =>
+  Layer.scoped(TokenStore.TokenStore, make(options))
+
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/**
+ * `@effect/sql-pg`, loaded when a store opens a pool of its own: a store over an application's
+ * client never loads it. Missing, it is a broken installation (a required peer).
+ */
+const loadPgClient = Effect.tryPromise({ try: () => import("@effect/sql-pg/PgClient"), catch: messageOf }).pipe(
+  Effect.orDieWith((cause) =>
+    new globalThis.Error(`PostgresTokenStore needs @effect/sql-pg (npm install @effect/sql-pg): ${cause}`)
+  )
+)
+
+/** The URL's password in the forms a message may spell it. */
+const passwordsOf = (url: string): ReadonlyArray<string> => {
+  const raw = new URL(url).password
+  let decoded = raw
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    // kept as it is
+  }
+  return [...new Set([raw, decoded])].filter((secret) => secret !== "")
+}
+
+/**
+ * Opens the pool on first use and keeps it for the scope; a failed attempt (Postgres down) is
+ * closed and tried again by the next operation, each bounded by the connect timeout.
+ */
+const openOnDemand = (url: string, options: UrlOptions, secrets: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const outer = yield* Effect.scope
+    const semaphore = yield* Effect.makeSemaphore(1)
+    let opened: SqlClient.SqlClient | undefined
+    const open = Effect.gen(function*() {
+      const { layer } = yield* loadPgClient
+      const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+      const context = yield* Layer.buildWithScope(
+        layer({
+          url: Redacted.make(url),
+          maxConnections: options.maxConnections ?? 3,
+          connectTimeout: positive("statementTimeout", options.statementTimeout, defaultStatementTimeout),
+          applicationName: "amp-effect"
+        }),
+        scope
+      ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
+      return opened = Context.get(context, SqlClient.SqlClient)
+    })
+    return semaphore.withPermits(1)(
+      Effect.suspend(() => opened !== undefined ? Effect.succeed(opened) : open).pipe(
+        Effect.mapError((error) => internal.reasonOf({ secrets }, error))
+      )
+    )
+  })
+
+/**
+ * The store with a pool of its own, opened on `options.url` on first use and closed with the
+ * scope. Postgres unreachable at start is no failure: the store behaves as for an outage until it
+ * answers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeUrl = (options: UrlOptions): Effect.Effect<TokenStore.TokenStore["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = Redacted.value(options.url)
+    if (!PostgresConfig.isPostgresUrl(url)) {
+      return yield* Effect.dieMessage("PostgresTokenStore: url must be a postgres:// or postgresql:// URL")
+    }
+    const secrets = passwordsOf(url)
+    return yield* build(yield* openOnDemand(url, options, secrets), options, PostgresConfig.describeUrl(url), secrets)
+  })
+
+/**
+ * A layer of `makeUrl`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerUrl = (options: UrlOptions): Layer.Layer<TokenStore.TokenStore> =>
+  Layer.scoped(TokenStore.TokenStore, makeUrl(options))
+
+/**
+ * The options of `layerConfig`: the store's options that have no variable, and a `Config` for
+ * each one that has (by default the variable `PostgresConfig` or `AmpConfig` reads).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "schema" | "table"> {
+  /** Default `PostgresConfig.url` (`AMP_POSTGRES_URL`, required). */
+  readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
+  /** Default `PostgresConfig.schema` (`AMP_POSTGRES_SCHEMA`, else `public`). */
+  readonly schema?: Config.Config<string> | undefined
+  /** Default `PostgresConfig.table` (`AMP_POSTGRES_TABLE`, else `amp_effect_tokens`). */
+  readonly table?: Config.Config<string> | undefined
+  /** The account's base URL. Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`). */
+  readonly baseUrl?: Config.Config<string> | undefined
+  /** The account's user name. Default `AMP_USERNAME` (required: the row is keyed by it). */
+  readonly username?: Config.Config<string> | undefined
+}
+
+const accountUsername: Config.Config<string> = Config.option(Config.nonEmptyString()).pipe(
+  Config.mapOrFail(Option.match({
+    onNone: () => Either.left(AmpConfig.notSet("the Postgres token store keys its row by the account")),
+    onSome: Either.right
+  })),
+  Config.nested("AMP_USERNAME")
+)
+
+/**
+ * The store from `Config`, with a pool of its own (`makeUrl`): by default `AMP_POSTGRES_URL`,
+ * `AMP_POSTGRES_SCHEMA`, `AMP_POSTGRES_TABLE` (see `PostgresConfig`) and the account from
+ * `AMP_API_BASE_URL` and `AMP_USERNAME`. A missing or invalid value fails the layer with an
+ * `AmpConfigError` naming the variable.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> => {
+  const { baseUrl, schema, table, url, username, ...store } = options ?? {}
+  return Layer.scoped(
+    TokenStore.TokenStore,
+    Effect.flatMap(
+      AmpConfig.read(Config.all({
+        url: url ?? PostgresConfig.url,
+        schema: schema ?? PostgresConfig.schema,
+        table: table ?? PostgresConfig.table,
+        baseUrl: baseUrl ?? AmpConfig.baseUrl,
+        username: username ?? accountUsername
+      })),
+      (config) =>
+        makeUrl({
+          ...store,
+          url: config.url,
+          schema: config.schema,
+          table: config.table,
+          account: { baseUrl: config.baseUrl, username: config.username }
+        })
+    )
+  )
+}
