@@ -4,7 +4,8 @@
  * `getToken` answers from memory while the token is valid and outside the refresh margin: no
  * lock, no I/O. Otherwise one fiber renews it (refresh while the token is still valid, a new
  * login when refresh fails or the token has expired) while every other caller waits for that
- * one result; the new token is kept in memory and saved to the `TokenStore`.
+ * one result; the new token is kept in memory and saved to the `TokenStore` (when a shared store
+ * keeps a later token another process saved meanwhile, that one is served instead).
  *
  * The explicit operations (`obtainToken`, `forceRefresh`, `refreshToken`) renew whatever the
  * current token: they never answer with a token obtained before they were called, nor with the

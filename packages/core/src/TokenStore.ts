@@ -12,7 +12,6 @@
 import type { FileSystem, Path } from "@effect/platform"
 import { Context, type Duration, Effect, Layer, Option, Ref } from "effect"
 import * as internal from "./internal/fileStore.js"
-import type * as LocalProcessModule from "./LocalProcess.js"
 import type { TokenData } from "./TokenData.js"
 import type { TokenStoreError } from "./TokenError.js"
 
@@ -92,49 +91,13 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
 )
 
 /**
- * This process and a liveness check of its neighbours, for the file store's lock; the same
- * type as `LocalProcess.LocalProcess`, kept here for code that names it through `TokenStore`.
+ * Options for the file store: how many corrupt files are kept, the lock's lease and timeout,
+ * this process (`LocalProcess`) and whether modes are checked; each is documented on its field.
  *
  * @since 0.1.0
  * @category models
  */
-export type LocalProcess = LocalProcessModule.LocalProcess
-
-/**
- * Options for the file store.
- *
- * @since 0.1.0
- * @category models
- */
-export interface FileStoreOptions {
-  /** How many corrupt files moved aside are kept (newest first). Default 3. */
-  readonly keepCorrupt?: number
-  /**
-   * How long a lock stays valid when its owner cannot be checked (another host, no
-   * `localProcess`, or an owner alive but stuck): after this, waiters take it over. It should
-   * exceed one renewal (with the default retry policy at most about a minute), else a slow
-   * renewal may be joined by a second login (never a corrupt file). Default 60 seconds.
-   */
-  readonly lockLease?: Duration.DurationInput
-  /**
-   * How long `withLock` waits for the lock before failing with a `TokenStoreError` (operation
-   * `"lock"`). Longer than the lease, so that a waiter outlives a dead owner's lease on another
-   * host. Default 90 seconds.
-   */
-  readonly lockTimeout?: Duration.DurationInput
-  /**
-   * This process and a liveness check of its neighbours (see `LocalProcess`). Without it, locks
-   * record no owner and are taken over only when their lease runs out.
-   */
-  readonly localProcess?: LocalProcess
-  /**
-   * Whether `load` checks the file's POSIX mode and tightens a file readable by group or others
-   * to 0600, with a warning. Turn it off where modes mean nothing (Windows, where every file
-   * reads as 0666 and the check would warn on every load); `NodeTokenStore.layer` does so from
-   * `process.platform`. Default `true`.
-   */
-  readonly checkPermissions?: boolean
-}
+export type FileStoreOptions = internal.FileStoreOptions
 
 /**
  * Default of `FileStoreOptions.lockLease`: 60 seconds.

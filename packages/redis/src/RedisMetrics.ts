@@ -10,8 +10,9 @@
 import { Metric } from "effect"
 
 /**
- * Saves refused by the compare-and-set because the stored token expires as late or later: a
- * replica lost a race (or its lease) and the newer token was kept. Not an error.
+ * Saves refused by the compare-and-set because another token, stored meanwhile, expires as late
+ * or later: a replica lost a race (or its lease); the newer token was kept and the replica
+ * serves it. Not an error.
  *
  * @since 0.1.0
  * @category metrics

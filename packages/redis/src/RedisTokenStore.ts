@@ -8,17 +8,20 @@
  * - **Keys.** `<prefix>:{<hash>}:token` and `<prefix>:{<hash>}:lock`, where the hash is the
  *   first 128 bits of SHA-256 over the base URL and the username (never the username in
  *   clear). The braces are a Redis Cluster hash tag: both keys land in one slot.
- * - **Save is a compare-and-set**, one Lua script: the token is written only if nothing is
- *   stored or it expires later than the stored one. A refused save is logged and counted
- *   (`amp_token_redis_save_rejections_total`), never an error: the newer token stays. The key
+ * - **Save is a compare-and-set**, one Lua script: the token is written if nothing is stored,
+ *   if the stored token is the one it replaces (recognised by a fingerprint stored beside it,
+ *   so a refresh in the same second as its predecessor is saved), or if it expires later. A
+ *   refused save answers the stored token, which the token service then serves: the process
+ *   and the fleet never disagree. It is logged and counted
+ *   (`amp_token_redis_save_rejections_total`), never an error. The key
  *   expires with the token: its time to live is the token's remaining lifetime as the saving
  *   process's `Clock` measures it (`PX`), so neither Redis's clock nor a test's `TestClock`
  *   has to agree with the token's `exp` for the key to outlive the token by nothing.
- * - **The lock** is `SET lock <owner> NX PX <lease>`. The owner value names the process (host,
- *   pid) and a random nonce. A background fiber extends the lease every third of it while the
- *   renewal runs; release is a compare-and-delete script, so a process only ever deletes its
- *   own lock. Waiters poll with jittered backoff (10 ms doubling to 100 ms) and fail with
- *   `TokenStoreError` (operation `"lock"`) after `lockTimeout`. A holder killed mid-renewal
+ * - **The lock** is `SET lock <owner> NX PX <lease>` under the lock kit (`StoreLock` of
+ *   `@amp-effect/core`). The owner value names the process (host, pid) and a random nonce. The
+ *   lease is extended every third of it while the renewal runs; release is a compare-and-delete
+ *   script, so a process only ever deletes its own lock. Waiters poll with jittered backoff and
+ *   fail with `TokenStoreError` (operation `"lock"`) after `lockTimeout`. A holder killed mid-renewal
  *   frees the lock when its lease runs out (`lockLease`, 10 s by default). A holder that lost
  *   its lease (paused, Redis stalled) finishes its renewal, but its save is fenced by the
  *   compare-and-set: it never replaces the newer token of the process that took over. The
@@ -177,19 +180,6 @@ export const keys = (
 ): { readonly token: string; readonly lock: string } =>
   internal.keysFor(keyPrefix, internal.accountHash(account.baseUrl, account.username))
 
-const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
-
-/**
- * node-redis, loaded when a store opens a client of its own (`make`, `layer`, `layerConfig`):
- * importing this module loads none of its half a megabyte, and a store over an application's
- * client never loads it at all. Missing, it is a broken installation (a required peer).
- */
-const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: messageOf }).pipe(
-  Effect.orDieWith((cause) =>
-    new globalThis.Error(`RedisTokenStore needs the redis package (npm install redis): ${cause}`)
-  )
-)
-
 const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
   const duration = Duration.decode(input ?? fallback)
   if (!Duration.greaterThan(duration, Duration.zero) || !Duration.isFinite(duration)) {
@@ -264,73 +254,14 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
       return yield* Effect.dieMessage("RedisTokenStore: url must be a redis:// or rediss:// URL")
     }
     const where = RedisConfig.describeUrl(url)
-    // Kept out of every message, in both the forms a URL may spell it.
-    const raw = new URL(url).password
-    const password = [
-      raw,
-      ...(() => {
-        try {
-          return [decodeURIComponent(raw)]
-        } catch {
-          return []
-        }
-      })()
-    ].filter((secret) => secret !== "")
     const commandTimeout = Duration.decode(options.commandTimeout ?? defaultCommandTimeout)
-    const { createClient } = yield* loadRedis
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const client = createClient({
-          url,
-          // Fail fast while disconnected: the store waits for a reconnection itself, bounded.
-          disableOfflineQueue: true,
-          socket: {
-            connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
-            reconnectStrategy: (retries: number) =>
-              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
-          }
-        })
-        // The store reads errors through its own listener; this one outlives it, so that a
-        // late error while closing is never an unhandled 'error' event.
-        client.on("error", () => {})
-        return client
-      }),
-      (client) => Effect.sync(() => client.isOpen && client.destroy())
-    )
+    const client = yield* internal.openClient(url, commandTimeout)
     const settings = yield* Effect.try({
-      try: () => settingsOf(client, options, where, password),
+      try: () => settingsOf(client, options, where, internal.secretsOf(url)),
       catch: (error) => error
     }).pipe(Effect.orDie)
     const { markDown, store } = yield* internal.make(settings)
-    // The first connection: ready, refused or slow, whichever comes first. Only a refusal (or
-    // another connection error) marks Redis as down at once; a slow start leaves the first
-    // command to wait for the connection again, as in any outage.
-    const firstError = yield* internal.timeoutAfterIo(
-      Effect.async<Option.Option<string>>((resume) => {
-        const ready = () => resume(Effect.succeedNone)
-        const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
-        client.on("ready", ready)
-        client.on("error", failed)
-        client.connect().catch(() => {}) // rejects only when closed meanwhile
-        return Effect.sync(() => {
-          client.off("ready", ready)
-          client.off("error", failed)
-        })
-      }),
-      commandTimeout,
-      () => `no connection within ${Duration.toMillis(commandTimeout)} ms`
-    ).pipe(
-      Effect.catchAll((slow) =>
-        Effect.as(Effect.logWarning(`Redis at ${where} is slow to answer (${slow})`), Option.none())
-      )
-    )
-    if (Option.isSome(firstError) && !client.isReady) {
-      yield* markDown(firstError.value)
-      yield* Effect.logWarning(
-        `Could not connect to Redis at ${where} (${firstError.value}); reconnecting in the background, ` +
-          "and renewing tokens without it meanwhile"
-      )
-    }
+    yield* internal.connectFirst(client, settings, markDown)
     return store
   })
 

@@ -37,7 +37,7 @@ type LockRecord = typeof LockRecord.Type
 const decodeRecord = Schema.decodeEither(Schema.parseJson(LockRecord), { onExcessProperty: "ignore" })
 
 /** The lock of one token file: where it is and its lease. */
-export interface LockContext extends AtomicFile.FileContext {
+interface LockContext extends AtomicFile.FileContext {
   readonly lockPath: string
   readonly leaseMillis: number
 }

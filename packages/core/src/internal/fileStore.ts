@@ -6,14 +6,45 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, type Option } from "effect"
+import type { LocalProcess } from "../LocalProcess.js"
 import type { TokenData } from "../TokenData.js"
 import { TokenStoreError } from "../TokenError.js"
-import type { FileStoreOptions, TokenStore } from "../TokenStore.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as FileLock from "./fileLock.js"
 import * as StoreLock from "./storeLock.js"
 import * as TokenFile from "./tokenFile.js"
+
+/** Options for the file store (`TokenStore.FileStoreOptions`). */
+export interface FileStoreOptions {
+  /** How many corrupt files moved aside are kept (newest first). Default 3. */
+  readonly keepCorrupt?: number
+  /**
+   * How long a lock stays valid when its owner cannot be checked (another host, no
+   * `localProcess`, or an owner alive but stuck): after this, waiters take it over. It should
+   * exceed one renewal (with the default retry policy at most about a minute), else a slow
+   * renewal may be joined by a second login (never a corrupt file). Default 60 seconds.
+   */
+  readonly lockLease?: Duration.DurationInput
+  /**
+   * How long `withLock` waits for the lock before failing with a `TokenStoreError` (operation
+   * `"lock"`). Longer than the lease, so that a waiter outlives a dead owner's lease on another
+   * host. Default 90 seconds.
+   */
+  readonly lockTimeout?: Duration.DurationInput
+  /**
+   * This process and a liveness check of its neighbours (see `LocalProcess`). Without it, locks
+   * record no owner and are taken over only when their lease runs out.
+   */
+  readonly localProcess?: LocalProcess | undefined
+  /**
+   * Whether `load` checks the file's POSIX mode and tightens a file readable by group or others
+   * to 0600, with a warning. Turn it off where modes mean nothing (Windows, where every file
+   * reads as 0666 and the check would warn on every load); `NodeTokenStore.layer` does so from
+   * `process.platform`. Default `true`.
+   */
+  readonly checkPermissions?: boolean
+}
 
 export const defaultLockLease: Duration.Duration = Duration.seconds(60)
 
@@ -25,7 +56,17 @@ const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [AtomicFile.tempKi
 export const makeFile = (
   path: string,
   options?: FileStoreOptions
-): Effect.Effect<TokenStore["Type"], never, FileSystem.FileSystem | Path.Path> =>
+): Effect.Effect<
+  {
+    readonly description: string
+    readonly load: Effect.Effect<Option.Option<TokenData>, TokenStoreError>
+    readonly save: (data: TokenData) => Effect.Effect<TokenData, TokenStoreError>
+    readonly remove: Effect.Effect<void, TokenStoreError>
+    readonly withLock: StoreLock.WithLock
+  },
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const paths = yield* Path.Path

@@ -43,14 +43,14 @@ export interface Options {
 export type WithLock = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TokenStoreError, R>
 
 /** Polls at 10, 20, 40... ms, at most every 100 ms, jittered so that waiters do not move in step. */
-export const backoff = (timeout: Duration.Duration) =>
+const backoff = (timeout: Duration.Duration) =>
   Schedule.exponential(Duration.millis(10), 2).pipe(
     Schedule.union(Schedule.spaced(Duration.millis(100))),
     Schedule.jittered,
     Schedule.upTo(timeout)
   )
 
-export const newOwner = (local: Pick<LocalProcess, "pid" | "hostname"> | undefined): Effect.Effect<Owner> =>
+const newOwner = (local: Pick<LocalProcess, "pid" | "hostname"> | undefined): Effect.Effect<Owner> =>
   Effect.map(
     Effect.all([Random.nextIntBetween(0, 2 ** 32), Random.nextIntBetween(0, 2 ** 32)]),
     ([a, b]) => ({

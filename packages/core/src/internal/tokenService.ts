@@ -17,7 +17,6 @@ import { TokenData } from "../TokenData.js"
 import { type AuthError, NoTokenToRefresh, type TokenStoreError } from "../TokenError.js"
 import * as TokenInfo from "../TokenInfo.js"
 import * as TokenMetrics from "../TokenMetrics.js"
-import type { TokenService, TokenServiceOptions } from "../TokenService.js"
 import { TokenStore } from "../TokenStore.js"
 
 /** The default refresh margin: five minutes, as the Rust client (defined with the other defaults). */
@@ -334,8 +333,8 @@ const awaitEnd = (busy: Busy): Effect.Effect<void> =>
 
 /** Builds the service over an `AuthApi` and a `TokenStore`, loading the stored token first. */
 export const make = (
-  options?: TokenServiceOptions
-): Effect.Effect<TokenService["Type"], never, AuthApi | TokenStore> =>
+  options?: { readonly refreshMargin?: Duration.DurationInput }
+) =>
   Effect.gen(function*() {
     const api = yield* AuthApi
     const store = yield* TokenStore
@@ -378,7 +377,7 @@ export const make = (
       forceRefresh: withLoginFallback(token({ _tag: "Refresh", queuedBehind: undefined })).pipe(
         Effect.withSpan("TokenService.forceRefresh")
       ),
-      renewRejected: (rejected) =>
+      renewRejected: (rejected: Redacted.Redacted<string>) =>
         withLoginFallback(token({ _tag: "Rejected", token: rejected })).pipe(
           Effect.withSpan("TokenService.renewRejected")
         ),

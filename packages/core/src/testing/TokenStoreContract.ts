@@ -1,15 +1,9 @@
 /**
  * The contract every `TokenStore` that keeps tokens fulfils, as a suite of `@effect/vitest`
  * tests to run against each implementation: the memory and file stores run it, as does the
- * Redis store, and so should any store of your own.
- *
- * @example
- * ```ts
- * import { TokenStore } from "@amp-effect/core"
- * import { TokenStoreContract } from "@amp-effect/core/testing"
- *
- * TokenStoreContract.storeContract("memory", TokenStore.layerMemory)
- * ```
+ * Redis store, and so should any store of your own: in a test file,
+ * `TokenStoreContract.storeContract("my store", MyStore.layer(...))` (imported from
+ * `@amp-effect/core/testing`; it needs `@effect/vitest`).
  *
  * @since 0.1.0
  */

@@ -238,6 +238,95 @@ const follow = (link: Link) => {
 }
 
 // -----------------------------------------------------------------------------
+// A client of the store's own
+// -----------------------------------------------------------------------------
+
+/**
+ * node-redis, loaded when a store opens a client of its own: importing the store loads none of
+ * its half a megabyte, and a store over an application's client never loads it at all. Missing,
+ * it is a broken installation (a required peer).
+ */
+const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: messageOf }).pipe(
+  Effect.orDieWith((cause) =>
+    new globalThis.Error(`RedisTokenStore needs the redis package (npm install redis): ${cause}`)
+  )
+)
+
+/** A client on `url`, closed with the scope; it connects in `connectFirst`. */
+export const openClient = (url: string, commandTimeout: Duration.Duration) =>
+  Effect.flatMap(loadRedis, ({ createClient }) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = createClient({
+          url,
+          // Fail fast while disconnected: the store waits for a reconnection itself, bounded.
+          disableOfflineQueue: true,
+          socket: {
+            connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
+            reconnectStrategy: (retries: number) =>
+              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+          }
+        })
+        // The store reads errors through its own listener; this one outlives it, so that a
+        // late error while closing is never an unhandled 'error' event.
+        client.on("error", () => {})
+        return client
+      }),
+      (client) => Effect.sync(() => client.isOpen && client.destroy())
+    ))
+
+/** The URL's password, in both the forms a URL may spell it: kept out of every message. */
+export const secretsOf = (url: string): Array<string> => {
+  const raw = new URL(url).password
+  let decoded = raw
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    // not percent-encoded: the raw form is the only one
+  }
+  return [raw, decoded].filter((secret) => secret !== "")
+}
+
+/**
+ * The first connection: ready, refused or slow, whichever comes first. Only a refusal (or
+ * another connection error) marks Redis as down at once; a slow start leaves the first command
+ * to wait for the connection again, as in any outage.
+ */
+export const connectFirst = (
+  client: RedisClient & { connect(): Promise<unknown> },
+  settings: Settings,
+  markDown: (reason: string) => Effect.Effect<void>
+) =>
+  timeoutAfterIo(
+    Effect.async<Option.Option<string>>((resume) => {
+      const ready = () => resume(Effect.succeedNone)
+      const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
+      client.on("ready", ready)
+      client.on("error", failed)
+      client.connect().catch(() => {}) // rejects only when closed meanwhile
+      return Effect.sync(() => {
+        client.off("ready", ready)
+        client.off("error", failed)
+      })
+    }),
+    settings.commandTimeout,
+    () => `no connection within ${Duration.toMillis(settings.commandTimeout)} ms`
+  ).pipe(
+    Effect.catchAll((slow) =>
+      Effect.as(Effect.logWarning(`Redis at ${settings.where} is slow to answer (${slow})`), Option.none())
+    ),
+    Effect.flatMap((refused) =>
+      Option.isNone(refused) || client.isReady ? Effect.void : Effect.zipRight(
+        markDown(refused.value),
+        Effect.logWarning(
+          `Could not connect to Redis at ${settings.where} (${refused.value}); reconnecting in the background, ` +
+            "and renewing tokens without it meanwhile"
+        )
+      )
+    )
+  )
+
+// -----------------------------------------------------------------------------
 // The store
 // -----------------------------------------------------------------------------
 
@@ -272,11 +361,11 @@ export const make = (settings: Settings) =>
         withLock
       }),
       /** Marks Redis as down at once (the first connection failed): no command waits for it. */
-      markDown: (reason: string | undefined) =>
+      markDown: (reason: string) =>
         Effect.sync(() => {
           if (settings.client.isReady) return
           link.down = true
-          link.lastError = reason ?? link.lastError
+          link.lastError = reason
         })
     }
   })
