@@ -266,6 +266,27 @@ describe("PostgresTokenStore", () => {
       expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
     }))
 
+  it.scopedLive("once migrated, a user with no right to create anything uses the store", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const schema = `s_${Database.freshTable()}`
+      const role = `r_${Database.freshTable()}`
+      yield* Effect.scoped(
+        Effect.flatMap(PostgresTokenStore.makeUrl(options({ schema, table: "tokens" })), (s) => s.load)
+      )
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'app-pw'`)
+      yield* sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`)
+      yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`)
+      const url = `postgres://${role}:app-pw@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({
+        ...options({ schema, table: "tokens" }),
+        url: Redacted.make(url)
+      })
+      yield* store.save(sampleToken("least-privilege", Date.now()))
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("least-privilege"))
+      expect(yield* store.withLock(Effect.succeed("locked"))).toBe("locked")
+    }))
+
   it.scopedLive("a database with a version this release does not know is used as it is", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
