@@ -10,7 +10,7 @@ import {
   HttpClientResponse
 } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Metric, Redacted, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
@@ -423,6 +423,39 @@ describe("AuthApi", () => {
       }
     }))
 
+  it.scoped("a 429 without Retry-After backs off normally; a padded Retry-After is read", () =>
+    Effect.gen(function*() {
+      const bare = yield* api("obtain", MockFault.status(429))
+      expect(Redacted.value(yield* untilDone(bare.service.obtain))).toMatch(/^eyJ/)
+      expect(yield* received(bare.mock)).toBe(2)
+      const padded = yield* api("obtain", MockFault.status(429, { headers: { "retry-after": " 3600 " } }))
+      expect(yield* Effect.flip(padded.service.obtain)).toMatchObject({ retryAfter: Duration.hours(1) })
+    }))
+
+  it.effect("layerConfig reads the credentials and the base URL (trailing slashes ignored) from the config", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockAmp.make({ username: "carol", password: "c4rol-pass" })
+      yield* mock.script("obtain", MockFault.hang)
+      const service = yield* Effect.provide(
+        AuthApi.AuthApi,
+        AuthApi.layerConfig().pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, mock.httpClient)))
+      )
+      const fiber = yield* Effect.fork(service.obtain)
+      yield* adjustUntilDone(fiber, "1 second")
+      const requests = yield* mock.requests
+      expect(requests.map((request) => request.url)).toEqual([
+        "http://amp.test/api/user/obtain_token",
+        "http://amp.test/api/user/obtain_token"
+      ])
+      expect(yield* mock.issuedTokens).toHaveLength(1) // the second attempt, after a 2 s timeout
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromJson({
+      AMP_API_BASE_URL: "http://amp.test/api//",
+      AMP_USERNAME: "carol",
+      AMP_PASSWORD: "c4rol-pass",
+      API_RETRY_MAX_ATTEMPTS: "2",
+      API_REQUEST_TIMEOUT_SECONDS: "2"
+    }))))
+
   /** The detail of the `InvalidCredentials` error that a 400 with `body` gives, for `password`. */
   const refusedWith = (password: string, body: string) =>
     Effect.gen(function*() {
@@ -464,6 +497,8 @@ describe("AuthApi", () => {
       expect(yield* refusedWith(PASSWORD, "<h1>Bad Request</h1>")).toBe("<h1>Bad Request</h1>")
       expect(yield* refusedWith(PASSWORD, JSON.stringify({ detail: 42 }))).toBe("{\"detail\":42}")
       expect(yield* refusedWith(PASSWORD, "null")).toBe("null")
+      expect(yield* refusedWith(PASSWORD, JSON.stringify("just text"))).toBe("\"just text\"")
+      expect(yield* refusedWith("two  spaces", "bad two spaces!")).toBe("bad <redacted>!")
       expect(yield* refusedWith(PASSWORD, "  spaced  ")).toBe("spaced")
     }))
 

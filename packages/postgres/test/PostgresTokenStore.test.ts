@@ -1,5 +1,5 @@
 import { AmpConfig, TokenData, TokenMetrics, TokenStore } from "@amp-effect/core"
-import { LogCapture, TokenStoreContract } from "@amp-effect/core/testing"
+import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { expect, it } from "@effect/vitest"
 import {
@@ -154,6 +154,48 @@ describe("PostgresTokenStore", () => {
       expect(Redacted.value((yield* store.save(later)).token)).toBe("later")
     }))
 
+  it.scoped("a refused save whose kept token this process cannot read is an error that says so", () =>
+    Effect.gen(function*() {
+      const table = Database.freshTable()
+      const writer = yield* PostgresTokenStore.makeUrl(options({ table }))
+      const reader = yield* PostgresTokenStore.makeUrl(options({
+        table,
+        codec: { ...PostgresTokenStore.clearText, decode: () => Either.left("sealed with another key") }
+      }))
+      yield* writer.save(sampleToken("newer", Date.UTC(2024, 5, 1)))
+      const error = yield* Effect.flip(
+        LogCapture.make().provide(reader.save(sampleToken("older", Date.UTC(2024, 0, 1))))
+      )
+      expect(error.store).toBe("postgres")
+      expect(error.operation).toBe("save")
+      expect(error.message).toContain(
+        "it keeps a token that expires later, which this process cannot read: sealed with another key"
+      )
+    }))
+
+  it.scoped("load, save and remove are spans of the store, naming its table", () =>
+    Effect.gen(function*() {
+      const table = Database.freshTable()
+      const store = yield* PostgresTokenStore.makeUrl(options({ table }))
+      const { spans } = yield* SpanCapture.withSpans(
+        Effect.all([store.save(sampleToken("spanned")), store.load, store.remove])
+      )
+      const ours = spans.filter((span) => span.name.startsWith("TokenStore."))
+      expect(ours.map((span) => span.name)).toEqual(["TokenStore.save", "TokenStore.load", "TokenStore.remove"])
+      for (const span of ours) {
+        expect(span.attributes.get("store")).toBe("postgres")
+        expect(span.attributes.get("table")).toBe(`public.${table}`)
+      }
+    }))
+
+  it("the documented defaults", () => {
+    expect(PostgresTokenStore.defaultLockLease).toEqual(Duration.seconds(10))
+    expect(PostgresTokenStore.defaultLockTimeout).toEqual(Duration.seconds(90))
+    expect(PostgresTokenStore.defaultStatementTimeout).toEqual(Duration.seconds(2))
+    expect(PostgresConfig.defaultSchema).toBe("public")
+    expect(PostgresConfig.defaultTable).toBe("amp_effect_tokens")
+  })
+
   it.scoped("a custom schema and table: created on first use, the migrations table beside the token table", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
@@ -175,6 +217,10 @@ describe("PostgresTokenStore", () => {
       }
       const zero = yield* Effect.exit(Effect.scoped(PostgresTokenStore.makeUrl(options({ statementTimeout: 0 }))))
       expect(String(Exit.isFailure(zero) && zero.cause)).toContain("statementTimeout must be a positive")
+      const endless = yield* Effect.exit(Effect.scoped(PostgresTokenStore.makeUrl(options({ lockLease: Infinity }))))
+      expect(String(Exit.isFailure(endless) && endless.cause)).toContain(
+        "lockLease must be a positive, finite duration"
+      )
       const url = yield* Effect.exit(
         Effect.scoped(PostgresTokenStore.makeUrl(options({ url: Redacted.make("mysql://x") })))
       )
@@ -218,6 +264,27 @@ describe("PostgresTokenStore", () => {
       expect(error.message).toContain(`relation "public.${table}" does not exist`)
       yield* store.save(sampleToken("second", Date.now()))
       expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
+    }))
+
+  it.scopedLive("once migrated, a user with no right to create anything uses the store", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const schema = `s_${Database.freshTable()}`
+      const role = `r_${Database.freshTable()}`
+      yield* Effect.scoped(
+        Effect.flatMap(PostgresTokenStore.makeUrl(options({ schema, table: "tokens" })), (s) => s.load)
+      )
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'app-pw'`)
+      yield* sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`)
+      yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`)
+      const url = `postgres://${role}:app-pw@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({
+        ...options({ schema, table: "tokens" }),
+        url: Redacted.make(url)
+      })
+      yield* store.save(sampleToken("least-privilege", Date.now()))
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("least-privilege"))
+      expect(yield* store.withLock(Effect.succeed("locked"))).toBe("locked")
     }))
 
   it.scopedLive("a database with a version this release does not know is used as it is", () =>
@@ -305,6 +372,24 @@ describe("PostgresTokenStore: the advisory lock", () => {
       const waited = yield* Fiber.join(waiting)
       expect(waited.result).toBe("mine")
       expect(waited.grew).toBe(1)
+    }))
+
+  it.scopedLive("a lock held by another kind of client is named as such when the wait times out", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const store = yield* PostgresTokenStore.makeUrl(options({ table, lockTimeout: Duration.millis(300) }))
+      // The store's key, as pg_locks shows it while the store holds it.
+      const [key] = yield* store.withLock(sql<{ readonly key: string }>`SELECT
+        ((classid::bigint << 32) | objid::bigint)::text AS key FROM pg_locks WHERE locktype = 'advisory' AND granted`)
+      const error = yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        yield* connection.execute("SELECT pg_advisory_lock($1::bigint)", [key!.key], undefined)
+        const error = yield* Effect.flip(store.withLock(Effect.void))
+        yield* connection.execute("SELECT pg_advisory_unlock($1::bigint)", [key!.key], undefined)
+        return error
+      }))
+      expect(error.message).toContain("still held by another session after waiting")
     }))
 
   it.scopedLive("a holder whose session ends (killed, cut off) loses the lock at once: another takes it", () =>

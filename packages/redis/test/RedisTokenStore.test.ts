@@ -25,7 +25,7 @@ import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
 import * as EncryptionKey from "../src/EncryptionKey.js"
-import { timeoutAfterIo } from "../src/internal/redisTokenStore.js"
+import { secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
@@ -604,6 +604,74 @@ suite("RedisTokenStore: spans", () => {
       ])
       expect(spans.every((span) => span.attributes.get("store") === "redis")).toBe(true)
     }))
+})
+
+// -----------------------------------------------------------------------------
+// Messages
+// -----------------------------------------------------------------------------
+
+suite("RedisTokenStore: what it says", () => {
+  it.scopedLive("a lock whose owner value cannot be read is held by 'another process'", () =>
+    Effect.gen(function*() {
+      for (const value of ["garbage", JSON.stringify({ host: "elsewhere" }), JSON.stringify({ pid: 5 })]) {
+        const { keys, store } = yield* makeStore({ lockTimeout: Duration.millis(200) })
+        yield* command("SET", keys.lock, value, "PX", "60000")
+        const error = yield* Effect.flip(store.withLock(Effect.void))
+        expect(error.message).toBe(
+          `Could not lock the token in Redis at ${redis().url} (key ${keys.lock}): ` +
+            "still held by another process after waiting 200ms"
+        )
+      }
+    }))
+
+  it.scopedLive("an expired token is not saved, with a debug line naming the key", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { keys, store } = yield* makeStore()
+      const expired = sampleToken("expired", Date.now() - 25 * 3600_000)
+      const held = yield* logs.provide(store.save(expired))
+      expect(held).toBe(expired)
+      expect(logs.lines.some((line) =>
+        line.level === "DEBUG" && line.text.includes(`Not saving an already expired token to Redis (${keys.token})`)
+      )).toBe(true)
+    }))
+
+  it.scopedLive("a refused save says which token was kept, and answers it", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { keys, store } = yield* makeStore()
+      const now = Date.now()
+      const newer = sampleToken("newer", now + 60_000)
+      const older = sampleToken("older", now)
+      yield* store.save(newer)
+      const held = yield* logs.provide(store.save(older))
+      expect(plain(held)).toEqual(plain(newer))
+      expect(logs.warnings()).toEqual([
+        expect.stringContaining(
+          `Kept the token already in Redis (${keys.token}): it expires at ${
+            new Date(plain(newer).expiresAt).toISOString()
+          }, not before this process's new one (${new Date(plain(older).expiresAt).toISOString()})`
+        )
+      ])
+    }))
+
+  it.scopedLive("a refused save of a token this process cannot read fails, naming Redis and the key", () =>
+    Effect.gen(function*() {
+      const { keys, store } = yield* makeStore()
+      const sealed = yield* makeStore({ encryptionKey: EncryptionKey.generate(), keyPrefix: keys.token.split(":")[0]! })
+      yield* sealed.store.save(freshToken("sealed", 60_000))
+      const error = yield* Effect.flip(store.save(freshToken("mine")))
+      expect(error).toMatchObject({ _tag: "TokenStoreError", store: "redis", operation: "save" })
+      expect(error.message).toContain(`Could not save the token to Redis at ${redis().url} (key ${keys.token})`)
+      expect(error.message).toContain("it keeps a token that expires later, which this process cannot read")
+    }))
+
+  it("the URL's password, in both its spellings, is what messages must never quote", () => {
+    expect(secretsOf("redis://user:p%40ss@cache:6379")).toEqual(["p%40ss", "p@ss"])
+    expect(secretsOf("redis://:hunter2@cache:6379")).toEqual(["hunter2"])
+    expect(secretsOf("redis://cache:6379")).toEqual([])
+    expect(secretsOf("redis://:%E0%A4%A@cache:6379")).toEqual(["%E0%A4%A"])
+  })
 })
 
 // -----------------------------------------------------------------------------

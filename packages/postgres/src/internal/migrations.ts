@@ -59,16 +59,19 @@ export const migrate = (sql: SqlClient.SqlClient, names: Names): Effect.Effect<v
   sql.withTransaction(Effect.gen(function*() {
     const versions = sql(`${names.table}_migrations`)
     yield* sql`SELECT pg_advisory_xact_lock(${advisoryKey(`migrate ${names.schema}.${names.table}`)}::bigint)`
-    // CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when it exists.
-    const [found] = yield* sql<
-      { readonly present: boolean }
-    >`SELECT to_regnamespace(${names.schema}) IS NOT NULL AS present`
-    if (found?.present !== true) yield* sql`CREATE SCHEMA ${sql(names.schema)}`
-    yield* sql`CREATE TABLE IF NOT EXISTS ${sql(names.schema)}.${versions} (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`
+    // Looked up rather than created IF NOT EXISTS, which needs the right to create even when
+    // there is nothing to create: once migrated, a user with no more than DML rights will do.
+    const [found] = yield* sql<{ readonly schema: boolean; readonly versions: boolean }>`SELECT
+      to_regnamespace(${names.schema}) IS NOT NULL AS schema,
+      to_regclass(${`${names.schema}.${names.table}_migrations`}) IS NOT NULL AS versions`
+    if (found?.schema !== true) yield* sql`CREATE SCHEMA ${sql(names.schema)}`
+    if (found?.versions !== true) {
+      yield* sql`CREATE TABLE ${sql(names.schema)}.${versions} (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`
+    }
     const rows = yield* sql<{ readonly version: number }>`SELECT version FROM ${sql(names.schema)}.${versions}`
     const applied = new Set(rows.map((row) => Number(row.version)))
     for (const migration of migrations) {

@@ -284,7 +284,7 @@ export const secretsOf = (url: string): Array<string> => {
   } catch {
     // not percent-encoded: the raw form is the only one
   }
-  return [raw, decoded].filter((secret) => secret !== "")
+  return [...new Set([raw, decoded])].filter((secret) => secret !== "")
 }
 
 /**
