@@ -409,6 +409,26 @@ describe("amp-token", () => {
       expect(line).toMatch(/^amp-token: server not answering: /)
     }))
 
+  it.scopedLive("a server error is reported as the server's own failure", () =>
+    Effect.gen(function*() {
+      const { env, server } = yield* setup
+      yield* server.script("obtain", MockFault.status(503))
+      const line = oneLineFailure(yield* amp(["login"], { ...env, API_RETRY_MAX_ATTEMPTS: "1" }))
+      expect(line).toMatch(/^amp-token: AMP .*obtain_token.*\(HTTP 503\)/)
+    }))
+
+  it.scopedLive("clear removes a corrupt token file too", () =>
+    Effect.gen(function*() {
+      const { dir, file } = yield* setup
+      yield* Effect.promise(() => Fs.writeFile(file, "{ not json", { mode: 0o600 }))
+      expect(yield* amp(["clear", "--token-file", file])).toEqual({
+        code: 0,
+        stdout: `Removed the token file ${file}\n`,
+        stderr: ""
+      })
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
+    }))
+
   it.scopedLive("rate limiting is reported with the wait the server asked for", () =>
     Effect.gen(function*() {
       const { env, server } = yield* setup
