@@ -19,7 +19,7 @@ import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import * as RedisServer from "../../redis/test/utils/RedisServer.js"
+import { RedisServer } from "@amp-effect/redis/testing"
 import * as Cli from "../src/Cli.js"
 import * as Bundle from "./utils/Bundle.js"
 
@@ -350,9 +350,9 @@ describe("amp-token", () => {
       expect((yield* server.counters).obtain).toBe(1)
 
       const bad = oneLineFailure(yield* amp(["token", "--base-url", "ftp://x"], env))
-      expect(bad).toMatch(/^amp-token: configuration: --base-url="ftp:\/\/x" is invalid/)
+      expect(bad).toMatch(/^amp-token: configuration: --base-url is invalid: got "ftp:\/\/x"/)
       const blank = oneLineFailure(yield* amp(["--token-file", " ", "token"], env))
-      expect(blank).toBe("amp-token: configuration: --token-file=\" \" is invalid: expected a file path")
+      expect(blank).toBe("amp-token: configuration: --token-file is invalid: got \" \", expected a file path")
     }))
 
   it.scopedLive("a base URL without /api is named as a wrong base URL, not as wrong credentials", () =>

@@ -55,14 +55,6 @@ export const tokenStore: Config.Config<AmpConfig.StoreKind> = Config.map(
 )
 
 /**
- * The same `Config` as `tokenStore`.
- *
- * @since 0.1.0
- * @category config
- */
-export const tokenStoreConfig: Config.Config<AmpConfig.StoreKind> = tokenStore
-
-/**
  * Whether `url` is a Redis URL the store accepts: `redis:` or `rediss:` with a host.
  *
  * @since 0.1.0
