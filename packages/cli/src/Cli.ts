@@ -208,7 +208,8 @@ const withTokenService = <A, E, R>(
       TokenStore.TokenStore,
       Effect.map(TokenStore.TokenStore, (store) => ({
         ...store,
-        save: (data) => Effect.tapError(store.save(data), (error) => Ref.set(failed, Option.some(error)))
+        save: (data, replacing) =>
+          Effect.tapError(store.save(data, replacing), (error) => Ref.set(failed, Option.some(error)))
       }))
     )
     const api = AuthApi.layerConfig({ baseUrl: Config.succeed(baseUrl) }).pipe(Layer.provide(FetchHttpClient.layer))

@@ -60,6 +60,14 @@ export * as PersistencePolicy from "./PersistencePolicy.js"
 export * as RetryPolicy from "./RetryPolicy.js"
 
 /**
+ * The lock a shared token store holds while one process renews: a store supplies its storage
+ * primitives, the waiting, lease renewal and release are written once.
+ *
+ * @since 0.1.0
+ */
+export * as StoreLock from "./StoreLock.js"
+
+/**
  * A token and its lifetime, and the `token.json` file format.
  *
  * @since 0.1.0

@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import { AmpConfig } from "@amp-effect/core"
-import { Config, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Either, Option, Redacted } from "effect"
 import * as internal from "./internal/migrations.js"
 
 /**
@@ -93,7 +93,7 @@ export const url: Config.Config<Redacted.Redacted<string>> = Config.option(Confi
         ? Either.right(Redacted.make(text))
         // The value is not quoted: it may hold a password.
         : Either.left(
-          AmpConfig.invalidSecret("is not a Postgres URL: expected postgres://user:password@host[:port]/db")
+          ConfigError.InvalidData([], "not a Postgres URL: expected postgres://user:password@host[:port]/db")
         )
     }
   })),

@@ -576,7 +576,7 @@ describe("PostgresTokenStore.layerConfig", () => {
       expect(schema.variable).toBe("AMP_POSTGRES_SCHEMA")
       const url = yield* fail({ ...env(), AMP_POSTGRES_URL: "mysql://u:s3cret-pw@db/x" })
       expect(url.variable).toBe("AMP_POSTGRES_URL")
-      expect(url.message).toContain("is not a Postgres URL")
+      expect(url.message).toContain("AMP_POSTGRES_URL is invalid: not a Postgres URL")
       expect(url.message).not.toContain("s3cret")
       const { AMP_POSTGRES_URL: _, ...noUrl } = env()
       expect((yield* fail(noUrl)).variable).toBe("AMP_POSTGRES_URL")
