@@ -584,6 +584,6 @@ describe("PostgresTokenStore.layerConfig", () => {
       const { AMP_USERNAME: __, ...noUser } = env()
       const user = yield* fail(noUser)
       expect(user.variable).toBe("AMP_USERNAME")
-      expect(user.message).toContain("keys its row by the account")
+      expect(user.message).toBe("AMP_USERNAME is not set")
     }))
 })
