@@ -13,11 +13,11 @@
 import { TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { RedisTokenStore } from "@amp-effect/redis"
+import { RedisServer } from "@amp-effect/redis/testing"
 import { Duration, Effect, Layer } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as RedisServer from "../packages/redis/test/utils/RedisServer.js"
 import * as BuiltApp from "./builtApp.js"
 import {
   type Figure,

@@ -24,9 +24,9 @@ import * as AmpClient from "../src/AmpClient.js"
 import { ApiError } from "../src/AmpHttpError.js"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
+import { withSpans } from "../src/testing/SpanCapture.js"
 import * as TokenService from "../src/TokenService.js"
 import * as TokenStore from "../src/TokenStore.js"
-import { withSpans } from "./utils/SpanCapture.js"
 import { adjustUntilDone, awaitSleepUntil, untilDone } from "./utils/TestTime.js"
 
 const { MockFault } = MockAmp

@@ -13,9 +13,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Redacted, TestClock } from "effect"
 import * as AuthApi from "../src/AuthApi.js"
 import * as MockAmp from "../src/MockAmp.js"
+import * as LogCapture from "../src/testing/LogCapture.js"
+import { withSpans } from "../src/testing/SpanCapture.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
-import * as LogCapture from "./utils/LogCapture.js"
-import { withSpans } from "./utils/SpanCapture.js"
 import { adjustUntilDone, awaitSleepUntil, untilDone } from "./utils/TestTime.js"
 
 const { MockFault } = MockAmp

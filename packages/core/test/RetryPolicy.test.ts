@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Metric, Random, TestClock } from "effect"
 import { ApiError, AuthError } from "../src/AmpHttpError.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import * as LogCapture from "../src/testing/LogCapture.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
-import * as LogCapture from "./utils/LogCapture.js"
 
 const options: RetryPolicy.RetryOptions = {
   maxAttempts: 4,
