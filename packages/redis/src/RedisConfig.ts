@@ -1,18 +1,8 @@
 /**
- * The Redis store's configuration as Effect `Config` values (tests swap a `ConfigProvider`),
- * each validated as it is read. Read through `AmpConfig.read` (as `load` and
- * `RedisTokenStore.layerConfig` do), a bad value fails with the core's `AmpConfigError`, so that
- * an application has one configuration error to handle.
- *
- * | variable | default |
- * | --- | --- |
- * | `AMP_TOKEN_STORE` | read by `@amp-effect/core` (`AmpConfig.tokenStore`); `file`, `redis`, `memory` or `none` |
- * | `AMP_REDIS_URL` | required for the Redis store: `redis://[[user]:password@]host[:port][/db]` or `rediss://…` |
- * | `AMP_REDIS_KEY_PREFIX` | `amp-effect` |
- * | `AMP_TOKEN_ENCRYPTION_KEY` | unset: tokens stored in clear. Base64 of 32 bytes; several, comma-separated, to rotate |
- *
- * The URL (it may hold a password) and the encryption keys are `Redacted` from the moment they
- * are read, and no error message quotes them.
+ * The Redis store's variables as `Config` values, each validated as it is read:
+ * `AMP_REDIS_URL` (required, redacted), `AMP_REDIS_KEY_PREFIX` (`amp-effect`), and with
+ * `AMP_TOKEN_ENCRYPTION_KEY` (core's `EncryptionKey.config`). Read through `AmpConfig.read` (as
+ * `load` and `RedisTokenStore.layerConfig` do), a bad value fails with core's `AmpConfigError`.
  *
  * @since 0.1.0
  */
@@ -29,7 +19,7 @@ import type { Effect } from "effect"
 export interface RedisConfig {
   readonly url: Redacted.Redacted<string>
   readonly keyPrefix: string
-  /** The first encrypts, all decrypt; empty when `AMP_TOKEN_ENCRYPTION_KEY` is unset. */
+  /** The first seals, all open; empty when `AMP_TOKEN_ENCRYPTION_KEY` is unset. */
   readonly encryptionKeys: ReadonlyArray<EncryptionKey.EncryptionKey>
 }
 
@@ -42,8 +32,7 @@ export interface RedisConfig {
 export const defaultKeyPrefix = "amp-effect"
 
 /**
- * `AMP_TOKEN_STORE`: `file` (the default), `redis`, `memory` or `none`, any case. The core's
- * `AmpConfig.tokenStore` with its default, for `Options.withFallbackConfig` in a CLI.
+ * `AMP_TOKEN_STORE` with its default (`file`), for `Options.withFallbackConfig` in a CLI.
  *
  * @since 0.1.0
  * @category config
@@ -66,7 +55,7 @@ export const isRedisUrl = (url: string): boolean => {
 }
 
 /**
- * A Redis URL without its user name and password, for log lines and error messages:
+ * A Redis URL without its user name and password, for messages:
  * `redis://:secret@cache:6379/2` → `redis://cache:6379/2`.
  *
  * @since 0.1.0
@@ -79,38 +68,28 @@ export const describeUrl = (url: string): string => {
 }
 
 /**
- * A secret variable, trimmed and `Redacted` from the moment it is read, checked by `parse`
- * (whose failure must not quote it); blank counts as unset. `Config.redacted` first, so that
- * even Effect's own errors never show the text.
- */
-const secret = <A>(
-  name: string,
-  parse: (text: string) => Either.Either<A, ConfigError.ConfigError>
-): Config.Config<A> =>
-  Config.redacted().pipe(
-    Config.mapOrFail((value) => {
-      const text = Redacted.value(value).trim()
-      return text === "" ? Either.left(AmpConfig.notSet()) : parse(text)
-    }),
-    Config.nested(name)
-  )
-
-/**
- * `AMP_REDIS_URL`, required: `redis://` or `rediss://` (TLS), with the password if any.
+ * `AMP_REDIS_URL`, required: `redis://` or `rediss://` (TLS), with the password if any. Redacted
+ * from the moment it is read (so even Effect's own errors never show it); blank is unset.
  *
  * @since 0.1.0
  * @category config
  */
-export const url: Config.Config<Redacted.Redacted<string>> = secret("AMP_REDIS_URL", (text) =>
-  isRedisUrl(text)
-    ? Either.right(Redacted.make(text))
-    : Either.left(
-      ConfigError.InvalidData([], "not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…")
-    ))
+export const url: Config.Config<Redacted.Redacted<string>> = Config.redacted().pipe(
+  Config.mapOrFail((value) => {
+    const text = Redacted.value(value).trim()
+    const rule = "not a Redis URL: expected redis://[[user]:password@]host[:port][/db] or rediss://…"
+    return text === ""
+      ? Either.left(AmpConfig.notSet())
+      : isRedisUrl(text)
+      ? Either.right(Redacted.make(text))
+      : Either.left(ConfigError.InvalidData([], rule))
+  }),
+  Config.nested("AMP_REDIS_URL")
+)
 
 /**
- * Whether `prefix` can start the store's keys: 1 to 64 characters among letters, digits and
- * `.:_-/`. Braces are refused since they would change the Redis Cluster hash tag.
+ * Whether `prefix` can start the store's keys: 1 to 64 letters, digits or `.:_-/`. Braces would
+ * change the Redis Cluster hash tag.
  *
  * @since 0.1.0
  * @category utils
@@ -118,8 +97,8 @@ export const url: Config.Config<Redacted.Redacted<string>> = secret("AMP_REDIS_U
 export const isKeyPrefix = (prefix: string): boolean => /^[A-Za-z0-9.:_\-/]{1,64}$/.test(prefix)
 
 /**
- * `AMP_REDIS_KEY_PREFIX`, `amp-effect` by default (also when blank): lets several
- * applications or environments share one Redis without sharing a token.
+ * `AMP_REDIS_KEY_PREFIX`, `amp-effect` when unset or blank: lets several applications or
+ * environments share one Redis without sharing a token.
  *
  * @since 0.1.0
  * @category config
@@ -149,8 +128,7 @@ export const config: Config.Config<RedisConfig> = Config.all({
 })
 
 /**
- * Reads and validates every variable of the Redis store; fails with the first
- * `AmpConfigError`.
+ * Reads and validates every variable of the Redis store; fails with the first `AmpConfigError`.
  *
  * @since 0.1.0
  * @category config

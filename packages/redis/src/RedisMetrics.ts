@@ -1,18 +1,14 @@
 /**
- * The Redis store's own metrics, beside the core's `TokenMetrics` (which the store also feeds:
- * `amp_token_lock_waits_total` when a renewal waited for another process's lock, and through
- * the token service `amp_token_persistence_failures_total` when a load or save failed).
- *
- * Like the core's, nothing here is recorded on the hot path: only when the store is used.
+ * The Redis store's own metrics, beside core's `TokenMetrics` (which the store also feeds). Like
+ * those, nothing here is recorded on the hot path.
  *
  * @since 0.1.0
  */
 import { Metric } from "effect"
 
 /**
- * Saves refused by the compare-and-set because another token, stored meanwhile, expires as late
- * or later: a replica lost a race (or its lease); the newer token was kept and the replica
- * serves it. Not an error.
+ * Saves refused by the compare-and-set because the stored token expires as late or later: a
+ * replica lost a race (or its lease) and serves the newer token. Not an error.
  *
  * @since 0.1.0
  * @category metrics
@@ -23,8 +19,7 @@ export const saveRejections = Metric.counter("amp_token_redis_save_rejections_to
 })
 
 /**
- * Locks lost while held: the lease ran out before it could be extended (Redis stalled or
- * restarted, or the process was paused), so another process may have renewed meanwhile.
+ * Locks whose lease ran out while held (Redis stalled or restarted, or the process paused).
  *
  * @since 0.1.0
  * @category metrics
@@ -35,9 +30,8 @@ export const lockLost = Metric.counter("amp_token_redis_lock_lost_total", {
 })
 
 /**
- * Redis commands that failed or timed out, labelled `operation` = `load` | `save` | `remove`
- * | `lock` | `extend` | `release`. A `lock` here is a renewal that went ahead without the
- * fleet's lock (or failed, when the store is configured to).
+ * Commands that failed or timed out, by `operation` (`load`, `save`, `remove`, `lock`,
+ * `extend`, `release`); a `lock` is a renewal that went ahead without the lock (or failed).
  *
  * @since 0.1.0
  * @category metrics
@@ -48,8 +42,8 @@ export const unavailable = Metric.counter("amp_token_redis_unavailable_total", {
 })
 
 /**
- * Stored values that could not be read, labelled `reason` = `unreadable` | `unknown-key` |
- * `undecryptable` | `no-key`. Each counts as no token: a fresh login replaces it.
+ * Stored values that could not be read, by `reason` (`TokenEnvelope.Unreadable`'s); each counts
+ * as no token, which a fresh login replaces.
  *
  * @since 0.1.0
  * @category metrics

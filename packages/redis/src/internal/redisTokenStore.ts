@@ -1,12 +1,12 @@
 /**
  * The Redis token store: one token key and one lock key per AMP account, over any node-redis
- * client. See `RedisTokenStore.ts` for what it promises; this file is how.
+ * client. `RedisTokenStore.ts` says what it promises; this file is how.
  *
  * @internal
  */
 import { type EncryptionKey, type TokenData, TokenEnvelope, TokenError, TokenStore } from "@amp-effect/core"
 import * as StoreLock from "@amp-effect/core/StoreLock"
-import { Clock, Data, DateTime, Duration, Effect, Either, Metric, Option } from "effect"
+import { Clock, Data, DateTime, Duration, Effect, Either, Metric, Option, Schema } from "effect"
 import { createHash } from "node:crypto"
 import * as Os from "node:os"
 import * as RedisMetrics from "../RedisMetrics.js"
@@ -26,12 +26,11 @@ export interface Keys {
 }
 
 export interface Settings {
-  readonly client: RedisClient
   /** Where the store is, for messages: `redis://cache:6379` (never a password). */
   readonly where: string
-  /** Texts that must never appear in a message (the URL's password). */
+  /** Texts no message may quote (the URL's password). */
   readonly secrets: ReadonlyArray<string>
-  /** The hash of the account, bound into encrypted values. */
+  /** The account's hash, bound into sealed values. */
   readonly account: string
   readonly keys: Keys
   readonly lockLease: Duration.Duration
@@ -51,16 +50,7 @@ export const keysFor = (prefix: string, hash: string): Keys => ({
   lock: `${prefix}:{${hash}}:lock`
 })
 
-// -----------------------------------------------------------------------------
-// Scripts
-// -----------------------------------------------------------------------------
-
-interface Script {
-  readonly source: string
-  readonly sha: string
-}
-
-const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
+const script = (source: string) => ({ source, sha: createHash("sha1").update(source).digest("hex") })
 
 /**
  * Compare-and-set. KEYS[1] the token key; ARGV: the envelope, its expiry (epoch ms), the time
@@ -91,10 +81,6 @@ const extendScript = script(`if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// -----------------------------------------------------------------------------
-// Commands
-// -----------------------------------------------------------------------------
-
 /** A command that got no usable answer: Redis unreachable, too slow, or answering an error. */
 class RedisFailure extends Data.TaggedError("RedisFailure")<{
   readonly reason: string
@@ -104,9 +90,8 @@ class RedisFailure extends Data.TaggedError("RedisFailure")<{
 }> {}
 
 /**
- * Fails with `onTimeout()` when `effect` has not finished `duration` after it started, like
- * `Effect.timeoutFail`, but only after letting pending I/O in: a process that was starved of
- * CPU runs its expired timers before it reads the answers waiting on its sockets, and would
+ * `Effect.timeoutFail`, but failing only after letting pending I/O in: a process starved of CPU
+ * runs its expired timers before it reads the answers waiting on its sockets, and would
  * otherwise judge Redis slow when it was itself. `setImmediate` runs after the I/O phase.
  */
 export const timeoutAfterIo = <A, E, R, E2>(
@@ -130,11 +115,12 @@ export const timeoutAfterIo = <A, E, R, E2>(
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
-const textOf = (reply: unknown): string | undefined =>
-  typeof reply === "string" ? reply : reply instanceof Uint8Array ? Buffer.from(reply).toString("utf8") : undefined
+/** A reply as text: node-redis answers strings, or buffers under a type mapping. */
+const textOf = (reply: unknown): string => reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply)
 
 /** The client and what the store knows of its connection. */
-interface Link {
+export interface Link {
+  readonly client: RedisClient
   readonly settings: Settings
   /** The last connection error, for messages. */
   lastError: string | undefined
@@ -169,13 +155,11 @@ const waitReady = (client: RedisClient) =>
  */
 const send = (link: Link, args: Array<string>): Effect.Effect<unknown, RedisFailure> =>
   Effect.suspend(() => {
-    const { client, commandTimeout } = link.settings
+    const { client } = link
+    const timeout = link.settings.commandTimeout
     if (!client.isOpen) {
-      return Effect.fail(
-        new RedisFailure({
-          reason: "the Redis client is closed (an application's client must be connected before use)"
-        })
-      )
+      const reason = "the Redis client is closed (an application's client must be connected before use)"
+      return Effect.fail(new RedisFailure({ reason }))
     }
     // Interruptible even where the caller is not (a lock's acquisition and release), so that
     // the timeout can always abandon a command Redis does not answer.
@@ -191,12 +175,12 @@ const send = (link: Link, args: Array<string>): Effect.Effect<unknown, RedisFail
     }))
     const slow = () =>
       new RedisFailure({
-        reason: `Redis did not answer ${args[0]} within ${Duration.toMillis(commandTimeout)} ms`,
+        reason: `Redis did not answer ${args[0]} within ${Duration.toMillis(timeout)} ms`,
         timedOut: true
       })
-    if (client.isReady) return timeoutAfterIo(command, commandTimeout, slow)
+    if (client.isReady) return timeoutAfterIo(command, timeout, slow)
     if (link.down) return Effect.fail(unreachable(link))
-    return timeoutAfterIo(Effect.zipRight(Effect.interruptible(waitReady(client)), command), commandTimeout, () => {
+    return timeoutAfterIo(Effect.zipRight(Effect.interruptible(waitReady(client)), command), timeout, () => {
       if (client.isReady) return slow()
       link.down = true
       return unreachable(link)
@@ -204,40 +188,13 @@ const send = (link: Link, args: Array<string>): Effect.Effect<unknown, RedisFail
   })
 
 /** Runs a script by its SHA, sending its source when Redis does not know it (after a restart). */
-const evalScript = (link: Link, s: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>) =>
-  send(link, ["EVALSHA", s.sha, String(keys.length), ...keys, ...args]).pipe(
+const evalScript = (link: Link, s: ReturnType<typeof script>, key: string, args: ReadonlyArray<string>) =>
+  send(link, ["EVALSHA", s.sha, "1", key, ...args]).pipe(
     Effect.catchIf(
       (failure) => failure.noScript === true,
-      () => send(link, ["EVAL", s.source, String(keys.length), ...keys, ...args])
+      () => send(link, ["EVAL", s.source, "1", key, ...args])
     )
   )
-
-/** Follows the client's connection through its events, for the scope's lifetime. */
-const follow = (link: Link) => {
-  const { client } = link.settings
-  const onError = (error: unknown) => {
-    link.lastError = messageOf(error)
-  }
-  const onReady = () => {
-    link.down = false
-    link.lastError = undefined
-  }
-  return Effect.acquireRelease(
-    Effect.sync(() => {
-      client.on("error", onError)
-      client.on("ready", onReady)
-    }),
-    () =>
-      Effect.sync(() => {
-        client.off("error", onError)
-        client.off("ready", onReady)
-      })
-  )
-}
-
-// -----------------------------------------------------------------------------
-// A client of the store's own
-// -----------------------------------------------------------------------------
 
 /**
  * node-redis, loaded when a store opens a client of its own: importing the store loads none of
@@ -276,12 +233,7 @@ export const openClient = (url: string, commandTimeout: Duration.Duration) =>
 /** The URL's password, in both the forms a URL may spell it: kept out of every message. */
 export const secretsOf = (url: string): Array<string> => {
   const raw = new URL(url).password
-  let decoded = raw
-  try {
-    decoded = decodeURIComponent(raw)
-  } catch {
-    // not percent-encoded: the raw form is the only one
-  }
+  const decoded = Either.getOrElse(Either.try(() => decodeURIComponent(raw)), () => raw)
   return [...new Set([raw, decoded])].filter((secret) => secret !== "")
 }
 
@@ -290,49 +242,58 @@ export const secretsOf = (url: string): Array<string> => {
  * another connection error) marks Redis as down at once; a slow start leaves the first command
  * to wait for the connection again, as in any outage.
  */
-export const connectFirst = (
-  client: RedisClient & { connect(): Promise<unknown> },
-  settings: Settings,
-  markDown: (reason: string) => Effect.Effect<void>
-) =>
-  timeoutAfterIo(
-    Effect.async<Option.Option<string>>((resume) => {
-      const ready = () => resume(Effect.succeedNone)
-      const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
-      client.on("ready", ready)
-      client.on("error", failed)
-      client.connect().catch(() => {}) // rejects only when closed meanwhile
-      return Effect.sync(() => {
-        client.off("ready", ready)
-        client.off("error", failed)
-      })
-    }),
-    settings.commandTimeout,
-    () => `no connection within ${Duration.toMillis(settings.commandTimeout)} ms`
-  ).pipe(
+export const connectFirst = (link: Link & { readonly client: { connect(): Promise<unknown> } }) => {
+  const { client, settings } = link
+  const refused = Effect.async<Option.Option<string>>((resume) => {
+    const ready = () => resume(Effect.succeedNone)
+    const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
+    client.on("ready", ready)
+    client.on("error", failed)
+    client.connect().catch(() => {}) // rejects only when closed meanwhile
+    return Effect.sync(() => {
+      client.off("ready", ready)
+      client.off("error", failed)
+    })
+  })
+  const timeout = `no connection within ${Duration.toMillis(settings.commandTimeout)} ms`
+  return timeoutAfterIo(refused, settings.commandTimeout, () => timeout).pipe(
     Effect.catchAll((slow) =>
       Effect.as(Effect.logWarning(`Redis at ${settings.where} is slow to answer (${slow})`), Option.none())
     ),
-    Effect.flatMap((refused) =>
-      Option.isNone(refused) || client.isReady ? Effect.void : Effect.zipRight(
-        markDown(refused.value),
-        Effect.logWarning(
-          `Could not connect to Redis at ${settings.where} (${refused.value}); reconnecting in the background, ` +
-            "and renewing tokens without it meanwhile"
-        )
+    Effect.flatMap((reason) => {
+      if (Option.isNone(reason) || client.isReady) return Effect.void
+      link.down = true
+      link.lastError = reason.value
+      return Effect.logWarning(
+        `Could not connect to Redis at ${settings.where} (${reason.value}); reconnecting in the background, ` +
+          "and renewing tokens without it meanwhile"
       )
-    )
+    })
   )
+}
 
-// -----------------------------------------------------------------------------
-// The store
-// -----------------------------------------------------------------------------
-
-/** The store over `settings.client`, and `markDown` for a first connection that failed. */
-export const make = (settings: Settings) =>
+/** The store over `client`, and its link for `connectFirst`; follows the client's events. */
+export const make = <C extends RedisClient>(client: C, settings: Settings) =>
   Effect.gen(function*() {
-    const link: Link = { settings, lastError: undefined, down: false }
-    yield* follow(link)
+    const link = { client, settings, lastError: undefined as string | undefined, down: false }
+    const onError = (error: unknown) => {
+      link.lastError = messageOf(error)
+    }
+    const onReady = () => {
+      link.down = false
+      link.lastError = undefined
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        client.on("error", onError)
+        client.on("ready", onReady)
+      }),
+      () =>
+        Effect.sync(() => {
+          client.off("error", onError)
+          client.off("ready", onReady)
+        })
+    )
     const { keys } = settings
     const withLock = yield* StoreLock.make(lockStorage(link), {
       store: "redis",
@@ -346,131 +307,99 @@ export const make = (settings: Settings) =>
       unavailable: RedisMetrics.unavailable
     })
     const span = (name: string) => Effect.withSpan(name, { attributes: { store: "redis", key: keys.token } })
-    return {
-      store: TokenStore.TokenStore.of({
-        description: `redis ${settings.where} ${keys.token}`,
-        load: span("TokenStore.load")(load(link)),
-        save: (data, replacing) => span("TokenStore.save")(save(link, data, replacing)),
-        remove: send(link, ["DEL", keys.token]).pipe(
-          Effect.catchAll(storeError(link, "remove")),
-          Effect.asVoid,
-          span("TokenStore.remove")
-        ),
-        withLock
-      }),
-      /** Marks Redis as down at once (the first connection failed): no command waits for it. */
-      markDown: (reason: string) =>
-        Effect.sync(() => {
-          if (settings.client.isReady) return
-          link.down = true
-          link.lastError = reason
-        })
-    }
+    const store = TokenStore.TokenStore.of({
+      description: `redis ${settings.where} ${keys.token}`,
+      load: span("TokenStore.load")(load(link)),
+      save: (data, replacing) => span("TokenStore.save")(save(link, data, replacing)),
+      remove: send(link, ["DEL", keys.token]).pipe(
+        Effect.catchAll(storeError(link, "remove")),
+        Effect.asVoid,
+        span("TokenStore.remove")
+      ),
+      withLock
+    })
+    return { store, link }
   })
+
+const tokenKey = (link: Link) => `${link.settings.where} (key ${link.settings.keys.token})`
 
 const storeError = (link: Link, operation: TokenError.TokenStoreError["operation"]) => (failure: RedisFailure) =>
   Effect.zipRight(
     Metric.increment(Metric.tagged(RedisMetrics.unavailable, "operation", operation)),
-    Effect.fail(
-      new TokenError.TokenStoreError({
-        store: "redis",
-        operation,
-        path: `${link.settings.where} (key ${link.settings.keys.token})`,
-        reason: failure.reason
-      })
-    )
+    new TokenError.TokenStoreError({ store: "redis", operation, path: tokenKey(link), reason: failure.reason })
   )
 
-const load = (link: Link) =>
-  send(link, ["GET", link.settings.keys.token]).pipe(
-    Effect.catchAll(storeError(link, "load")),
-    Effect.flatMap((reply) => {
-      if (reply === null || reply === undefined) return Effect.succeedNone
-      const { keys, where } = link.settings
-      const text = textOf(reply)
-      const decoded = text === undefined
-        ? new TokenEnvelope.Unreadable({ reason: "unreadable", detail: "it is not a string" })
-        : TokenEnvelope.decode(text, envelopeOptions(link))
-      return decoded.pipe(
-        Effect.asSome,
-        Effect.catchAll((unreadable) =>
-          Effect.as(
-            Effect.zipRight(
-              Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", unreadable.reason)),
-              Effect.logWarning(
-                `The token in Redis (${where} ${keys.token}) cannot be used: ${unreadable.detail}; ` +
-                  "treating it as missing, so a new token will be obtained"
-              )
-            ),
-            Option.none<TokenData.TokenData>()
-          )
-        )
-      )
-    })
-  )
-
-const envelopeOptions = (link: Link): TokenEnvelope.Options => ({
+const envelope = (link: Link): TokenEnvelope.Options => ({
   store: "redis",
   account: link.settings.account,
   keys: link.settings.encryptionKeys
 })
 
+const load = (link: Link) =>
+  send(link, ["GET", link.settings.keys.token]).pipe(
+    Effect.catchAll(storeError(link, "load")),
+    Effect.flatMap((reply) =>
+      reply === null || reply === undefined
+        ? Effect.succeedNone
+        : TokenEnvelope.decode(textOf(reply), envelope(link)).pipe(
+          Effect.asSome,
+          Effect.catchTag("Unreadable", (unreadable) =>
+            Effect.as(
+              Effect.zipRight(
+                Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", unreadable.reason)),
+                Effect.logWarning(
+                  `The token in Redis (${link.settings.where} ${link.settings.keys.token}) cannot be used: ` +
+                    `${unreadable.detail}; treating it as missing, so a new token will be obtained`
+                )
+              ),
+              Option.none<TokenData.TokenData>()
+            ))
+        )
+    )
+  )
+
 /** The compare-and-set (`saveScript`): answers the token Redis holds afterwards. */
 const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenData | undefined) =>
   Effect.gen(function*() {
     const { keys } = link.settings
-    const now = yield* Clock.currentTimeMillis
     const expiresAt = DateTime.toEpochMillis(data.expiresAt)
     // The key lives as long as the token has left, by this process's clock (see PX below).
-    const ttl = Math.ceil(expiresAt - now)
+    const ttl = expiresAt - (yield* Clock.currentTimeMillis)
     if (ttl <= 0) {
       yield* Effect.logDebug(`Not saving an already expired token to Redis (${keys.token})`)
       return data
     }
-    const replaced = replacing === undefined ? "" : yield* TokenEnvelope.fingerprint(replacing, "redis")
-    const reply = yield* evalScript(link, saveScript, [keys.token], [
-      yield* TokenEnvelope.encode(data, envelopeOptions(link)),
+    const reply = yield* evalScript(link, saveScript, keys.token, [
+      yield* TokenEnvelope.encode(data, envelope(link)),
       String(expiresAt),
       String(ttl),
-      replaced
+      replacing === undefined ? "" : yield* TokenEnvelope.fingerprint(replacing, "redis")
     ]).pipe(Effect.catchAll(storeError(link, "save")))
-    const [written, stored] = Array.isArray(reply) ? reply : [reply]
+    const [written, stored] = reply as ReadonlyArray<unknown>
     if (Number(written) === 1) return data
     yield* Metric.increment(RedisMetrics.saveRejections)
-    const kept = yield* Effect.either(TokenEnvelope.decode(textOf(stored) ?? "", envelopeOptions(link)))
-    if (Either.isLeft(kept)) {
-      return yield* new TokenError.TokenStoreError({
-        store: "redis",
-        operation: "save",
-        path: `${link.settings.where} (key ${keys.token})`,
-        reason: `it keeps a token that expires later, which this process cannot read: ${kept.left.detail}`
-      })
-    }
-    yield* Effect.logWarning(
-      `Kept the token already in Redis (${keys.token}): it expires at ${
-        DateTime.formatIso(kept.right.expiresAt)
-      }, not before this process's new one (${
-        DateTime.formatIso(data.expiresAt)
-      }), so another process renewed meanwhile`
+    const kept = yield* TokenEnvelope.decode(textOf(stored), envelope(link)).pipe(
+      Effect.catchTag("Unreadable", ({ detail }) =>
+        new TokenError.TokenStoreError({
+          store: "redis",
+          operation: "save",
+          path: tokenKey(link),
+          reason: `it keeps a token that expires later, which this process cannot read: ${detail}`
+        }))
     )
-    return kept.right
+    yield* Effect.logWarning(
+      `Kept the token already in Redis (${keys.token}): it expires at ${DateTime.formatIso(kept.expiresAt)}, ` +
+        `not before this process's new one (${
+          DateTime.formatIso(data.expiresAt)
+        }), so another process renewed meanwhile`
+    )
+    return kept
   })
-
-// --- the lock ------------------------------------------------------------------
 
 /** Who holds a lock, as stored in it: readable in `redis-cli GET`, unique per acquisition. */
 const ownerValue = (owner: StoreLock.Owner) => JSON.stringify({ host: owner.host, pid: owner.pid, nonce: owner.nonce })
 
-const describeOwnerValue = (value: string | undefined): string => {
-  try {
-    const owner = JSON.parse(value ?? "") as { host?: unknown; pid?: unknown }
-    return typeof owner.host === "string" && typeof owner.pid === "number"
-      ? StoreLock.describeOwner({ host: owner.host, pid: owner.pid })
-      : "another process"
-  } catch {
-    return "another process"
-  }
-}
+const decodeOwner = Schema.decodeOption(Schema.parseJson(Schema.Struct({ host: Schema.String, pid: Schema.Number })))
 
 /**
  * The lock's storage: `SET NX PX` to take it, compare-and-extend and compare-and-delete scripts
@@ -480,11 +409,8 @@ const lockStorage = (link: Link): StoreLock.Storage => {
   const { keys, lockLease } = link.settings
   const lease = String(Duration.toMillis(lockLease))
   const reason = (failure: RedisFailure) => failure.reason
-  const ours = (script: Script, args: ReadonlyArray<string>) =>
-    evalScript(link, script, [keys.lock], args).pipe(
-      Effect.map((reply) => Number(reply) === 1),
-      Effect.mapError(reason)
-    )
+  const ours = (s: ReturnType<typeof script>, args: ReadonlyArray<string>) =>
+    evalScript(link, s, keys.lock, args).pipe(Effect.map((reply) => Number(reply) === 1), Effect.mapError(reason))
   return {
     take: (owner) =>
       send(link, ["SET", keys.lock, ownerValue(owner), "NX", "PX", lease]).pipe(
@@ -506,7 +432,9 @@ const lockStorage = (link: Link): StoreLock.Storage => {
     extend: (owner) => ours(extendScript, [ownerValue(owner), lease]),
     release: (owner) => ours(releaseScript, [ownerValue(owner)]),
     holder: send(link, ["GET", keys.lock]).pipe(
-      Effect.map((reply) => describeOwnerValue(textOf(reply))),
+      Effect.map((reply) =>
+        Option.match(decodeOwner(textOf(reply)), { onNone: () => "another process", onSome: StoreLock.describeOwner })
+      ),
       Effect.orElseSucceed(() => "another process")
     )
   }

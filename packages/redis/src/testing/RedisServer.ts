@@ -1,9 +1,7 @@
 /**
- * A real `redis-server` for the tests: started by the tests themselves on a random loopback
- * port with persistence off, stopped by its pid.
- *
- * Without `redis-server` on the PATH the Redis tests are skipped with a one-line reason, except
- * in CI (`CI` set), where a missing server fails the run: CI installs it.
+ * A real `redis-server` for the tests, started by the tests themselves on a loopback port with
+ * persistence off. Without one on the PATH (or `REDIS_SERVER`) the Redis tests are skipped with
+ * a one-line reason, except in CI (`CI` set), where a missing server fails the run.
  *
  * @since 0.1.0
  */
@@ -15,10 +13,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { createClient } from "redis"
 
-/** The server binary: `redis-server` on the PATH, or `REDIS_SERVER` (a path, or `valkey-server`). */
 const binary = process.env.REDIS_SERVER ?? "redis-server"
-
-const found = spawnSync(binary, ["--version"], { encoding: "utf8" })
 
 /**
  * Why the Redis tests cannot run here, or `undefined` when they can.
@@ -26,17 +21,17 @@ const found = spawnSync(binary, ["--version"], { encoding: "utf8" })
  * @since 0.1.0
  * @category utils
  */
-export const unavailable: string | undefined = found.status === 0
+export const unavailable: string | undefined = spawnSync(binary, ["--version"]).status === 0
   ? undefined
   : `${binary} is not installed (apt-get install redis-server, or brew install redis)`
 
-if (unavailable !== undefined && process.env.CI !== undefined && process.env.CI !== "") {
+if (unavailable !== undefined && (process.env.CI ?? "") !== "") {
   throw new Error(`CI never skips the Redis tests: ${unavailable}`)
 }
 
 let warned = false
 /**
- * Prints the reason for skipping once per test file.
+ * Prints the reason for skipping, once per test file.
  *
  * @since 0.1.0
  * @category utils
@@ -48,14 +43,18 @@ export const warnIfSkipped = () => {
   }
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel's choice; taken again by redis-server at once). */
-const freePort = () =>
+/**
+ * A free loopback port with nothing listening on it (for "Redis down at start").
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const unusedPort = () =>
   new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
+    const server = Net.createServer().once("error", reject)
     server.listen(0, "127.0.0.1", () => {
-      const address = server.address() as Net.AddressInfo
-      server.close(() => resolve(address.port))
+      const { port } = server.address() as Net.AddressInfo
+      server.close(() => resolve(port))
     })
   })
 
@@ -66,10 +65,7 @@ const freePort = () =>
  * @category models
  */
 export interface RedisServer {
-  readonly port: number
   readonly url: string
-  /** The current process id (changes with `restart`). */
-  readonly pid: () => number
   /** SIGKILL, waiting for the exit; nothing is persisted, so its data is gone. */
   readonly stop: () => Promise<void>
   /** Stops it and starts a fresh one on the same port: no data, no scripts. */
@@ -83,39 +79,35 @@ export interface RedisServer {
 }
 
 /**
- * A running redis-server, started through a small shell that holds a lifeline: the shell reads
- * its stdin, which is a pipe from this process, and kills the server when the pipe closes. So a
- * test process that dies without closing its scopes (a test timed out, a worker killed) takes
- * its servers with it instead of leaving them running.
+ * The server runs under a shell that kills it when its stdin, a pipe from this process, closes:
+ * a test process that dies without closing its scopes takes its servers with it.
  */
+const lifeline = `${JSON.stringify(binary)} "$@" & echo "pid $!"; read _; kill -9 $! 2>/dev/null; wait`
+
 interface Running {
   readonly pid: number
   readonly wrapper: ChildProcess
 }
 
-const lifeline = `${JSON.stringify(binary)} "$@" & echo "pid $!"; read _; kill -9 $! 2>/dev/null; wait`
-
 const spawnServer = (port: number, dir: string) =>
   new Promise<Running>((resolve, reject) => {
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
-    const wrapper = spawn("sh", ["-c", lifeline, "sh", ...args], { stdio: ["pipe", "pipe", "pipe"] })
+    const wrapper = spawn("sh", ["-c", lifeline, "sh", ...args], { stdio: ["pipe", "pipe", "ignore"] })
     let output = ""
     const onData = (chunk: string) => {
       output += chunk
       const pid = /^pid (\d+)$/m.exec(output)?.[1]
       if (pid !== undefined && output.includes("Ready to accept connections")) {
-        wrapper.stdout!.off("data", onData)
-        wrapper.stdout!.resume()
+        wrapper.stdout!.off("data", onData).resume()
         resolve({ pid: Number(pid), wrapper })
       }
     }
     wrapper.stdout!.setEncoding("utf8").on("data", onData)
-    wrapper.stderr!.resume()
     wrapper.once("exit", (code) =>
       reject(new Error(`redis-server exited (${code}) before it was ready: ${output.slice(-500)}`)))
   })
 
-/** SIGKILLs the server by its pid and waits until the shell has reaped it (its port is free). */
+/** SIGKILLs the server and waits until the shell has reaped it (its port is free). */
 const kill = (running: Running) =>
   new Promise<void>((resolve) => {
     if (running.wrapper.exitCode !== null || running.wrapper.signalCode !== null) return resolve()
@@ -136,28 +128,21 @@ const kill = (running: Running) =>
  */
 export const start = async (options?: { readonly port?: number }): Promise<RedisServer> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-redis-"))
-  const launch = async (fixed: number | undefined) => {
-    // A port found free may be taken before redis-server binds it, and a port just freed may
-    // take a moment: try again.
-    for (let attempt = 0;; attempt++) {
-      const candidate = fixed ?? await freePort()
-      try {
-        return { port: candidate, running: await spawnServer(candidate, dir) }
-      } catch (error) {
-        if (attempt >= 4) throw error
-      }
-    }
+  // A port found free may be taken before redis-server binds it, and one just freed may take
+  // a moment: try again.
+  const launch = async (fixed: number | undefined, attempt = 0): Promise<[number, Running]> => {
+    const port = fixed ?? await unusedPort()
+    return spawnServer(port, dir).then(
+      (running) => [port, running],
+      (error) => attempt < 4 ? launch(fixed, attempt + 1) : Promise.reject(error)
+    )
   }
-  const first = await launch(options?.port)
-  const port = first.port
-  let current = first.running
+  const [port, first] = await launch(options?.port)
+  let current = first
   const url = `redis://127.0.0.1:${port}`
-  // One connection for the test's own commands, reconnecting after a restart.
   let inspector: ReturnType<typeof createClient> | undefined
   return {
-    port,
     url,
-    pid: () => current.pid,
     stop: async () => {
       inspector?.destroy()
       await kill(current)
@@ -165,7 +150,7 @@ export const start = async (options?: { readonly port?: number }): Promise<Redis
     },
     restart: async () => {
       await kill(current)
-      current = (await launch(port)).running
+      current = (await launch(port))[1]
     },
     pause: () => process.kill(current.pid, "SIGSTOP"),
     resume: () => process.kill(current.pid, "SIGCONT"),
@@ -188,11 +173,3 @@ export const start = async (options?: { readonly port?: number }): Promise<Redis
  */
 export const scoped = (options?: { readonly port?: number }) =>
   Effect.acquireRelease(Effect.promise(() => start(options)), (server) => Effect.promise(() => server.stop()))
-
-/**
- * A free loopback port with nothing listening on it (for "Redis down at start").
- *
- * @since 0.1.0
- * @category utils
- */
-export const unusedPort = freePort
