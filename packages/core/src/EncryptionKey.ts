@@ -1,16 +1,14 @@
 /**
- * Keys that encrypt a stored token with AES-256-GCM (`TokenEnvelope`), for the shared stores.
- *
- * A key is 32 random bytes, configured as base64 (`openssl rand -base64 32`) in
- * `AMP_TOKEN_ENCRYPTION_KEY`. Its id is derived from the key itself (see `id`) and stored beside
- * every value it seals, so a reader picks the key with that id and there is nothing to name by
- * hand. Rotation: configure several keys, the new one first; the first seals, every key opens.
- * Roll out `old,new` everywhere, then `new,old`, then `new`.
+ * AES-256 keys that seal a stored token (`TokenEnvelope`). A key is 32 random bytes, configured
+ * as base64 (`openssl rand -base64 32`) in `AMP_TOKEN_ENCRYPTION_KEY`. Its `id`, derived from
+ * the key, is stored beside each value it seals, so a reader finds the key. To rotate, configure
+ * several, the new one first (the first seals, all open): `old,new` everywhere, then `new,old`,
+ * then `new`.
  *
  * @example
  * ```ts
  * import { EncryptionKey } from "@amp-effect/core"
- * import { Effect, Either, Redacted } from "effect"
+ * import { Either, Redacted } from "effect"
  *
  * // A new key, as it is configured, and read back.
  * const key = EncryptionKey.generate()
@@ -21,9 +19,6 @@
  *
  * console.log(EncryptionKey.fromBase64("c2hvcnQ="))
  * // Output: { _id: 'Either', _tag: 'Left', left: 'the key is 5 bytes, expected 32' }
- *
- * Effect.runPromise(EncryptionKey.id(key)).then((id) => console.log(id.length))
- * // Output: 16
  * ```
  *
  * @since 0.1.0
@@ -70,7 +65,7 @@ export const fromBase64 = (text: Redacted.Redacted<string> | string): Either.Eit
 }
 
 /**
- * A fresh random key, for tests and for generating one to configure.
+ * A fresh random key.
  *
  * @since 0.1.0
  * @category constructors
@@ -89,9 +84,9 @@ export const toBase64 = (key: EncryptionKey): Redacted.Redacted<string> =>
   Redacted.make(Encoding.encodeBase64(Redacted.value(key.bytes)))
 
 /**
- * The key's id, stored with each value it seals: 16 hex digits, the first 8 bytes of
- * SHA-256("amp-effect/redis key id\0" ‖ key). It reveals nothing usable about the key. (The
- * label keeps its first user's name: ids already stored must stay valid.)
+ * The key's id, stored with each value it seals: the first 8 bytes of SHA-256 over a label and
+ * the key, in hex. It reveals nothing usable about the key. (The label names Redis, the first
+ * store to seal tokens: ids already stored stay valid.)
  *
  * @since 0.1.0
  * @category utils
@@ -104,9 +99,8 @@ export const id = (key: EncryptionKey): Effect.Effect<string> =>
   }).pipe(Effect.map((digest) => Encoding.encodeHex(new Uint8Array(digest, 0, 8))))
 
 /**
- * `AMP_TOKEN_ENCRYPTION_KEY`: no key (the token stored in clear) when unset or blank; otherwise
- * one or more base64 keys of 32 bytes, comma-separated, the first sealing. Redacted as it is
- * read: the message of a bad key says which one and why, never what it holds.
+ * `AMP_TOKEN_ENCRYPTION_KEY`: none (tokens in clear) when unset or blank, else base64 keys,
+ * comma-separated. Redacted as read: a bad key's message says which one and why, never its text.
  *
  * @since 0.1.0
  * @category config

@@ -1,17 +1,15 @@
 /**
- * How a shared store (Redis, Postgres) writes a token: a JSON envelope whose `exp` (the token's
- * expiry, epoch milliseconds) and `fp` (its fingerprint) are in clear for the store's
- * compare-and-set, and whose token is either in clear (`data`: the token file's object) or
- * sealed with an `EncryptionKey` (`kid`, `iv`, `data`: base64 of the AES-256-GCM ciphertext
- * followed by its tag, over the token file's JSON).
+ * The JSON envelope a shared store (Redis, Postgres) keeps a token in. `exp` (the expiry, epoch
+ * ms) and `fp` (a fingerprint) stay in clear for the store's compare-and-set; the token is in
+ * clear (`data`: the token file's object) or sealed with an `EncryptionKey` (`kid`, `iv`, and
+ * `data`: base64 of the AES-256-GCM ciphertext and tag over the token file's JSON):
  *
  *   {"v":1,"exp":1704196800000,"fp":"…","data":{"token":"eyJ…","expires_at":"…","obtained_at":"…"}}
  *   {"v":1,"exp":1704196800000,"fp":"…","kid":"9f86d081884c7d65","iv":"…","data":"…"}
  *
- * The additional authenticated data, `amp-effect/<store> v1 <account> <exp>`, binds a sealed
- * value to its store, its account and its `exp`: a value copied to another account, or with
- * `exp` edited, no longer opens. Values in clear still load once keys are configured, so turning
- * encryption on costs no login. Built on WebCrypto, so every operation is an `Effect`.
+ * The authenticated data `amp-effect/<store> v1 <account> <exp>` binds a sealed value to its
+ * store, account and `exp`. Values in clear still load once keys are configured, so turning
+ * encryption on costs no login. On WebCrypto, so every operation is an `Effect`.
  *
  * @since 0.1.0
  */
@@ -20,7 +18,7 @@ import * as EncryptionKey from "./EncryptionKey.js"
 import * as TokenData from "./TokenData.js"
 
 /**
- * The store that writes the envelope: named in its fingerprint and its authenticated data.
+ * The store that writes the envelope, named in its fingerprint and authenticated data.
  *
  * @since 0.1.0
  * @category models
@@ -28,8 +26,8 @@ import * as TokenData from "./TokenData.js"
 export type Store = "redis" | "postgres"
 
 /**
- * What sealing and opening need: the store, the account the value belongs to (a hash, never a
- * user name), and the keys, of which the first seals and all open (none: the token in clear).
+ * The store, the account (a hash, never a user name) and the keys: the first seals, all open;
+ * none stores the token in clear.
  *
  * @since 0.1.0
  * @category models
@@ -41,8 +39,8 @@ export interface Options {
 }
 
 /**
- * A stored value that could not be read as a token, and why: `reason` is a metric label,
- * `detail` a phrase for a warning that never quotes the value.
+ * A stored value that is not a token: `reason` is a metric label, `detail` a phrase for a
+ * warning, never quoting the value.
  *
  * @since 0.1.0
  * @category errors
@@ -53,34 +51,27 @@ export class Unreadable extends Data.TaggedError("Unreadable")<{
 }> {}
 
 const Clear = Schema.Struct({ v: Schema.Literal(1), exp: Schema.Number, data: TokenData.TokenData })
-const Sealed = Schema.Struct({
-  v: Schema.Literal(1),
-  exp: Schema.Number,
-  kid: Schema.String,
-  iv: Schema.String,
-  data: Schema.String
-})
+const Sealed = Schema.Struct({ ...Clear.fields, kid: Schema.String, iv: Schema.String, data: Schema.String })
 const decodeEnvelope = Schema.decodeEither(Schema.parseJson(Schema.Union(Clear, Sealed)), {
   onExcessProperty: "ignore"
 })
 
 const utf8 = (text: string) => new TextEncoder().encode(text)
 
-const sha256Hex = (text: string) =>
-  Effect.map(
-    Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", utf8(text))),
-    (digest) => Encoding.encodeHex(new Uint8Array(digest, 0, 16))
-  )
-
 /**
- * Names a token without revealing it, so that a store recognises the token a save replaces:
- * 128 bits of SHA-256 over `amp-effect/<store> fp <token>`, 32 hex digits.
+ * Names a token without revealing it (128 bits of SHA-256 over a label and the token, in hex),
+ * so that a store recognises the token a save replaces.
  *
  * @since 0.1.0
  * @category utils
  */
 export const fingerprint = (data: TokenData.TokenData, store: Store): Effect.Effect<string> =>
-  sha256Hex(`amp-effect/${store} fp ${Redacted.value(data.token)}`)
+  Effect.map(
+    Effect.promise(() =>
+      globalThis.crypto.subtle.digest("SHA-256", utf8(`amp-effect/${store} fp ${Redacted.value(data.token)}`))
+    ),
+    (digest) => Encoding.encodeHex(new Uint8Array(digest, 0, 16))
+  )
 
 const aesKey = (key: EncryptionKey.EncryptionKey, usage: "encrypt" | "decrypt") =>
   Effect.promise(() => globalThis.crypto.subtle.importKey("raw", Redacted.value(key.bytes), "AES-GCM", false, [usage]))
@@ -115,8 +106,7 @@ export const encode = Effect.fnUntraced(function*(data: TokenData.TokenData, opt
 })
 
 /**
- * The token in a stored value, opened with the key its `kid` names; `Unreadable` when it is
- * no envelope, sealed with a key not configured, or does not open.
+ * The token in a stored value, opened with the key its `kid` names, or why it cannot be read.
  *
  * @since 0.1.0
  * @category decoding

@@ -1,23 +1,10 @@
 /**
- * A `TokenStore` in Redis (or Valkey): one token and one renewal for a whole fleet of processes
- * on any number of machines. `TokenService` renews under the store's lock and re-reads the store
- * first, so N replicas make one login, not N.
+ * A `TokenStore` in Redis (or Valkey): one token and one renewal for a fleet of processes on any
+ * number of machines. A save is a compare-and-set that never replaces a newer token, the lock is
+ * core's `StoreLock` over `SET NX PX`, every command has a timeout, and the token can be sealed
+ * with core's `EncryptionKey`s. The package README tells how each part works and fails.
  *
- * - **Keys**: `<prefix>:{<hash>}:token` and `:lock`, the hash of base URL and username (never
- *   the username in clear) doubling as a Redis Cluster hash tag.
- * - **Save** is a compare-and-set in one Lua script: the token is written if nothing newer is
- *   stored, or if the stored token is the one it replaces (a fingerprint beside it). A refused
- *   save answers the stored token, which the service then serves. The key expires with the token.
- * - **The lock** is `SET NX PX` under core's `StoreLock`, its lease extended while the renewal
- *   runs, released by a compare-and-delete; a holder that lost its lease is fenced by the save.
- * - **Redis down or stalled**: every command has a timeout; `load` and `save` failures are
- *   `TokenStoreError`s the service survives; a renewal goes ahead without the lock unless
- *   `whenUnavailable: "fail"`.
- * - **Encryption at rest** (optional) with core's `TokenEnvelope` and `EncryptionKey`: a value
- *   that does not open counts as no token, with a warning and a metric.
- *
- * With `@amp-effect/node`, `AMP_TOKEN_STORE=redis` picks this store by itself
- * (`NodeAmp.layerConfig`); the example gives it explicitly.
+ * With `@amp-effect/node`, `AMP_TOKEN_STORE=redis` picks this store by itself; or explicitly:
  *
  * @example
  * ```ts
@@ -34,21 +21,20 @@
  * })
  * const withStore = program.pipe(Effect.provide(NodeAmp.layerWithStore(store)))
  *
- * // Or everything from AMP_REDIS_URL, AMP_REDIS_KEY_PREFIX, AMP_TOKEN_ENCRYPTION_KEY, and the
- * // account from AMP_API_BASE_URL and AMP_USERNAME:
+ * // Or from AMP_REDIS_URL, AMP_REDIS_KEY_PREFIX, AMP_TOKEN_ENCRYPTION_KEY, AMP_API_BASE_URL, AMP_USERNAME:
  * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerWithStore(RedisTokenStore.layerConfig())))
  * ```
  *
  * @since 0.1.0
  */
 import { AmpConfig, EncryptionKey, TokenStore } from "@amp-effect/core"
-import { Config, Duration, Effect, Either, Layer, Option, Redacted, type Scope } from "effect"
+import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import * as internal from "./internal/redisTokenStore.js"
 import * as RedisConfig from "./RedisConfig.js"
 
 /**
- * The AMP account whose token is stored: its keys are named from a hash of both. An
- * `AmpConfig` or `AmpConfig.Credentials` value fits as it is.
+ * The AMP account whose token is stored (an `AmpConfig.Credentials` fits); its keys are named
+ * from a hash of both.
  *
  * @since 0.1.0
  * @category models
@@ -85,11 +71,7 @@ export interface StoreOptions {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Seals the stored token; with several keys the first seals and all open. Default: none. */
   readonly encryptionKey?: EncryptionKey.EncryptionKey | ReadonlyArray<EncryptionKey.EncryptionKey> | undefined
-  /**
-   * When Redis cannot be reached for the lock: `"proceed"` (the default) renews without it, so
-   * an outage costs one login per replica and never a token; `"fail"` fails the renewal with a
-   * `TokenStoreError` (operation `"lock"`).
-   */
+  /** Redis unreachable for the lock: `"proceed"` (default) renews without it, `"fail"` fails. */
   readonly whenUnavailable?: "proceed" | "fail" | undefined
 }
 
@@ -105,8 +87,7 @@ export interface Options extends StoreOptions {
 }
 
 /**
- * The names of an account's token key and lock key, for `redis-cli` and tools:
- * `amp-effect:{3f2a…}:token` and `amp-effect:{3f2a…}:lock`.
+ * An account's token key and lock key (`amp-effect:{3f2a…}:token`, `…:lock`), for `redis-cli`.
  *
  * @since 0.1.0
  * @category utils
@@ -127,9 +108,8 @@ const settingsOf = (options: StoreOptions, where: string, secrets: ReadonlyArray
     }
     const prefix = options.keyPrefix ?? RedisConfig.defaultKeyPrefix
     if (!RedisConfig.isKeyPrefix(prefix)) {
-      throw new globalThis.Error(
-        `RedisTokenStore: keyPrefix ${JSON.stringify(prefix)} must be 1 to 64 of [A-Za-z0-9.:_-/]`
-      )
+      const rule = "must be 1 to 64 letters, digits or .:_-/"
+      throw new globalThis.Error(`RedisTokenStore: keyPrefix ${JSON.stringify(prefix)} ${rule}`)
     }
     const account = internal.accountHash(options.account.baseUrl, options.account.username)
     const key = options.encryptionKey ?? []
@@ -147,8 +127,7 @@ const settingsOf = (options: StoreOptions, where: string, secrets: ReadonlyArray
   })
 
 /**
- * The store over an application's own connected client, for the lifetime of the scope. It adds
- * two event listeners (removed when the scope closes) and never closes the client.
+ * The store over an application's own connected client, which it never closes.
  *
  * @since 0.1.0
  * @category constructors
@@ -163,9 +142,8 @@ export const makeFromClient = (
   )
 
 /**
- * The store with a client of its own, opened on `options.url` and closed with the scope. It
- * waits up to `commandTimeout` for the first connection; when Redis cannot be reached it still
- * succeeds, with a warning, and behaves as in an outage while the client reconnects.
+ * The store with a client of its own, closed with the scope. It waits up to `commandTimeout`
+ * for the first connection; when Redis cannot be reached it still succeeds, with a warning.
  *
  * @since 0.1.0
  * @category constructors
@@ -184,7 +162,7 @@ export const make = (options: Options): Effect.Effect<TokenStore.TokenStore["Typ
   })
 
 /**
- * A layer of `make`: the store and its own client, closed when the layer is released.
+ * A layer of `make`.
  *
  * @since 0.1.0
  * @category layers
@@ -193,7 +171,7 @@ export const layer = (options: Options): Layer.Layer<TokenStore.TokenStore> =>
   Layer.scoped(TokenStore.TokenStore, make(options))
 
 /**
- * A layer of `makeFromClient`: the store over an application's client, which stays open.
+ * A layer of `makeFromClient`.
  *
  * @since 0.1.0
  * @category layers
@@ -202,8 +180,7 @@ export const layerFromClient = (client: RedisClient, options: StoreOptions): Lay
   Layer.scoped(TokenStore.TokenStore, makeFromClient(client, options))
 
 /**
- * The options of `layerConfig`: those without a variable, and a `Config` for each one with a
- * variable (by default the one `RedisConfig`, `EncryptionKey` or `AmpConfig` reads).
+ * The options of `layerConfig`: those without a variable, and a `Config` for those with one.
  *
  * @since 0.1.0
  * @category models
@@ -216,19 +193,10 @@ export interface ConfigOptions extends Omit<StoreOptions, "account" | "keyPrefix
   readonly username?: Config.Config<string> | undefined
 }
 
-/** `AMP_USERNAME`, with what the store needs it for when it is missing. */
-const accountUsername: Config.Config<string> = Config.option(Config.nonEmptyString()).pipe(
-  Config.mapOrFail(Option.match({
-    onNone: () => Either.left(AmpConfig.notSet("the Redis token store names its keys after the account")),
-    onSome: Either.right
-  })),
-  Config.nested("AMP_USERNAME")
-)
-
 /**
- * The store from `Config`: `AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`, `AMP_TOKEN_ENCRYPTION_KEY`,
- * and the account from `AMP_API_BASE_URL` and `AMP_USERNAME`, unless `options` reads them
- * elsewhere. A missing or invalid value fails the layer with an `AmpConfigError` naming it.
+ * The store from `AMP_REDIS_URL`, `AMP_REDIS_KEY_PREFIX`, `AMP_TOKEN_ENCRYPTION_KEY`,
+ * `AMP_API_BASE_URL` and `AMP_USERNAME` (unless `options` reads them elsewhere); a bad value
+ * fails the layer with an `AmpConfigError` naming the variable.
  *
  * @since 0.1.0
  * @category layers
@@ -239,7 +207,7 @@ export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.Tok
     url: url ?? RedisConfig.url,
     keyPrefix: keyPrefix ?? RedisConfig.keyPrefix,
     encryptionKey: encryptionKey ?? EncryptionKey.config,
-    account: Config.all({ baseUrl: baseUrl ?? AmpConfig.baseUrl, username: username ?? accountUsername })
+    account: Config.all({ baseUrl: baseUrl ?? AmpConfig.baseUrl, username: username ?? AmpConfig.username })
   })
   return Layer.scoped(
     TokenStore.TokenStore,

@@ -1,6 +1,5 @@
 /**
- * The Redis token store: one token key and one lock key per AMP account, over any node-redis
- * client. `RedisTokenStore.ts` says what it promises; this file is how.
+ * The Redis token store over any node-redis client: `RedisTokenStore.ts` says what it promises.
  *
  * @internal
  */
@@ -20,11 +19,6 @@ export interface RedisClient {
   off(event: "ready" | "error", listener: (...args: Array<unknown>) => void): unknown
 }
 
-export interface Keys {
-  readonly token: string
-  readonly lock: string
-}
-
 export interface Settings {
   /** Where the store is, for messages: `redis://cache:6379` (never a password). */
   readonly where: string
@@ -32,7 +26,7 @@ export interface Settings {
   readonly secrets: ReadonlyArray<string>
   /** The account's hash, bound into sealed values. */
   readonly account: string
-  readonly keys: Keys
+  readonly keys: ReturnType<typeof keysFor>
   readonly lockLease: Duration.Duration
   readonly lockTimeout: Duration.Duration
   readonly commandTimeout: Duration.Duration
@@ -45,7 +39,7 @@ export const accountHash = (baseUrl: string, username: string): string =>
   createHash("sha256").update(`${baseUrl.replace(/\/+$/, "")}\n${username}`).digest("hex").slice(0, 32)
 
 /** Both keys share the hash tag `{<hash>}`, so a Redis Cluster puts them in one slot. */
-export const keysFor = (prefix: string, hash: string): Keys => ({
+export const keysFor = (prefix: string, hash: string) => ({
   token: `${prefix}:{${hash}}:token`,
   lock: `${prefix}:{${hash}}:lock`
 })
@@ -149,9 +143,8 @@ const waitReady = (client: RedisClient) =>
   })
 
 /**
- * Sends one command with a timeout. When the client is not connected, the first command of an
- * outage waits up to the timeout for it to reconnect (a restarted Redis is back in
- * milliseconds); if it does not, later commands fail at once until it is back.
+ * Sends one command with a timeout. During an outage the first command waits up to the timeout
+ * for a reconnection (a restarted Redis is back in milliseconds), later ones fail at once.
  */
 const send = (link: Link, args: Array<string>): Effect.Effect<unknown, RedisFailure> =>
   Effect.suspend(() => {
@@ -173,15 +166,12 @@ const send = (link: Link, args: Array<string>): Effect.Effect<unknown, RedisFail
           })
           : unreachable(link)
     }))
-    const slow = () =>
-      new RedisFailure({
-        reason: `Redis did not answer ${args[0]} within ${Duration.toMillis(timeout)} ms`,
-        timedOut: true
-      })
-    if (client.isReady) return timeoutAfterIo(command, timeout, slow)
     if (link.down) return Effect.fail(unreachable(link))
     return timeoutAfterIo(Effect.zipRight(Effect.interruptible(waitReady(client)), command), timeout, () => {
-      if (client.isReady) return slow()
+      if (client.isReady) {
+        const reason = `Redis did not answer ${args[0]} within ${Duration.toMillis(timeout)} ms`
+        return new RedisFailure({ reason, timedOut: true })
+      }
       link.down = true
       return unreachable(link)
     })
@@ -197,9 +187,8 @@ const evalScript = (link: Link, s: ReturnType<typeof script>, key: string, args:
   )
 
 /**
- * node-redis, loaded when a store opens a client of its own: importing the store loads none of
- * its half a megabyte, and a store over an application's client never loads it at all. Missing,
- * it is a broken installation (a required peer).
+ * node-redis, loaded only when a store opens a client of its own (half a megabyte). Missing, it
+ * is a broken installation (a required peer).
  */
 const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: messageOf }).pipe(
   Effect.orDieWith((cause) =>
@@ -238,15 +227,14 @@ export const secretsOf = (url: string): Array<string> => {
 }
 
 /**
- * The first connection: ready, refused or slow, whichever comes first. Only a refusal (or
- * another connection error) marks Redis as down at once; a slow start leaves the first command
- * to wait for the connection again, as in any outage.
+ * The first connection: ready, refused or slow, whichever comes first. Only a refusal marks
+ * Redis as down at once; after a slow start the first command waits again, as in any outage.
  */
 export const connectFirst = (link: Link & { readonly client: { connect(): Promise<unknown> } }) => {
   const { client, settings } = link
-  const refused = Effect.async<Option.Option<string>>((resume) => {
-    const ready = () => resume(Effect.succeedNone)
-    const failed = (error: unknown) => resume(Effect.succeed(Option.some(messageOf(error))))
+  const connected = Effect.async<void, string>((resume) => {
+    const ready = () => resume(Effect.void)
+    const failed = (error: unknown) => resume(Effect.fail(messageOf(error)))
     client.on("ready", ready)
     client.on("error", failed)
     client.connect().catch(() => {}) // rejects only when closed meanwhile
@@ -255,17 +243,17 @@ export const connectFirst = (link: Link & { readonly client: { connect(): Promis
       client.off("error", failed)
     })
   })
-  const timeout = `no connection within ${Duration.toMillis(settings.commandTimeout)} ms`
-  return timeoutAfterIo(refused, settings.commandTimeout, () => timeout).pipe(
-    Effect.catchAll((slow) =>
-      Effect.as(Effect.logWarning(`Redis at ${settings.where} is slow to answer (${slow})`), Option.none())
-    ),
-    Effect.flatMap((reason) => {
-      if (Option.isNone(reason) || client.isReady) return Effect.void
+  const wait = Duration.toMillis(settings.commandTimeout)
+  return timeoutAfterIo(connected, settings.commandTimeout, () => undefined).pipe(
+    Effect.catchAll((refused) => {
+      if (refused === undefined) {
+        return Effect.logWarning(`Redis at ${settings.where} is slow to answer (no connection within ${wait} ms)`)
+      }
+      if (client.isReady) return Effect.void
       link.down = true
-      link.lastError = reason.value
+      link.lastError = refused
       return Effect.logWarning(
-        `Could not connect to Redis at ${settings.where} (${reason.value}); reconnecting in the background, ` +
+        `Could not connect to Redis at ${settings.where} (${refused}); reconnecting in the background, ` +
           "and renewing tokens without it meanwhile"
       )
     })

@@ -59,22 +59,19 @@ export const unusedPort = () =>
   })
 
 /**
- * A running redis-server.
+ * A running redis-server: `stop` (SIGKILL: its data is gone), `restart` (a fresh one on the same
+ * port: no data, no scripts), `pause` and `resume` (SIGSTOP, SIGCONT: connections stay open,
+ * nothing answers), and `command` (one command on the test's own connection).
  *
  * @since 0.1.0
  * @category models
  */
 export interface RedisServer {
   readonly url: string
-  /** SIGKILL, waiting for the exit; nothing is persisted, so its data is gone. */
   readonly stop: () => Promise<void>
-  /** Stops it and starts a fresh one on the same port: no data, no scripts. */
   readonly restart: () => Promise<void>
-  /** SIGSTOP: the connections stay open, nothing answers. */
   readonly pause: () => void
-  /** SIGCONT. */
   readonly resume: () => void
-  /** Runs one command on the test's own connection (not while paused). */
   readonly command: (...args: Array<string>) => Promise<unknown>
 }
 
