@@ -324,27 +324,19 @@ const envelope = (link: Link): TokenEnvelope.Options => ({
 })
 
 const load = (link: Link) =>
-  send(link, ["GET", link.settings.keys.token]).pipe(
-    Effect.catchAll(storeError(link, "load")),
-    Effect.flatMap((reply) =>
-      reply === null || reply === undefined
-        ? Effect.succeedNone
-        : TokenEnvelope.decode(textOf(reply), envelope(link)).pipe(
-          Effect.asSome,
-          Effect.catchTag("Unreadable", (unreadable) =>
-            Effect.as(
-              Effect.zipRight(
-                Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", unreadable.reason)),
-                Effect.logWarning(
-                  `The token in Redis (${link.settings.where} ${link.settings.keys.token}) cannot be used: ` +
-                    `${unreadable.detail}; treating it as missing, so a new token will be obtained`
-                )
-              ),
-              Option.none<TokenData.TokenData>()
-            ))
-        )
+  Effect.gen(function*() {
+    const { keys, where } = link.settings
+    const reply = yield* send(link, ["GET", keys.token]).pipe(Effect.catchAll(storeError(link, "load")))
+    if (reply === null || reply === undefined) return Option.none<TokenData.TokenData>()
+    const decoded = yield* Effect.either(TokenEnvelope.decode(textOf(reply), envelope(link)))
+    if (Either.isRight(decoded)) return Option.some(decoded.right)
+    yield* Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason))
+    yield* Effect.logWarning(
+      `The token in Redis (${where} ${keys.token}) cannot be used: ${decoded.left.detail}; ` +
+        "treating it as missing, so a new token will be obtained"
     )
-  )
+    return Option.none<TokenData.TokenData>()
+  })
 
 /** The compare-and-set (`saveScript`): answers the token Redis holds afterwards. */
 const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenData | undefined) =>
