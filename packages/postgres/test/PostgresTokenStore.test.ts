@@ -23,8 +23,8 @@ import * as Os from "node:os"
 import * as PostgresConfig from "../src/PostgresConfig.js"
 import * as PostgresMetrics from "../src/PostgresMetrics.js"
 import * as PostgresTokenStore from "../src/PostgresTokenStore.js"
+import { PostgresServer } from "../src/testing/index.js"
 import * as Database from "./utils/Database.js"
-import * as PostgresServer from "./utils/PostgresServer.js"
 
 const describe = Database.setup()
 const { plain, sampleToken } = TokenStoreContract
