@@ -25,6 +25,13 @@ export * as AmpHttpError from "./AmpHttpError.js"
 export * as AuthApi from "./AuthApi.js"
 
 /**
+ * AES-256 keys that encrypt a stored token, and `AMP_TOKEN_ENCRYPTION_KEY`.
+ *
+ * @since 0.1.0
+ */
+export * as EncryptionKey from "./EncryptionKey.js"
+
+/**
  * Reads the expiry a JWT announces.
  *
  * @since 0.1.0
@@ -73,6 +80,13 @@ export * as StoreLock from "./StoreLock.js"
  * @since 0.1.0
  */
 export * as TokenData from "./TokenData.js"
+
+/**
+ * The JSON envelope a shared store writes a token in, sealed or in clear.
+ *
+ * @since 0.1.0
+ */
+export * as TokenEnvelope from "./TokenEnvelope.js"
 
 /**
  * Every way obtaining, refreshing or persisting a token can fail.

@@ -16,10 +16,9 @@
  *
  * @since 0.1.0
  */
-import { AmpConfig } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey } from "@amp-effect/core"
 import { Config, ConfigError, Either, Option, Redacted } from "effect"
 import type { Effect } from "effect"
-import * as EncryptionKey from "./EncryptionKey.js"
 
 /**
  * The Redis store's settings from the environment.
@@ -138,37 +137,16 @@ export const keyPrefix: Config.Config<string> = Config.nested(
 ).pipe(Config.withDefault(defaultKeyPrefix))
 
 /**
- * `AMP_TOKEN_ENCRYPTION_KEY`: none by default; otherwise one or more base64 keys of 32 bytes,
- * comma-separated, the first encrypting. The message of a bad key says which one and why,
- * never what it holds.
- *
- * @since 0.1.0
- * @category config
- */
-export const encryptionKeys: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> = secret(
-  "AMP_TOKEN_ENCRYPTION_KEY",
-  (text) => {
-    const parts = text.split(",")
-    return Either.all(
-      parts.map((part, index) =>
-        Either.mapLeft(EncryptionKey.fromBase64(part), (reason) =>
-          ConfigError.InvalidData(
-            [],
-            `${parts.length > 1 ? `in key ${index + 1} of ${parts.length}, ` : ""}${reason} ` +
-              "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
-          ))
-      )
-    )
-  }
-).pipe(Config.withDefault([]))
-
-/**
  * Every variable of the Redis store (not `AMP_TOKEN_STORE`) as one `Config`.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<RedisConfig> = Config.all({ url, keyPrefix, encryptionKeys })
+export const config: Config.Config<RedisConfig> = Config.all({
+  url,
+  keyPrefix,
+  encryptionKeys: EncryptionKey.config
+})
 
 /**
  * Reads and validates every variable of the Redis store; fails with the first

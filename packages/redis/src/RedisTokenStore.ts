@@ -67,9 +67,8 @@
  *
  * @since 0.1.0
  */
-import { AmpConfig, TokenStore } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey, TokenStore } from "@amp-effect/core"
 import { Config, Duration, Effect, Either, Layer, Option, Redacted, type Scope } from "effect"
-import type * as EncryptionKey from "./EncryptionKey.js"
 import * as internal from "./internal/redisTokenStore.js"
 import * as RedisConfig from "./RedisConfig.js"
 
@@ -295,7 +294,7 @@ export interface ConfigOptions extends Omit<StoreOptions, "account" | "keyPrefix
   readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
   /** Default `RedisConfig.keyPrefix` (`AMP_REDIS_KEY_PREFIX`, else `RedisConfig.defaultKeyPrefix`). */
   readonly keyPrefix?: Config.Config<string> | undefined
-  /** Default `RedisConfig.encryptionKeys` (`AMP_TOKEN_ENCRYPTION_KEY`, else none). */
+  /** Default `EncryptionKey.config` of `@amp-effect/core` (`AMP_TOKEN_ENCRYPTION_KEY`, else none). */
   readonly encryptionKey?: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> | undefined
   /** The account's base URL. Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`). */
   readonly baseUrl?: Config.Config<string> | undefined
@@ -330,7 +329,7 @@ export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.Tok
       AmpConfig.read(Config.all({
         url: url ?? RedisConfig.url,
         keyPrefix: keyPrefix ?? RedisConfig.keyPrefix,
-        encryptionKey: encryptionKey ?? RedisConfig.encryptionKeys,
+        encryptionKey: encryptionKey ?? EncryptionKey.config,
         baseUrl: baseUrl ?? AmpConfig.baseUrl,
         username: username ?? accountUsername
       })),

@@ -1,9 +1,4 @@
 /**
- * @since 0.1.0
- */
-export * as EncryptionKey from "./EncryptionKey.js"
-
-/**
  * The Redis store's configuration, read through Effect's `Config`.
  *
  * @since 0.1.0

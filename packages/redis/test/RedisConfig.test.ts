@@ -2,10 +2,9 @@
  * The Redis store's variables: what each accepts, its default, and errors that name the
  * variable and the rule broken, quoting the value only when it is no secret. No Redis needed.
  */
-import { AmpConfig } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Redacted } from "effect"
-import * as EncryptionKey from "../src/EncryptionKey.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 
 const withEnv = (env: Record<string, string>) =>
@@ -59,18 +58,18 @@ describe("RedisConfig", () => {
 
   it.effect("AMP_TOKEN_ENCRYPTION_KEY: none when unset or blank, keys in order, a bad one named and never quoted", () =>
     Effect.gen(function*() {
-      expect(yield* RedisConfig.encryptionKeys.pipe(withEnv({}))).toEqual([])
-      expect(yield* RedisConfig.encryptionKeys.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: " " }))).toEqual([])
+      expect(yield* EncryptionKey.config.pipe(withEnv({}))).toEqual([])
+      expect(yield* EncryptionKey.config.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: " " }))).toEqual([])
       const [a, b] = [EncryptionKey.generate(), EncryptionKey.generate()]
-      const keys = yield* RedisConfig.encryptionKeys.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: ` ${keyText(a)} ` }))
-      expect(keys.map((key) => key.id)).toEqual([a.id])
+      const keys = yield* EncryptionKey.config.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: ` ${keyText(a)} ` }))
+      expect(yield* Effect.forEach(keys, EncryptionKey.id)).toEqual([yield* EncryptionKey.id(a)])
       const short = Buffer.alloc(16, 7).toString("base64")
-      const one = yield* failure(RedisConfig.encryptionKeys, { AMP_TOKEN_ENCRYPTION_KEY: short })
+      const one = yield* failure(EncryptionKey.config, { AMP_TOKEN_ENCRYPTION_KEY: short })
       expect(one.message).toBe(
         "AMP_TOKEN_ENCRYPTION_KEY is invalid: the key is 16 bytes, expected 32 " +
           "(expected the base64 of 32 random bytes, such as the output of openssl rand -base64 32)"
       )
-      const second = yield* failure(RedisConfig.encryptionKeys, {
+      const second = yield* failure(EncryptionKey.config, {
         AMP_TOKEN_ENCRYPTION_KEY: `${keyText(a)},${short},${keyText(b)}`
       })
       expect(second.message).toContain("AMP_TOKEN_ENCRYPTION_KEY is invalid: in key 2 of 3, the key is 16 bytes")

@@ -4,7 +4,16 @@
  * encryption, an unreachable, stalled or forgetful Redis, an application's own client, and the
  * configuration. Fleets of real processes are in `Fleet.test.ts`.
  */
-import { AmpConfig, AuthApi, MockAmp, TokenData, TokenMetrics, TokenService, TokenStore } from "@amp-effect/core"
+import {
+  AmpConfig,
+  AuthApi,
+  EncryptionKey,
+  MockAmp,
+  TokenData,
+  TokenMetrics,
+  TokenService,
+  TokenStore
+} from "@amp-effect/core"
 import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
 import {
@@ -24,7 +33,6 @@ import {
 import * as Net from "node:net"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
-import * as EncryptionKey from "../src/EncryptionKey.js"
 import { secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
@@ -298,7 +306,7 @@ suite("RedisTokenStore: encryption at rest", () => {
       const envelope = JSON.parse(raw)
       expect(Object.keys(envelope).sort()).toEqual(["data", "exp", "fp", "iv", "kid", "v"])
       for (const part of token.split(".")) expect(envelope.fp).not.toContain(part)
-      expect(envelope.kid).toBe(key.id)
+      expect(envelope.kid).toBe(yield* EncryptionKey.id(key))
       expect(Option.map(yield* store.load, plain)).toEqual(Option.some(plain(data)))
     }))
 
@@ -313,7 +321,8 @@ suite("RedisTokenStore: encryption at rest", () => {
       const unknown = yield* growth(RedisMetrics.corrupt, ["reason", "unknown-key"], logs.provide(wrongKey.store.load))
       expect(Option.isNone(unknown.result)).toBe(true)
       expect(unknown.grew).toBe(1)
-      expect(logs.warnings().some((line) => line.includes(`not among the configured keys (${stranger.id})`))).toBe(true)
+      const strangerId = yield* EncryptionKey.id(stranger)
+      expect(logs.warnings().some((line) => line.includes(`not among the configured keys (${strangerId})`))).toBe(true)
 
       const noKey = yield* makeStore({ keyPrefix })
       const none = yield* growth(RedisMetrics.corrupt, ["reason", "no-key"], noKey.store.load)
@@ -344,7 +353,7 @@ suite("RedisTokenStore: encryption at rest", () => {
       expect(Option.map(yield* rotated.store.load, plain)).toEqual(Option.some(plain(later)))
       const latest = freshToken(token, 2000)
       yield* rotated.store.save(latest)
-      expect(JSON.parse(String(yield* command("GET", rotated.keys.token))).kid).toBe(newKey.id)
+      expect(JSON.parse(String(yield* command("GET", rotated.keys.token))).kid).toBe(yield* EncryptionKey.id(newKey))
     }))
 })
 
@@ -719,17 +728,20 @@ describe("RedisConfig", () => {
     Effect.gen(function*() {
       const [a, b] = [EncryptionKey.generate(), EncryptionKey.generate()]
       const text = `${Redacted.value(EncryptionKey.toBase64(a))}, ${Redacted.value(EncryptionKey.toBase64(b))}`
-      const keys = yield* RedisConfig.encryptionKeys.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: text }))
-      expect(keys.map((key) => key.id)).toEqual([a.id, b.id])
+      const keys = yield* EncryptionKey.config.pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: text }))
+      expect(yield* Effect.forEach(keys, EncryptionKey.id)).toEqual([
+        yield* EncryptionKey.id(a),
+        yield* EncryptionKey.id(b)
+      ])
       expect(String(keys[0]!.bytes)).toBe("<redacted>")
       const short = Buffer.alloc(16, 7).toString("base64")
       const error = yield* Effect.flip(
-        AmpConfig.read(RedisConfig.encryptionKeys).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: `${text},${short}` }))
+        AmpConfig.read(EncryptionKey.config).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: `${text},${short}` }))
       )
       expect(error.message).toContain("in key 3 of 3, the key is 16 bytes, expected 32")
       expect(error.message).not.toContain(short)
       const notBase64 = yield* Effect.flip(
-        AmpConfig.read(RedisConfig.encryptionKeys).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: "not base64!" }))
+        AmpConfig.read(EncryptionKey.config).pipe(withEnv({ AMP_TOKEN_ENCRYPTION_KEY: "not base64!" }))
       )
       expect(notBase64.message).toContain("not base64")
       expect(notBase64.message).not.toContain("not base64!")

@@ -4,14 +4,12 @@
  *
  * @internal
  */
-import { type TokenData, TokenError, TokenStore } from "@amp-effect/core"
+import { type EncryptionKey, type TokenData, TokenEnvelope, TokenError, TokenStore } from "@amp-effect/core"
 import * as StoreLock from "@amp-effect/core/StoreLock"
 import { Clock, Data, DateTime, Duration, Effect, Either, Metric, Option } from "effect"
 import { createHash } from "node:crypto"
 import * as Os from "node:os"
-import type { EncryptionKey } from "../EncryptionKey.js"
 import * as RedisMetrics from "../RedisMetrics.js"
-import * as Envelope from "./envelope.js"
 
 /** What the store needs of a node-redis client (see `RedisTokenStore.RedisClient`). */
 export interface RedisClient {
@@ -39,7 +37,7 @@ export interface Settings {
   readonly lockLease: Duration.Duration
   readonly lockTimeout: Duration.Duration
   readonly commandTimeout: Duration.Duration
-  readonly encryptionKeys: ReadonlyArray<EncryptionKey>
+  readonly encryptionKeys: ReadonlyArray<EncryptionKey.EncryptionKey>
   readonly whenUnavailable: "proceed" | "fail"
 }
 
@@ -388,29 +386,39 @@ const load = (link: Link) =>
     Effect.catchAll(storeError(link, "load")),
     Effect.flatMap((reply) => {
       if (reply === null || reply === undefined) return Effect.succeedNone
-      const { account, encryptionKeys, keys, where } = link.settings
+      const { keys, where } = link.settings
       const text = textOf(reply)
       const decoded = text === undefined
-        ? Either.left<Envelope.Unreadable>({ reason: "unreadable", detail: "it is not a string" })
-        : Envelope.decode(text, account, encryptionKeys)
-      if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
-      return Effect.as(
-        Effect.zipRight(
-          Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason)),
-          Effect.logWarning(
-            `The token in Redis (${where} ${keys.token}) cannot be used: ${decoded.left.detail}; ` +
-              "treating it as missing, so a new token will be obtained"
+        ? new TokenEnvelope.Unreadable({ reason: "unreadable", detail: "it is not a string" })
+        : TokenEnvelope.decode(text, envelopeOptions(link))
+      return decoded.pipe(
+        Effect.asSome,
+        Effect.catchAll((unreadable) =>
+          Effect.as(
+            Effect.zipRight(
+              Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", unreadable.reason)),
+              Effect.logWarning(
+                `The token in Redis (${where} ${keys.token}) cannot be used: ${unreadable.detail}; ` +
+                  "treating it as missing, so a new token will be obtained"
+              )
+            ),
+            Option.none<TokenData.TokenData>()
           )
-        ),
-        Option.none<TokenData.TokenData>()
+        )
       )
     })
   )
 
+const envelopeOptions = (link: Link): TokenEnvelope.Options => ({
+  store: "redis",
+  account: link.settings.account,
+  keys: link.settings.encryptionKeys
+})
+
 /** The compare-and-set (`saveScript`): answers the token Redis holds afterwards. */
 const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenData | undefined) =>
   Effect.gen(function*() {
-    const { account, encryptionKeys, keys } = link.settings
+    const { keys } = link.settings
     const now = yield* Clock.currentTimeMillis
     const expiresAt = DateTime.toEpochMillis(data.expiresAt)
     // The key lives as long as the token has left, by this process's clock (see PX below).
@@ -419,9 +427,9 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
       yield* Effect.logDebug(`Not saving an already expired token to Redis (${keys.token})`)
       return data
     }
-    const replaced = replacing === undefined ? "" : Envelope.fingerprint(replacing)
+    const replaced = replacing === undefined ? "" : yield* TokenEnvelope.fingerprint(replacing, "redis")
     const reply = yield* evalScript(link, saveScript, [keys.token], [
-      Envelope.encode(data, account, encryptionKeys[0]),
+      yield* TokenEnvelope.encode(data, envelopeOptions(link)),
       String(expiresAt),
       String(ttl),
       replaced
@@ -429,7 +437,7 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
     const [written, stored] = Array.isArray(reply) ? reply : [reply]
     if (Number(written) === 1) return data
     yield* Metric.increment(RedisMetrics.saveRejections)
-    const kept = Envelope.decode(textOf(stored) ?? "", account, encryptionKeys)
+    const kept = yield* Effect.either(TokenEnvelope.decode(textOf(stored) ?? "", envelopeOptions(link)))
     if (Either.isLeft(kept)) {
       return yield* new TokenError.TokenStoreError({
         store: "redis",
