@@ -5,7 +5,9 @@
  * migration; a fenced upsert (an older token never replaces a newer one); a session-level
  * advisory lock through `StoreLock`, which goes with a killed holder's session. Every statement
  * is bounded by `statementTimeout`; failures are `TokenStoreError`s naming Postgres, never the
- * URL's password. The package README explains the table and the lock. Needs PostgreSQL 14+.
+ * URL's password. The token is stored in `TokenEnvelope`, sealed with `encryptionKey`
+ * (`AMP_TOKEN_ENCRYPTION_KEY`) when given. The package README explains the table and the lock.
+ * Needs PostgreSQL 14+.
  *
  * @example
  * ```ts
@@ -30,9 +32,9 @@
  *
  * @since 0.1.0
  */
-import { AmpConfig, TokenData, TokenStore } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey, TokenStore } from "@amp-effect/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Config, Context, Duration, Effect, Either, ExecutionStrategy, Exit, Layer, Redacted, Scope } from "effect"
+import { Array, Config, Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Redacted, Scope } from "effect"
 import * as internal from "./internal/postgresTokenStore.js"
 import * as PostgresConfig from "./PostgresConfig.js"
 
@@ -45,27 +47,6 @@ import * as PostgresConfig from "./PostgresConfig.js"
 export interface Account {
   readonly baseUrl: string
   readonly username: string
-}
-
-/**
- * How the token is written into its row's `value` column and read back, given the account's
- * hash (to bind a ciphertext to its row). `decode` answers why a value cannot be read (never
- * quoting it): the store then counts it as no token, with a warning. Default `clearText`.
- *
- * @since 0.1.0
- * @category models
- */
-export type Codec = internal.Codec
-
-/**
- * The token file's JSON, in clear (the default `Codec`).
- *
- * @since 0.1.0
- * @category codecs
- */
-export const clearText: Codec = {
-  encode: (data) => TokenData.encodeFile(data),
-  decode: (text) => Either.mapLeft(TokenData.decodeFile(text), () => "it is not a token written by this store")
 }
 
 /**
@@ -92,8 +73,11 @@ export interface StoreOptions {
   readonly statementTimeout?: Duration.DurationInput | undefined
   /** When the lock cannot be had because Postgres is unreachable: renew without it, or fail. */
   readonly whenUnavailable?: "proceed" | "fail" | undefined
-  /** How the token is stored (see `Codec`). Default `clearText`. */
-  readonly codec?: Codec | undefined
+  /**
+   * Seal the token at rest (AES-256-GCM, see `TokenEnvelope`): the first key seals, every key
+   * opens (rotation). Default none: the token in clear.
+   */
+  readonly encryptionKey?: EncryptionKey.EncryptionKey | ReadonlyArray<EncryptionKey.EncryptionKey> | undefined
 }
 
 /**
@@ -176,7 +160,7 @@ const build = (
       lockTimeout: Duration.decode(options.lockTimeout ?? defaultLockTimeout),
       statementTimeout: positive("statementTimeout", options.statementTimeout, defaultStatementTimeout),
       whenUnavailable: options.whenUnavailable ?? "proceed",
-      codec: options.codec ?? clearText
+      encryptionKeys: options.encryptionKey === undefined ? [] : Array.ensure(options.encryptionKey)
     })
   })
 
@@ -277,13 +261,15 @@ export const layerUrl = (options: UrlOptions): Layer.Layer<TokenStore.TokenStore
  * @since 0.1.0
  * @category models
  */
-export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "schema" | "table"> {
+export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "schema" | "table" | "encryptionKey"> {
   /** Default `PostgresConfig.url` (`AMP_POSTGRES_URL`, required). */
   readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
   /** Default `PostgresConfig.schema` (`AMP_POSTGRES_SCHEMA`, else `public`). */
   readonly schema?: Config.Config<string> | undefined
   /** Default `PostgresConfig.table` (`AMP_POSTGRES_TABLE`, else `amp_effect_tokens`). */
   readonly table?: Config.Config<string> | undefined
+  /** Default `EncryptionKey.config` (`AMP_TOKEN_ENCRYPTION_KEY`, else none). */
+  readonly encryptionKey?: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> | undefined
   /** The account's base URL. Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`). */
   readonly baseUrl?: Config.Config<string> | undefined
   /** The account's user name. Default `AMP_USERNAME` (required: the row is keyed by it). */
@@ -300,7 +286,7 @@ export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "sch
  * @category layers
  */
 export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> => {
-  const { baseUrl, schema, table, url, username, ...store } = options ?? {}
+  const { baseUrl, encryptionKey, schema, table, url, username, ...store } = options ?? {}
   return Layer.scoped(
     TokenStore.TokenStore,
     Effect.flatMap(
@@ -308,6 +294,7 @@ export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.Tok
         url: url ?? PostgresConfig.url,
         schema: schema ?? PostgresConfig.schema,
         table: table ?? PostgresConfig.table,
+        encryptionKey: encryptionKey ?? EncryptionKey.config,
         account: Config.all({ baseUrl: baseUrl ?? AmpConfig.baseUrl, username: username ?? AmpConfig.username })
       })),
       (config) => makeUrl({ ...store, ...config })

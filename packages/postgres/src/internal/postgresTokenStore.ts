@@ -4,21 +4,15 @@
  *
  * @internal
  */
-import { type TokenData, TokenError, TokenStore } from "@amp-effect/core"
+import { type EncryptionKey, type TokenData, TokenEnvelope, TokenError, TokenStore } from "@amp-effect/core"
 import * as StoreLock from "@amp-effect/core/StoreLock"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { DateTime, Duration, Effect, Either, Exit, Metric, Option, Redacted, Scope } from "effect"
+import { DateTime, Duration, Effect, Either, Exit, Metric, Option, Scope } from "effect"
 import { createHash } from "node:crypto"
 import * as Os from "node:os"
 import * as PostgresMetrics from "../PostgresMetrics.js"
 import { advisoryKey, migrate, type Names } from "./migrations.js"
-
-/** How the token is written into the `value` column and read back (see `PostgresTokenStore.Codec`). */
-export interface Codec {
-  readonly encode: (data: TokenData.TokenData, account: string) => string
-  readonly decode: (text: string, account: string) => Either.Either<TokenData.TokenData, string>
-}
 
 export interface Settings {
   /** The client (opened on first use when the store opens its own); fails with a reason. */
@@ -34,16 +28,13 @@ export interface Settings {
   readonly lockTimeout: Duration.Duration
   readonly statementTimeout: Duration.Duration
   readonly whenUnavailable: "proceed" | "fail"
-  readonly codec: Codec
+  /** The first seals, all open; none: the token in clear. */
+  readonly encryptionKeys: ReadonlyArray<EncryptionKey.EncryptionKey>
 }
 
 /** SHA-256 of base URL and username, 32 hex digits (as Redis's keys). */
 export const accountHash = (baseUrl: string, username: string): string =>
   createHash("sha256").update(`${baseUrl.replace(/\/+$/, "")}\n${username}`).digest("hex").slice(0, 32)
-
-/** Names a token without revealing it, to recognise the token a save replaces. */
-export const fingerprint = (data: TokenData.TokenData): string =>
-  createHash("sha256").update(`amp-effect/postgres fp ${Redacted.value(data.token)}`).digest("hex").slice(0, 32)
 
 /**
  * `effect`'s first success, kept for later calls; a failure is not kept (the next call runs it
@@ -163,17 +154,23 @@ const read = (link: Link, operation: "load" | "save", after?: Date) =>
       Effect.map((rows) => Option.fromNullable(rows[0]?.value))
     )
 
+const envelope = (settings: Settings): TokenEnvelope.Options => ({
+  store: "postgres",
+  account: settings.account,
+  keys: settings.encryptionKeys
+})
+
 /** The stored token, unless it expired (by this process's clock) or cannot be read. */
 const load = (link: Link) =>
   Effect.gen(function*() {
     const { settings } = link
     const value = yield* read(link, "load", DateTime.toDateUtc(yield* DateTime.now))
     if (Option.isNone(value)) return Option.none<TokenData.TokenData>()
-    const decoded = settings.codec.decode(value.value, settings.account)
+    const decoded = yield* Effect.either(TokenEnvelope.decode(value.value, envelope(settings)))
     if (Either.isRight(decoded)) return Option.some(decoded.right)
-    yield* Metric.increment(PostgresMetrics.corrupt)
+    yield* Metric.increment(Metric.tagged(PostgresMetrics.corrupt, "reason", decoded.left.reason))
     yield* Effect.logWarning(
-      `The token in Postgres (${settings.where}) cannot be used: ${decoded.left}; ` +
+      `The token in Postgres (${settings.where}) cannot be used: ${decoded.left.detail}; ` +
         "treating it as missing, so a new token will be obtained"
     )
     return Option.none<TokenData.TokenData>()
@@ -193,12 +190,13 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
       yield* Effect.logDebug(`Not saving an already expired token to Postgres (${settings.where})`)
       return data
     }
-    const value = settings.codec.encode(data, settings.account)
-    const replaced = replacing === undefined ? "" : fingerprint(replacing)
+    const value = yield* TokenEnvelope.encode(data, envelope(settings))
+    const fingerprint = yield* TokenEnvelope.fingerprint(data, "postgres")
+    const replaced = replacing === undefined ? "" : yield* TokenEnvelope.fingerprint(replacing, "postgres")
     const written = yield* run(link, (sql) =>
       Effect.zipLeft(
         sql`INSERT INTO ${table(sql, settings)} AS t (account, expires_at, fingerprint, value, updated_at)
-          VALUES (${settings.account}, ${expiresAt}, ${fingerprint(data)}, ${value}, now())
+          VALUES (${settings.account}, ${expiresAt}, ${fingerprint}, ${value}, now())
           ON CONFLICT (account) DO UPDATE SET expires_at = excluded.expires_at,
             fingerprint = excluded.fingerprint, value = excluded.value, updated_at = now()
           WHERE t.expires_at < excluded.expires_at OR t.fingerprint = ${replaced} OR t.expires_at <= ${now}
@@ -208,9 +206,10 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
     if (written.length > 0) return data
     // Fenced out: another process saved a token that expires as late or later.
     yield* Metric.increment(PostgresMetrics.saveRejections)
-    const stored = Option.match(yield* read(link, "save"), {
-      onNone: () => Either.left("it was removed meanwhile"),
-      onSome: (text) => settings.codec.decode(text, settings.account)
+    const stored = yield* Option.match(yield* read(link, "save"), {
+      onNone: () => Effect.succeed(Either.left("it was removed meanwhile")),
+      onSome: (text) =>
+        TokenEnvelope.decode(text, envelope(settings)).pipe(Effect.mapError((e) => e.detail), Effect.either)
     })
     if (Either.isLeft(stored)) {
       return yield* new TokenError.TokenStoreError({
