@@ -264,6 +264,19 @@ describe("PostgresTokenStore", () => {
       expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
     }))
 
+  it.scopedLive("a schema dropped under a running store is created again by its next operation", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const schema = `s_${Database.freshTable()}`
+      const store = yield* PostgresTokenStore.makeUrl(options({ schema, table: "tokens" }))
+      yield* store.save(sampleToken("first", Date.now()))
+      yield* sql.unsafe(`DROP SCHEMA ${schema} CASCADE`)
+      const error = yield* Effect.flip(store.save(sampleToken("lost", Date.now())))
+      expect(error.message).toContain(`relation "${schema}.tokens" does not exist`)
+      yield* store.save(sampleToken("second", Date.now()))
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
+    }))
+
   it.scopedLive("once migrated, a user with no right to create anything uses the store", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
@@ -430,6 +443,7 @@ describe("PostgresTokenStore: the advisory lock", () => {
       // The lock's session went back to the pool as it was.
       const names = yield* sql<{ readonly name: string; readonly timeout: string }>`SELECT application_name AS name,
         backend_type AS timeout FROM pg_stat_activity WHERE application_name LIKE 'amp-effect%'`
+      expect(names.length).toBeGreaterThan(0)
       expect(names.every((row) => row.name === "amp-effect")).toBe(true)
     }))
 

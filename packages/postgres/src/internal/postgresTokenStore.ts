@@ -87,11 +87,9 @@ const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.E
 const orLost = (settings: Settings) => (reason: string) =>
   reason === timedOut(settings) ? Effect.fail(reason) : Effect.succeed(false)
 
-/** The table or its schema is gone (dropped, a database restored from before it existed). */
-const isMissing = (error: unknown) => {
-  const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
-  return code === "42P01" || code === "3F000"
-}
+/** The table is gone (it or its schema dropped, a database restored from before it existed). */
+const isMissing = (error: unknown) =>
+  (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code === "42P01"
 
 /** A statement once the schema is in place; a missing table makes the next one migrate again. */
 const run = <A>(link: Link, query: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
