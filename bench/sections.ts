@@ -8,6 +8,7 @@ import * as Cli from "./cli.js"
 import * as ClientOverhead from "./clientOverhead.js"
 import type { Figure, FigureResult } from "./harness.js"
 import * as Memory from "./memory.js"
+import * as Postgres from "./postgres.js"
 import * as Processes from "./processes.js"
 import * as Redis from "./redis.js"
 import * as Stampede from "./stampede.js"
@@ -20,9 +21,11 @@ export const sections: ReadonlyArray<readonly [string, Effect.Effect<FigureResul
   ["stampede", Stampede.run],
   ["client", ClientOverhead.run],
   ["redis-hot-path", Redis.runHotPath],
+  ["postgres-hot-path", Postgres.runHotPath],
   ["warm-start", Processes.runWarmStart],
   ["processes", Processes.runProcesses],
   ["redis-fleet", Redis.runFleet],
+  ["postgres-fleet", Postgres.runFleet],
   ["cli", Cli.run]
 ]
 

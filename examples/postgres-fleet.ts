@@ -2,8 +2,8 @@
  * One token for a fleet on the database it already runs: several replicas of a service, each a
  * process of its own sharing nothing but a PostgreSQL, make one login between them.
  *
- * It starts the embedded mock AMP server, a throwaway PostgreSQL (when its server binaries are
- * installed: `pg_config --bindir`; or it uses `AMP_POSTGRES_URL`), then the replicas at once, and
+ * It starts the embedded mock AMP server, a throwaway PostgreSQL (`@amp-effect/postgres/testing`,
+ * when the server is installed; or it uses `AMP_POSTGRES_URL`), then the replicas at once, and
  * prints the mock server's counters and the table's row. Every replica runs the same few lines
  * an application would:
  *
@@ -17,15 +17,12 @@ import { TokenService } from "@amp-effect/core"
 import { NodeAmp } from "@amp-effect/node"
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { PostgresTokenStore } from "@amp-effect/postgres"
+import { PostgresServer } from "@amp-effect/postgres/testing"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Option, Redacted } from "effect"
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const self = fileURLToPath(import.meta.url)
@@ -47,64 +44,6 @@ const replica = Effect.gen(function*() {
 // -----------------------------------------------------------------------------
 // The fleet: a mock AMP server, a PostgreSQL, and the replicas
 // -----------------------------------------------------------------------------
-
-/** Where Debian, Homebrew and the others put `initdb` and `postgres`. */
-const bindir = spawnSync("pg_config", ["--bindir"], { encoding: "utf8" }).stdout?.trim() ?? ""
-const hasPostgres = () => bindir !== "" && Fs.existsSync(Path.join(bindir, "postgres"))
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as Net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
-/**
- * A throwaway PostgreSQL on a free loopback port, in a temp directory, trusting local
- * connections, stopped with the scope. As root it runs as the `postgres` user (the server
- * refuses root).
- */
-const localPostgres = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const port = await freePort()
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-fleet-postgres-"))
-    const owner: { uid?: number; gid?: number } = process.getuid?.() === 0
-      ? {
-        uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })),
-        gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }))
-      }
-      : {}
-    if (owner.uid !== undefined && owner.gid !== undefined) Fs.chownSync(dir, owner.uid, owner.gid)
-    const data = Path.join(dir, "data")
-    execFileSync(Path.join(bindir, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync"], {
-      stdio: "ignore",
-      ...owner
-    })
-    const child = spawn(Path.join(bindir, "postgres"), [
-      ...["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${dir}`]
-    ], { stdio: ["ignore", "ignore", "pipe"], ...owner })
-    await new Promise<void>((resolve, reject) => {
-      let output = ""
-      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-        output += chunk
-        if (output.includes("ready to accept connections")) resolve()
-      })
-      child.once("exit", (code) => reject(new Error(`postgres exited with ${code}: ${output}`)))
-    })
-    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, child, dir }
-  }),
-  ({ child, dir }) =>
-    Effect.async<void>((resume) => {
-      child.once("exit", () => {
-        Fs.rmSync(dir, { recursive: true, force: true })
-        resume(Effect.void)
-      })
-      child.kill("SIGQUIT")
-    })
-)
 
 /** Runs one replica process; resolves with what it printed. */
 const runReplica = (n: number, env: Record<string, string>) =>
@@ -140,7 +79,7 @@ const fleet = Effect.gen(function*() {
   const flag = process.argv.indexOf("--replicas")
   const count = flag === -1 ? 5 : Math.max(1, Number(process.argv[flag + 1]))
   const given = Option.fromNullable(process.env.AMP_POSTGRES_URL)
-  if (Option.isNone(given) && !hasPostgres()) {
+  if (Option.isNone(given) && PostgresServer.unavailable !== undefined) {
     yield* Console.log(
       "This example needs PostgreSQL. Install it (Debian/Ubuntu: sudo apt-get install postgresql; macOS: " +
         "brew install postgresql), or point AMP_POSTGRES_URL at one (docker run -p 5432:5432 " +
@@ -152,7 +91,7 @@ const fleet = Effect.gen(function*() {
   }
   const server = yield* MockAmpServer.make()
   yield* Console.log(`[embedded mock AMP server at ${server.baseUrl}]`)
-  const url = Option.isSome(given) ? given.value : (yield* localPostgres).url
+  const url = Option.isSome(given) ? given.value : (yield* PostgresServer.scoped()).url
   yield* Console.log(Option.isSome(given) ? "[PostgreSQL from AMP_POSTGRES_URL]" : "[throwaway PostgreSQL]")
   // A table of its own, so that a run never meets a token left by an earlier one.
   const table = `amp_effect_fleet_example_${process.pid}`

@@ -1,7 +1,6 @@
 /**
- * The Postgres store's configuration as Effect `Config` values (tests swap a
- * `ConfigProvider`), each validated as it is read. Read through `AmpConfig.read` (as
- * `PostgresTokenStore.layerConfig` does), a bad value fails with the core's `AmpConfigError`.
+ * The Postgres store's configuration as `Config` values, each validated as it is read; through
+ * `AmpConfig.read`, a bad value fails with an `AmpConfigError` naming the variable.
  *
  * | variable | default |
  * | --- | --- |
@@ -9,13 +8,12 @@
  * | `AMP_POSTGRES_SCHEMA` | `public` |
  * | `AMP_POSTGRES_TABLE` | `amp_effect_tokens` (the migrations go in `<table>_migrations`) |
  *
- * The URL (it may hold a password) is `Redacted` from the moment it is read, and no error
- * message quotes it.
+ * The URL is `Redacted` from the moment it is read, and no error quotes it.
  *
  * @since 0.1.0
  */
 import { AmpConfig } from "@amp-effect/core"
-import { Config, ConfigError, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Either, Redacted } from "effect"
 import * as internal from "./internal/migrations.js"
 
 /**
@@ -83,34 +81,28 @@ export const describeUrl = (url: string): string => {
  * @since 0.1.0
  * @category config
  */
-export const url: Config.Config<Redacted.Redacted<string>> = Config.option(Config.redacted()).pipe(
-  Config.mapOrFail(Option.match({
-    onNone: () => Either.left(AmpConfig.notSet("the Postgres token store needs it (postgres://user:password@host/db)")),
-    onSome: (value) => {
-      const text = Redacted.value(value).trim()
-      if (text === "") return Either.left(AmpConfig.notSet("the Postgres token store needs it"))
-      return isPostgresUrl(text)
-        ? Either.right(Redacted.make(text))
-        // The value is not quoted: it may hold a password.
-        : Either.left(
-          ConfigError.InvalidData([], "not a Postgres URL: expected postgres://user:password@host[:port]/db")
-        )
-    }
-  })),
+export const url: Config.Config<Redacted.Redacted<string>> = Config.redacted().pipe(
+  Config.mapOrFail((value) => {
+    const text = Redacted.value(value).trim()
+    if (text === "") return Either.left(AmpConfig.notSet("the Postgres token store needs it"))
+    return isPostgresUrl(text)
+      ? Either.right(Redacted.make(text))
+      // The value is not quoted: it may hold a password.
+      : Either.left(ConfigError.InvalidData([], "not a Postgres URL: expected postgres://user:password@host[:port]/db"))
+  }),
   Config.nested("AMP_POSTGRES_URL")
 )
 
-const identifier = (variable: string, valid: (name: string) => boolean, fallback: string, limit: number) =>
+const identifier = (variable: string, limit: number, fallback: string) =>
   Config.nested(
-    Config.primitive("an identifier", (text) =>
-      text.trim() === ""
-        ? Either.left(AmpConfig.notSet())
-        : valid(text.trim())
-        ? Either.right(text.trim())
-        : Either.left(AmpConfig.invalidValue(
-          text,
-          `expected 1 to ${limit} lower-case letters, digits or _, not starting with a digit`
-        ))),
+    Config.primitive("an identifier", (text) => {
+      const name = text.trim()
+      if (name === "") return Either.left(AmpConfig.notSet())
+      return internal.isIdentifier(name, limit) ? Either.right(name) : Either.left(AmpConfig.invalidValue(
+        text,
+        `expected 1 to ${limit} lower-case letters, digits or _, not starting with a digit`
+      ))
+    }),
     variable
   ).pipe(Config.withDefault(fallback))
 
@@ -120,7 +112,7 @@ const identifier = (variable: string, valid: (name: string) => boolean, fallback
  * @since 0.1.0
  * @category config
  */
-export const schema: Config.Config<string> = identifier("AMP_POSTGRES_SCHEMA", isSchemaName, defaultSchema, 63)
+export const schema: Config.Config<string> = identifier("AMP_POSTGRES_SCHEMA", 63, defaultSchema)
 
 /**
  * `AMP_POSTGRES_TABLE`, `amp_effect_tokens` by default (also when blank); created on first use.
@@ -128,4 +120,4 @@ export const schema: Config.Config<string> = identifier("AMP_POSTGRES_SCHEMA", i
  * @since 0.1.0
  * @category config
  */
-export const table: Config.Config<string> = identifier("AMP_POSTGRES_TABLE", isTableName, defaultTable, 52)
+export const table: Config.Config<string> = identifier("AMP_POSTGRES_TABLE", 52, defaultTable)

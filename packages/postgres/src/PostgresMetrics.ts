@@ -42,12 +42,13 @@ export const unavailable = Metric.counter("amp_token_postgres_unavailable_total"
 })
 
 /**
- * Stored values that could not be read as a token (treated as none).
+ * Stored values that could not be read as a token (treated as none), tagged `reason` =
+ * `unreadable` | `no-key` | `unknown-key` | `undecryptable` (see `TokenEnvelope.Unreadable`).
  *
  * @since 0.1.0
  * @category metrics
  */
 export const corrupt = Metric.counter("amp_token_postgres_corrupt_total", {
-  description: "Values in Postgres that could not be read as a token (treated as none)",
+  description: "Values in Postgres that could not be read as a token (treated as none), by reason",
   incremental: true
 })

@@ -1,23 +1,13 @@
 /**
  * A `TokenStore` in PostgreSQL, through `@effect/sql`: one token and one renewal for a whole
- * fleet, on the database it already runs. `TokenService` renews under the store's lock and
- * re-reads the store first, so N processes make one login, not N.
- *
- * - **Table.** One row per account in `<schema>.<table>` (`public.amp_effect_tokens` by
- *   default), keyed by the account hash (SHA-256 of base URL and username, as the Redis store's
- *   keys: the username is never stored). Created on first use by a versioned migration (see the
- *   package README), safely when many processes start at once.
- * - **Save is fenced**: an upsert that writes only if nothing is stored, the stored token
- *   expires earlier, it is the token this save replaces, or it has expired. A refused save
- *   answers the stored token (`amp_token_postgres_save_rejections_total`). Expired rows are
- *   never served and are deleted by the next save.
- * - **Lock**: a session-level advisory lock (`pg_try_advisory_lock`) on a connection reserved
- *   for the hold, through the lock kit (`StoreLock`: backoff, `lockTimeout`, renewal, release).
- *   A killed holder's lock goes with its session; a paused one's session is ended by its
- *   `idle_session_timeout` (the lease) once it missed its extensions. Needs PostgreSQL 14+.
- * - **Down is not dead.** Every statement is bounded (`statementTimeout`, cancelled on the
- *   server when abandoned). Failures are `TokenStoreError`s naming Postgres (never the URL's
- *   password); a lock that cannot be had renews without it (`whenUnavailable`).
+ * fleet, on the database it already runs. One row per account in `<schema>.<table>`, keyed by
+ * the account hash (the username is never stored), created on first use by a versioned
+ * migration; a fenced upsert (an older token never replaces a newer one); a session-level
+ * advisory lock through `StoreLock`, which goes with a killed holder's session. Every statement
+ * is bounded by `statementTimeout`; failures are `TokenStoreError`s naming Postgres, never the
+ * URL's password. The token is stored in `TokenEnvelope`, sealed with `encryptionKey`
+ * (`AMP_TOKEN_ENCRYPTION_KEY`) when given. The package README explains the table and the lock.
+ * Needs PostgreSQL 14+.
  *
  * @example
  * ```ts
@@ -42,21 +32,9 @@
  *
  * @since 0.1.0
  */
-import { AmpConfig, TokenData, TokenStore } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey, TokenStore } from "@amp-effect/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import {
-  Config,
-  Context,
-  Duration,
-  Effect,
-  Either,
-  ExecutionStrategy,
-  Exit,
-  Layer,
-  Option,
-  Redacted,
-  Scope
-} from "effect"
+import { Array, Config, Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Redacted, Scope } from "effect"
 import * as internal from "./internal/postgresTokenStore.js"
 import * as PostgresConfig from "./PostgresConfig.js"
 
@@ -69,27 +47,6 @@ import * as PostgresConfig from "./PostgresConfig.js"
 export interface Account {
   readonly baseUrl: string
   readonly username: string
-}
-
-/**
- * How the token is written into its row's `value` column and read back, given the account's
- * hash (to bind a ciphertext to its row). `decode` answers why a value cannot be read (never
- * quoting it): the store then counts it as no token, with a warning. Default `clearText`.
- *
- * @since 0.1.0
- * @category models
- */
-export type Codec = internal.Codec
-
-/**
- * The token file's JSON, in clear (the default `Codec`).
- *
- * @since 0.1.0
- * @category codecs
- */
-export const clearText: Codec = {
-  encode: (data) => TokenData.encodeFile(data),
-  decode: (text) => Either.mapLeft(TokenData.decodeFile(text), () => "it is not a token written by this store")
 }
 
 /**
@@ -116,8 +73,11 @@ export interface StoreOptions {
   readonly statementTimeout?: Duration.DurationInput | undefined
   /** When the lock cannot be had because Postgres is unreachable: renew without it, or fail. */
   readonly whenUnavailable?: "proceed" | "fail" | undefined
-  /** How the token is stored (see `Codec`). Default `clearText`. */
-  readonly codec?: Codec | undefined
+  /**
+   * Seal the token at rest (AES-256-GCM, see `TokenEnvelope`): the first key seals, every key
+   * opens (rotation). Default none: the token in clear.
+   */
+  readonly encryptionKey?: EncryptionKey.EncryptionKey | ReadonlyArray<EncryptionKey.EncryptionKey> | undefined
 }
 
 /**
@@ -174,44 +134,35 @@ const positive = (name: string, input: Duration.DurationInput | undefined, fallb
   return duration
 }
 
-const settingsOf = (
-  client: Effect.Effect<SqlClient.SqlClient, string>,
-  options: StoreOptions,
-  server: string,
-  secrets: ReadonlyArray<string>
-): internal.Settings => {
-  const schema = options.schema ?? PostgresConfig.defaultSchema
-  const table = options.table ?? PostgresConfig.defaultTable
-  if (!PostgresConfig.isSchemaName(schema) || !PostgresConfig.isTableName(table)) {
-    throw new globalThis.Error(
-      `PostgresTokenStore: schema ${JSON.stringify(schema)} and table ${JSON.stringify(table)} must be ` +
-        "lower-case letters, digits or _, not starting with a digit (schema 63, table 52 at most)"
-    )
-  }
-  return {
-    client,
-    where: `${server} (table ${schema}.${table})`,
-    secrets,
-    names: { schema, table },
-    account: accountKey(options.account),
-    lockLease: positive("lockLease", options.lockLease, defaultLockLease),
-    lockTimeout: Duration.decode(options.lockTimeout ?? defaultLockTimeout),
-    statementTimeout: positive("statementTimeout", options.statementTimeout, defaultStatementTimeout),
-    whenUnavailable: options.whenUnavailable ?? "proceed",
-    codec: options.codec ?? clearText
-  }
-}
-
+/** The store over `client`; invalid options are defects. */
 const build = (
   client: Effect.Effect<SqlClient.SqlClient, string>,
   options: StoreOptions,
   server: string,
   secrets: ReadonlyArray<string>
 ) =>
-  Effect.try({ try: () => settingsOf(client, options, server, secrets), catch: (error) => error }).pipe(
-    Effect.orDie,
-    Effect.flatMap(internal.make)
-  )
+  Effect.suspend(() => {
+    const schema = options.schema ?? PostgresConfig.defaultSchema
+    const table = options.table ?? PostgresConfig.defaultTable
+    if (!PostgresConfig.isSchemaName(schema) || !PostgresConfig.isTableName(table)) {
+      return Effect.dieMessage(
+        `PostgresTokenStore: schema ${JSON.stringify(schema)} and table ${JSON.stringify(table)} must be ` +
+          "lower-case letters, digits or _, not starting with a digit (schema 63, table 52 at most)"
+      )
+    }
+    return internal.make({
+      client,
+      where: `${server} (table ${schema}.${table})`,
+      secrets,
+      names: { schema, table },
+      account: accountKey(options.account),
+      lockLease: positive("lockLease", options.lockLease, defaultLockLease),
+      lockTimeout: Duration.decode(options.lockTimeout ?? defaultLockTimeout),
+      statementTimeout: positive("statementTimeout", options.statementTimeout, defaultStatementTimeout),
+      whenUnavailable: options.whenUnavailable ?? "proceed",
+      encryptionKeys: options.encryptionKey === undefined ? [] : Array.ensure(options.encryptionKey)
+    })
+  })
 
 /**
  * The store over the application's `SqlClient` (its pool, shared): a connection is reserved
@@ -235,18 +186,6 @@ export const make = (
 export const layer = (options: StoreOptions): Layer.Layer<TokenStore.TokenStore, never, SqlClient.SqlClient> =>
   Layer.scoped(TokenStore.TokenStore, make(options))
 
-const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
-
-/**
- * `@effect/sql-pg`, loaded when a store opens a pool of its own: a store over an application's
- * client never loads it. Missing, it is a broken installation (a required peer).
- */
-const loadPgClient = Effect.tryPromise({ try: () => import("@effect/sql-pg/PgClient"), catch: messageOf }).pipe(
-  Effect.orDieWith((cause) =>
-    new globalThis.Error(`PostgresTokenStore needs @effect/sql-pg (npm install @effect/sql-pg): ${cause}`)
-  )
-)
-
 /** The URL's password in the forms a message may spell it. */
 const passwordsOf = (url: string): ReadonlyArray<string> => {
   const raw = new URL(url).password
@@ -260,16 +199,17 @@ const passwordsOf = (url: string): ReadonlyArray<string> => {
 }
 
 /**
- * Opens the pool on first use and keeps it for the scope; a failed attempt (Postgres down) is
- * closed and tried again by the next operation, each bounded by the connect timeout.
+ * A pool opened on first use (loading `@effect/sql-pg` only then) and kept for the scope; a
+ * failed attempt (Postgres down) is closed, and the next operation tries again.
  */
 const openOnDemand = (url: string, options: UrlOptions, secrets: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const outer = yield* Effect.scope
-    const semaphore = yield* Effect.makeSemaphore(1)
-    let opened: SqlClient.SqlClient | undefined
-    const open = Effect.gen(function*() {
-      const { layer } = yield* loadPgClient
+  Effect.flatMap(Effect.scope, (outer) =>
+    internal.keepSuccess(Effect.gen(function*() {
+      const { layer } = yield* Effect.tryPromise(() => import("@effect/sql-pg/PgClient")).pipe(
+        Effect.orDieWith((cause) =>
+          new globalThis.Error(`PostgresTokenStore needs @effect/sql-pg (npm install @effect/sql-pg): ${cause}`)
+        )
+      )
       const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
       const context = yield* Layer.buildWithScope(
         layer({
@@ -279,15 +219,12 @@ const openOnDemand = (url: string, options: UrlOptions, secrets: ReadonlyArray<s
           applicationName: "amp-effect"
         }),
         scope
-      ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
-      return opened = Context.get(context, SqlClient.SqlClient)
-    })
-    return semaphore.withPermits(1)(
-      Effect.suspend(() => opened !== undefined ? Effect.succeed(opened) : open).pipe(
+      ).pipe(
+        Effect.onError(() => Scope.close(scope, Exit.void)),
         Effect.mapError((error) => internal.reasonOf({ secrets }, error))
       )
-    )
-  })
+      return Context.get(context, SqlClient.SqlClient)
+    })))
 
 /**
  * The store with a pool of its own, opened on `options.url` on first use and closed with the
@@ -304,7 +241,8 @@ export const makeUrl = (options: UrlOptions): Effect.Effect<TokenStore.TokenStor
       return yield* Effect.dieMessage("PostgresTokenStore: url must be a postgres:// or postgresql:// URL")
     }
     const secrets = passwordsOf(url)
-    return yield* build(yield* openOnDemand(url, options, secrets), options, PostgresConfig.describeUrl(url), secrets)
+    const pool = yield* openOnDemand(url, options, secrets)
+    return yield* build(pool.get, options, PostgresConfig.describeUrl(url), secrets)
   })
 
 /**
@@ -323,26 +261,20 @@ export const layerUrl = (options: UrlOptions): Layer.Layer<TokenStore.TokenStore
  * @since 0.1.0
  * @category models
  */
-export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "schema" | "table"> {
+export interface ConfigOptions extends Omit<UrlOptions, "account" | "url" | "schema" | "table" | "encryptionKey"> {
   /** Default `PostgresConfig.url` (`AMP_POSTGRES_URL`, required). */
   readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
   /** Default `PostgresConfig.schema` (`AMP_POSTGRES_SCHEMA`, else `public`). */
   readonly schema?: Config.Config<string> | undefined
   /** Default `PostgresConfig.table` (`AMP_POSTGRES_TABLE`, else `amp_effect_tokens`). */
   readonly table?: Config.Config<string> | undefined
+  /** Default `EncryptionKey.config` (`AMP_TOKEN_ENCRYPTION_KEY`, else none). */
+  readonly encryptionKey?: Config.Config<ReadonlyArray<EncryptionKey.EncryptionKey>> | undefined
   /** The account's base URL. Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`). */
   readonly baseUrl?: Config.Config<string> | undefined
   /** The account's user name. Default `AMP_USERNAME` (required: the row is keyed by it). */
   readonly username?: Config.Config<string> | undefined
 }
-
-const accountUsername: Config.Config<string> = Config.option(Config.nonEmptyString()).pipe(
-  Config.mapOrFail(Option.match({
-    onNone: () => Either.left(AmpConfig.notSet("the Postgres token store keys its row by the account")),
-    onSome: Either.right
-  })),
-  Config.nested("AMP_USERNAME")
-)
 
 /**
  * The store from `Config`, with a pool of its own (`makeUrl`): by default `AMP_POSTGRES_URL`,
@@ -354,7 +286,7 @@ const accountUsername: Config.Config<string> = Config.option(Config.nonEmptyStri
  * @category layers
  */
 export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError> => {
-  const { baseUrl, schema, table, url, username, ...store } = options ?? {}
+  const { baseUrl, encryptionKey, schema, table, url, username, ...store } = options ?? {}
   return Layer.scoped(
     TokenStore.TokenStore,
     Effect.flatMap(
@@ -362,17 +294,10 @@ export const layerConfig = (options?: ConfigOptions): Layer.Layer<TokenStore.Tok
         url: url ?? PostgresConfig.url,
         schema: schema ?? PostgresConfig.schema,
         table: table ?? PostgresConfig.table,
-        baseUrl: baseUrl ?? AmpConfig.baseUrl,
-        username: username ?? accountUsername
+        encryptionKey: encryptionKey ?? EncryptionKey.config,
+        account: Config.all({ baseUrl: baseUrl ?? AmpConfig.baseUrl, username: username ?? AmpConfig.username })
       })),
-      (config) =>
-        makeUrl({
-          ...store,
-          url: config.url,
-          schema: config.schema,
-          table: config.table,
-          account: { baseUrl: config.baseUrl, username: config.username }
-        })
+      (config) => makeUrl({ ...store, ...config })
     )
   )
 }

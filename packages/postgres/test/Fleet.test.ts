@@ -44,7 +44,7 @@ const storedToken = (server: MockAmpServer.Service, table: string) =>
     const rows = yield* sql.unsafe<{ readonly value: string }>(`SELECT value FROM public.${table} WHERE account = $1`, [
       key
     ])
-    return rows[0] === undefined ? null : (JSON.parse(rows[0].value).token as string)
+    return rows[0] === undefined ? null : (JSON.parse(rows[0].value).data.token as string)
   }))
 
 /** How many advisory locks are held on the server. */

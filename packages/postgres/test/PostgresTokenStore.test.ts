@@ -1,4 +1,5 @@
-import { AmpConfig, TokenData, TokenMetrics, TokenStore } from "@amp-effect/core"
+import type { TokenData } from "@amp-effect/core"
+import { AmpConfig, EncryptionKey, TokenMetrics, TokenStore } from "@amp-effect/core"
 import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { expect, it } from "@effect/vitest"
@@ -23,8 +24,8 @@ import * as Os from "node:os"
 import * as PostgresConfig from "../src/PostgresConfig.js"
 import * as PostgresMetrics from "../src/PostgresMetrics.js"
 import * as PostgresTokenStore from "../src/PostgresTokenStore.js"
+import { PostgresServer } from "../src/testing/index.js"
 import * as Database from "./utils/Database.js"
-import * as PostgresServer from "./utils/PostgresServer.js"
 
 const describe = Database.setup()
 const { plain, sampleToken } = TokenStoreContract
@@ -157,20 +158,17 @@ describe("PostgresTokenStore", () => {
   it.scoped("a refused save whose kept token this process cannot read is an error that says so", () =>
     Effect.gen(function*() {
       const table = Database.freshTable()
-      const writer = yield* PostgresTokenStore.makeUrl(options({ table }))
-      const reader = yield* PostgresTokenStore.makeUrl(options({
-        table,
-        codec: { ...PostgresTokenStore.clearText, decode: () => Either.left("sealed with another key") }
-      }))
+      const writer = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: EncryptionKey.generate() }))
+      const stranger = EncryptionKey.generate()
+      const reader = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: stranger }))
       yield* writer.save(sampleToken("newer", Date.UTC(2024, 5, 1)))
       const error = yield* Effect.flip(
         LogCapture.make().provide(reader.save(sampleToken("older", Date.UTC(2024, 0, 1))))
       )
       expect(error.store).toBe("postgres")
       expect(error.operation).toBe("save")
-      expect(error.message).toContain(
-        "it keeps a token that expires later, which this process cannot read: sealed with another key"
-      )
+      expect(error.message).toContain("it keeps a token that expires later, which this process cannot read: ")
+      expect(error.message).toContain(`which is not among the configured keys (${yield* EncryptionKey.id(stranger)})`)
     }))
 
   it.scoped("load, save and remove are spans of the store, naming its table", () =>
@@ -266,6 +264,19 @@ describe("PostgresTokenStore", () => {
       expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
     }))
 
+  it.scopedLive("a schema dropped under a running store is created again by its next operation", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const schema = `s_${Database.freshTable()}`
+      const store = yield* PostgresTokenStore.makeUrl(options({ schema, table: "tokens" }))
+      yield* store.save(sampleToken("first", Date.now()))
+      yield* sql.unsafe(`DROP SCHEMA ${schema} CASCADE`)
+      const error = yield* Effect.flip(store.save(sampleToken("lost", Date.now())))
+      expect(error.message).toContain(`relation "${schema}.tokens" does not exist`)
+      yield* store.save(sampleToken("second", Date.now()))
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("second"))
+    }))
+
   it.scopedLive("once migrated, a user with no right to create anything uses the store", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
@@ -301,33 +312,122 @@ describe("PostgresTokenStore", () => {
       expect((yield* rows(sql, `public.${table}_migrations`)).map((v) => v.version)).toEqual([1, 2])
     }))
 
-  it.scoped("the codec: what the value column holds, and a value it cannot read counts as none, warned", () =>
+  it.scoped("the value column holds the envelope, in clear without a key; what it cannot read counts as none", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
       const table = Database.freshTable()
       const logs = LogCapture.make()
-      // A stand-in for encryption: reversible, and the token is not in the stored text.
-      const reversed: PostgresTokenStore.Codec = {
-        encode: (data, account) => `${account}:${[...TokenData.encodeFile(data)].reverse().join("")}`,
-        decode: (text, account) =>
-          text.startsWith(`${account}:`)
-            ? PostgresTokenStore.clearText.decode([...text.slice(account.length + 1)].reverse().join(""), account)
-            : Either.left("it belongs to another account")
-      }
-      const store = yield* PostgresTokenStore.makeUrl(options({ table, codec: reversed }))
-      yield* store.save(sampleToken("sealed-token-value"))
+      const store = yield* PostgresTokenStore.makeUrl(options({ table }))
+      const data = sampleToken("clear-token")
+      yield* store.save(data)
       const [row] = yield* rows(sql, `public.${table}`)
-      expect(String(row!.value)).not.toContain("sealed-token-value")
-      expect(String(row!.value).startsWith(PostgresTokenStore.accountKey(Database.account))).toBe(true)
-      expect(tokenOf(yield* store.load)).toEqual(Option.some("sealed-token-value"))
+      const envelope = JSON.parse(String(row!.value))
+      expect(Object.keys(envelope).sort()).toEqual(["data", "exp", "fp", "v"])
+      expect(envelope.data.token).toBe("clear-token")
+      expect(envelope.exp).toBe(DateTime.toEpochMillis(data.expiresAt))
+      expect(row!.fingerprint).toBe(envelope.fp)
       yield* sql.unsafe(`UPDATE public.${table} SET value = 'garbage'`)
-      const corrupt = yield* growth(PostgresMetrics.corrupt, undefined, logs.provide(store.load))
+      const corrupt = yield* growth(PostgresMetrics.corrupt, ["reason", "unreadable"], logs.provide(store.load))
       expect(Option.isNone(corrupt.result)).toBe(true)
       expect(corrupt.grew).toBe(1)
-      expect(logs.warnings().some((line) => line.includes("cannot be used: it belongs to another account"))).toBe(true)
-      // The clear codec refuses what is not a token too.
+      expect(
+        logs.warnings().some((line) =>
+          line.includes("cannot be used: it is not a token envelope written by @amp-effect/postgres")
+        )
+      ).toBe(true)
+    }))
+})
+
+describe("PostgresTokenStore: encryption at rest", () => {
+  const token = "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl"
+
+  it.scoped("with a key, the stored bytes hold no part of the token; it round-trips", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const key = EncryptionKey.generate()
+      const store = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: key }))
+      const data = sampleToken(token)
+      yield* store.save(data)
+      const [row] = yield* rows(sql, `public.${table}`)
+      const raw = JSON.stringify(row)
+      for (const part of token.split(".")) expect(raw).not.toContain(part)
+      expect(raw).not.toContain(Database.account.username)
+      const envelope = JSON.parse(String(row!.value))
+      expect(Object.keys(envelope).sort()).toEqual(["data", "exp", "fp", "iv", "kid", "v"])
+      expect(envelope.kid).toBe(yield* EncryptionKey.id(key))
+      expect(Option.map(yield* store.load, plain)).toEqual(Option.some(plain(data)))
+    }))
+
+  it.scoped("an unknown key id, no key, another account's row or an edited exp: none, counted and warned", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const logs = LogCapture.make()
+      const key = EncryptionKey.generate()
+      const writer = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: key }))
+      yield* writer.save(sampleToken(token))
+      const stranger = EncryptionKey.generate()
+      const wrongKey = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: stranger }))
+      const unknown = yield* growth(PostgresMetrics.corrupt, ["reason", "unknown-key"], logs.provide(wrongKey.load))
+      expect(Option.isNone(unknown.result)).toBe(true)
+      expect(unknown.grew).toBe(1)
+      const strangerId = yield* EncryptionKey.id(stranger)
+      expect(logs.warnings().some((line) => line.includes(`not among the configured keys (${strangerId})`))).toBe(true)
+      const noKey = yield* PostgresTokenStore.makeUrl(options({ table }))
+      const none = yield* growth(PostgresMetrics.corrupt, ["reason", "no-key"], logs.provide(noKey.load))
+      expect(Option.isNone(none.result)).toBe(true)
+      expect(none.grew).toBe(1)
+      expect(logs.warnings().some((line) => line.includes("but no encryption key is configured"))).toBe(true)
+      // The sealed value is bound to its account: copied to another account's row, it does not open.
+      const other = { ...Database.account, username: "someone-else" }
+      const otherStore = yield* PostgresTokenStore.makeUrl(options({ table, account: other, encryptionKey: key }))
+      yield* sql.unsafe(`INSERT INTO public.${table} SELECT $1, expires_at, fingerprint, value FROM public.${table}`, [
+        PostgresTokenStore.accountKey(other)
+      ])
+      const copied = yield* growth(PostgresMetrics.corrupt, ["reason", "undecryptable"], logs.provide(otherStore.load))
+      expect(Option.isNone(copied.result)).toBe(true)
+      expect(copied.grew).toBe(1)
+      // And to its exp.
+      const mine = PostgresTokenStore.accountKey(Database.account)
+      const [row] = yield* sql.unsafe<{ readonly value: string }>(
+        `SELECT value FROM public.${table} WHERE account = $1`,
+        [
+          mine
+        ]
+      )
+      const envelope = JSON.parse(String(row!.value))
+      yield* sql.unsafe(`UPDATE public.${table} SET value = $1`, [
+        JSON.stringify({ ...envelope, exp: envelope.exp + 1 })
+      ])
+      const edited = yield* growth(PostgresMetrics.corrupt, ["reason", "undecryptable"], logs.provide(writer.load))
+      expect(Option.isNone(edited.result)).toBe(true)
+      expect(edited.grew).toBe(1)
+      const keyId = yield* EncryptionKey.id(key)
+      expect(logs.warnings().some((line) => line.includes(`it does not decrypt with key id ${keyId}`))).toBe(true)
+      for (const line of logs.lines) expect(line.text).not.toContain(token.split(".")[1]!)
+    }))
+
+  it.scoped("rotation: a clear value still reads; the first key seals, every key opens", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const [oldKey, newKey] = [EncryptionKey.generate(), EncryptionKey.generate()]
       const clear = yield* PostgresTokenStore.makeUrl(options({ table }))
-      expect(Option.isNone(yield* clear.load)).toBe(true)
+      const first = sampleToken(token, Date.UTC(2024, 5, 1))
+      yield* clear.save(first)
+      const before = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: oldKey }))
+      expect(Option.map(yield* before.load, plain)).toEqual(Option.some(plain(first)))
+      const second = sampleToken(token, Date.UTC(2024, 5, 2))
+      yield* before.save(second)
+      const rotated = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: [newKey, oldKey] }))
+      expect(Option.map(yield* rotated.load, plain)).toEqual(Option.some(plain(second)))
+      const third = sampleToken(token, Date.UTC(2024, 5, 3))
+      yield* rotated.save(third)
+      const [row] = yield* rows(sql, `public.${table}`)
+      expect(JSON.parse(String(row!.value)).kid).toBe(yield* EncryptionKey.id(newKey))
+      const after = yield* PostgresTokenStore.makeUrl(options({ table, encryptionKey: newKey }))
+      expect(Option.map(yield* after.load, plain)).toEqual(Option.some(plain(third)))
     }))
 })
 
@@ -343,6 +443,7 @@ describe("PostgresTokenStore: the advisory lock", () => {
       // The lock's session went back to the pool as it was.
       const names = yield* sql<{ readonly name: string; readonly timeout: string }>`SELECT application_name AS name,
         backend_type AS timeout FROM pg_stat_activity WHERE application_name LIKE 'amp-effect%'`
+      expect(names.length).toBeGreaterThan(0)
       expect(names.every((row) => row.name === "amp-effect")).toBe(true)
     }))
 
@@ -562,6 +663,32 @@ describe("PostgresTokenStore.layerConfig", () => {
       expect(store.description).toContain(`(table configured.${table})`)
       yield* store.save(sampleToken("configured", Date.now()))
       expect(tokenOf(yield* store.load)).toEqual(Option.some("configured"))
+    }))
+
+  it.scopedLive("AMP_TOKEN_ENCRYPTION_KEY seals the row; a bad key fails naming the variable, never quoting it", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const key = EncryptionKey.generate()
+      const configured = { ...env(), AMP_POSTGRES_TABLE: table }
+      const build = (map: Record<string, string>) =>
+        Layer.build(PostgresTokenStore.layerConfig().pipe(Layer.provide(provider(map))))
+      const context = yield* build({
+        ...configured,
+        AMP_TOKEN_ENCRYPTION_KEY: Redacted.value(EncryptionKey.toBase64(key))
+      })
+      const store = Context.get(context, TokenStore.TokenStore)
+      yield* store.save(sampleToken("sealed-by-config", Date.now()))
+      const [row] = yield* rows(sql, `public.${table}`)
+      expect(String(row!.value)).not.toContain("sealed-by-config")
+      expect(JSON.parse(String(row!.value)).kid).toBe(yield* EncryptionKey.id(key))
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("sealed-by-config"))
+      const bad = yield* Effect.flip(
+        Effect.scoped(build({ ...configured, AMP_TOKEN_ENCRYPTION_KEY: "c2hvcnQtc2VjcmV0" }))
+      )
+      expect(bad).toBeInstanceOf(AmpConfig.AmpConfigError)
+      expect(bad.variable).toBe("AMP_TOKEN_ENCRYPTION_KEY")
+      expect(bad.message).not.toContain("c2hvcnQtc2VjcmV0")
     }))
 
   it.effect("a bad or missing variable is an AmpConfigError naming it, never quoting the URL", () =>

@@ -1,32 +1,25 @@
 /**
- * The Postgres token store: one row per account in the store's table, written with a fenced
- * upsert, and the lock kit's storage over a session-level advisory lock held on a connection
- * reserved for the hold.
+ * The Postgres token store: one row per account, written with a fenced upsert, and the lock
+ * kit's storage over a session-level advisory lock on a connection reserved for the hold.
  *
  * @internal
  */
-import { type TokenData, TokenError, TokenStore } from "@amp-effect/core"
+import { type EncryptionKey, type TokenData, TokenEnvelope, TokenError, TokenStore } from "@amp-effect/core"
 import * as StoreLock from "@amp-effect/core/StoreLock"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { DateTime, Duration, Effect, Either, Exit, Metric, Option, Redacted, Scope } from "effect"
+import { DateTime, Duration, Effect, Either, Exit, Metric, Option, Scope } from "effect"
 import { createHash } from "node:crypto"
 import * as Os from "node:os"
 import * as PostgresMetrics from "../PostgresMetrics.js"
 import { advisoryKey, migrate, type Names } from "./migrations.js"
 
-/** How the token is written into the `value` column and read back (see `PostgresTokenStore.Codec`). */
-export interface Codec {
-  readonly encode: (data: TokenData.TokenData, account: string) => string
-  readonly decode: (text: string, account: string) => Either.Either<TokenData.TokenData, string>
-}
-
 export interface Settings {
-  /** The client, opened on first use when the store opens its own; fails with a reason. */
+  /** The client (opened on first use when the store opens its own); fails with a reason. */
   readonly client: Effect.Effect<SqlClient.SqlClient, string>
-  /** Where the store is, for messages: `postgres://db:5432/app (table public.amp_effect_tokens)`. */
+  /** For messages: `postgres://db:5432/app (table public.amp_effect_tokens)`. */
   readonly where: string
-  /** Texts that must never appear in a message (the URL's password). */
+  /** Texts never to appear in a message (the URL's password). */
   readonly secrets: ReadonlyArray<string>
   readonly names: Names
   /** The account's hash: the row's key. */
@@ -35,27 +28,32 @@ export interface Settings {
   readonly lockTimeout: Duration.Duration
   readonly statementTimeout: Duration.Duration
   readonly whenUnavailable: "proceed" | "fail"
-  readonly codec: Codec
+  /** The first seals, all open; none: the token in clear. */
+  readonly encryptionKeys: ReadonlyArray<EncryptionKey.EncryptionKey>
 }
 
-/** The hash naming an account: SHA-256 of base URL and username, 32 hex digits (as Redis's). */
+/** SHA-256 of base URL and username, 32 hex digits (as Redis's keys). */
 export const accountHash = (baseUrl: string, username: string): string =>
   createHash("sha256").update(`${baseUrl.replace(/\/+$/, "")}\n${username}`).digest("hex").slice(0, 32)
 
-/** Names a token without revealing it, to recognise the token a save replaces. */
-export const fingerprint = (data: TokenData.TokenData): string =>
-  createHash("sha256").update(`amp-effect/postgres fp ${Redacted.value(data.token)}`).digest("hex").slice(0, 32)
+/**
+ * `effect`'s first success, kept for later calls; a failure is not kept (the next call runs it
+ * again), nor is a success after `forget`.
+ */
+export const keepSuccess = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.makeSemaphore(1), (semaphore) => {
+    let kept: Option.Option<A> = Option.none()
+    const keep = (value: A) => Effect.sync(() => kept = Option.some(value))
+    const get = Effect.suspend(() => Option.isSome(kept) ? Effect.succeed(kept.value) : Effect.tap(effect, keep))
+    return { get: semaphore.withPermits(1)(get), forget: Effect.sync(() => kept = Option.none()) }
+  })
 
-/** The advisory lock key of an account's lock in this schema and table. */
-export const lockKey = (names: Names, account: string): string =>
-  advisoryKey(`lock ${names.schema}.${names.table} ${account}`)
-
-/** What the operations share: settings, the client, the migration done once. */
+/** What the operations share: settings, the client once migrated, and the lock's key. */
 interface Link {
   readonly settings: Settings
   readonly ready: Effect.Effect<SqlClient.SqlClient, string>
   /** Forgets that the schema is in place. */
-  readonly forget: Effect.Effect<void>
+  readonly forget: Effect.Effect<unknown>
   readonly lockKey: string
 }
 
@@ -68,17 +66,15 @@ const messageOf = (error: unknown): string => {
 
 /** A failure's reason for messages: the URL's password removed, bounded. */
 export const reasonOf = (settings: Pick<Settings, "secrets">, error: unknown): string => {
-  const text = settings.secrets.reduce(
-    (safe, secret) => safe.split(secret).join("<redacted>"),
-    messageOf(error)
-  )
+  const text = settings.secrets.reduce((safe, secret) => safe.split(secret).join("<redacted>"), messageOf(error))
   return text.length > 300 ? `${text.slice(0, 300)}…` : text
 }
 
+const timedOut = (settings: Settings) => `Postgres did not answer within ${Duration.format(settings.statementTimeout)}`
+
 /**
- * Runs `query`, bounded by the statement timeout: abandoned (and cancelled on the server by the
- * client) when Postgres does not answer in time. Interruptible even where the caller is not (the
- * lock kit's acquisition and release), and not waited for once abandoned.
+ * `query`, abandoned after the statement timeout (the client cancels it on the server).
+ * Interruptible even where the caller is not (the lock kit's acquisition and release).
  */
 const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.Effect<A, string> =>
   Effect.interruptible(query).pipe(
@@ -87,79 +83,44 @@ const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.E
     Effect.timeoutFail({ duration: settings.statementTimeout, onTimeout: () => timedOut(settings) })
   )
 
-const timedOut = (settings: Settings) => `Postgres did not answer within ${Duration.format(settings.statementTimeout)}`
-
-/**
- * On the lock's connection, any failure but a slow answer means the connection is gone, and
- * its session's lock with it: the lock is lost (`false`), not merely unreachable.
- */
+/** On the lock's connection, any failure but a slow answer means its session, and lock, are gone. */
 const orLost = (settings: Settings) => (reason: string) =>
   reason === timedOut(settings) ? Effect.fail(reason) : Effect.succeed(false)
 
-/** The table or its schema is gone (dropped, a database restored from before it existed). */
-const isMissing = (error: unknown) => {
-  const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
-  return code === "42P01" || code === "3F000"
-}
+/** The table is gone (it or its schema dropped, a database restored from before it existed). */
+const isMissing = (error: unknown) =>
+  (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code === "42P01"
 
-/**
- * A statement on the store's client, once the schema is in place. Should the table be gone, the
- * next operation migrates again: a store never stays broken by a dropped table.
- */
+/** A statement once the schema is in place; a missing table makes the next one migrate again. */
 const run = <A>(link: Link, query: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
   Effect.flatMap(
     link.ready,
-    (sql) =>
-      bounded(link.settings, Effect.tapError(query(sql), (error) => isMissing(error) ? link.forget : Effect.void))
-  )
-
-/** A statement on a reserved connection (the lock's), with `$n` parameters. */
-const onConnection = (
-  settings: Settings,
-  connection: Connection,
-  text: string,
-  params: ReadonlyArray<unknown>
-): Effect.Effect<ReadonlyArray<Record<string, unknown>>, string> =>
-  bounded(
-    settings,
-    connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<Record<string, unknown>>, unknown>
+    (sql) => bounded(link.settings, Effect.tapError(query(sql), (e) => isMissing(e) ? link.forget : Effect.void))
   )
 
 export const make = (settings: Settings) =>
   Effect.gen(function*() {
-    // The schema is brought up to date once per store, on first use, retried until it succeeds.
-    const semaphore = yield* Effect.makeSemaphore(1)
-    let migrated: SqlClient.SqlClient | undefined
-    const ready = semaphore.withPermits(1)(Effect.suspend(() =>
-      migrated !== undefined ? Effect.succeed(migrated) : Effect.flatMap(settings.client, (client) => {
-        const sql = client.withoutTransforms()
-        return Effect.as(bounded(settings, migrate(sql, settings.names)), sql).pipe(
-          Effect.tap((sql) => Effect.sync(() => migrated = sql))
-        )
-      })
-    ))
-    const forget = Effect.sync(() => {
-      migrated = undefined
-    })
-    const link: Link = { settings, ready, forget, lockKey: lockKey(settings.names, settings.account) }
+    const migrated = yield* keepSuccess(Effect.flatMap(settings.client, (client) => {
+      const sql = client.withoutTransforms()
+      return Effect.as(bounded(settings, migrate(sql, settings.names)), sql)
+    }))
+    const lockKey = advisoryKey(`lock ${settings.names.schema}.${settings.names.table} ${settings.account}`)
+    const link: Link = { settings, ready: migrated.get, forget: migrated.forget, lockKey }
     const withLock = yield* StoreLock.make(lockStorage(link), {
       store: "postgres",
-      name: `Postgres advisory lock ${link.lockKey}`,
-      where: `${settings.where} (advisory lock ${link.lockKey})`,
+      name: `Postgres advisory lock ${lockKey}`,
+      where: `${settings.where} (advisory lock ${lockKey})`,
       lease: settings.lockLease,
       timeout: settings.lockTimeout,
       whenUnavailable: settings.whenUnavailable,
-      localProcess: {
-        pid: process.pid,
-        hostname: Os.hostname(),
-        isAlive: () =>
-          Effect.succeed(true)
-      },
+      localProcess: { pid: process.pid, hostname: Os.hostname(), isAlive: () => Effect.succeed(true) },
       lost: PostgresMetrics.lockLost,
       unavailable: PostgresMetrics.unavailable
     })
     const span = (name: string) =>
-      Effect.withSpan(name, { attributes: { store: "postgres", table: tableOf(settings) } })
+      Effect.withSpan(name, {
+        attributes: { store: "postgres", table: `${settings.names.schema}.${settings.names.table}` }
+      })
     return TokenStore.TokenStore.of({
       description: `postgres ${settings.where}`,
       load: span("TokenStore.load")(load(link)),
@@ -173,8 +134,6 @@ export const make = (settings: Settings) =>
     })
   })
 
-const tableOf = (settings: Settings) => `${settings.names.schema}.${settings.names.table}`
-
 const table = (sql: SqlClient.SqlClient, settings: Settings) =>
   sql`${sql(settings.names.schema)}.${sql(settings.names.table)}`
 
@@ -184,23 +143,32 @@ const storeError = (link: Link, operation: TokenError.TokenStoreError["operation
     Effect.fail(new TokenError.TokenStoreError({ store: "postgres", operation, path: link.settings.where, reason }))
   )
 
+/** The account's stored value, if any (only one expiring after `after`, when given). */
+const read = (link: Link, operation: "load" | "save", after?: Date) =>
+  run(link, (sql) =>
+    sql<{ readonly value: string }>`SELECT value FROM ${table(sql, link.settings)}
+      WHERE account = ${link.settings.account} ${after === undefined ? sql`` : sql`AND expires_at > ${after}`}`).pipe(
+      Effect.catchAll(storeError(link, operation)),
+      Effect.map((rows) => Option.fromNullable(rows[0]?.value))
+    )
+
+const envelope = (settings: Settings): TokenEnvelope.Options => ({
+  store: "postgres",
+  account: settings.account,
+  keys: settings.encryptionKeys
+})
+
 /** The stored token, unless it expired (by this process's clock) or cannot be read. */
 const load = (link: Link) =>
   Effect.gen(function*() {
     const { settings } = link
-    const now = yield* DateTime.now
-    const rows = yield* run(link, (sql) =>
-      sql<{ readonly value: string }>`SELECT value FROM ${table(sql, settings)}
-        WHERE account = ${settings.account} AND expires_at > ${DateTime.toDateUtc(now)}`).pipe(
-        Effect.catchAll(storeError(link, "load"))
-      )
-    const [row] = rows
-    if (row === undefined) return Option.none<TokenData.TokenData>()
-    const decoded = settings.codec.decode(row.value, settings.account)
+    const value = yield* read(link, "load", DateTime.toDateUtc(yield* DateTime.now))
+    if (Option.isNone(value)) return Option.none<TokenData.TokenData>()
+    const decoded = yield* Effect.either(TokenEnvelope.decode(value.value, envelope(settings)))
     if (Either.isRight(decoded)) return Option.some(decoded.right)
-    yield* Metric.increment(PostgresMetrics.corrupt)
+    yield* Metric.increment(Metric.tagged(PostgresMetrics.corrupt, "reason", decoded.left.reason))
     yield* Effect.logWarning(
-      `The token in Postgres (${settings.where}) cannot be used: ${decoded.left}; ` +
+      `The token in Postgres (${settings.where}) cannot be used: ${decoded.left.detail}; ` +
         "treating it as missing, so a new token will be obtained"
     )
     return Option.none<TokenData.TokenData>()
@@ -208,8 +176,8 @@ const load = (link: Link) =>
 
 /**
  * The fenced upsert: written unless the stored token expires as late or later and is not the
- * one this save replaces; an expired stored token (by this process's clock) is always replaced.
- * Answers the token the table holds afterwards. Expired rows of every account go on the way.
+ * one this save replaces; an expired stored token is always replaced. Answers the token the
+ * table holds afterwards. Expired rows of every account go on the way.
  */
 const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenData | undefined) =>
   Effect.gen(function*() {
@@ -220,13 +188,13 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
       yield* Effect.logDebug(`Not saving an already expired token to Postgres (${settings.where})`)
       return data
     }
-    const value = settings.codec.encode(data, settings.account)
-    const replaced = replacing === undefined ? "" : fingerprint(replacing)
+    const value = yield* TokenEnvelope.encode(data, envelope(settings))
+    const fingerprint = yield* TokenEnvelope.fingerprint(data, "postgres")
+    const replaced = replacing === undefined ? "" : yield* TokenEnvelope.fingerprint(replacing, "postgres")
     const written = yield* run(link, (sql) =>
       Effect.zipLeft(
-        sql<{ readonly account: string }>`INSERT INTO ${table(sql, settings)} AS t
-          (account, expires_at, fingerprint, value, updated_at)
-          VALUES (${settings.account}, ${expiresAt}, ${fingerprint(data)}, ${value}, now())
+        sql`INSERT INTO ${table(sql, settings)} AS t (account, expires_at, fingerprint, value, updated_at)
+          VALUES (${settings.account}, ${expiresAt}, ${fingerprint}, ${value}, now())
           ON CONFLICT (account) DO UPDATE SET expires_at = excluded.expires_at,
             fingerprint = excluded.fingerprint, value = excluded.value, updated_at = now()
           WHERE t.expires_at < excluded.expires_at OR t.fingerprint = ${replaced} OR t.expires_at <= ${now}
@@ -234,20 +202,13 @@ const save = (link: Link, data: TokenData.TokenData, replacing: TokenData.TokenD
         sql`DELETE FROM ${table(sql, settings)} WHERE expires_at <= ${now}`
       )).pipe(Effect.catchAll(storeError(link, "save")))
     if (written.length > 0) return data
-    return yield* kept(link, data)
-  })
-
-/** The save was fenced out: the token the table keeps instead. */
-const kept = (link: Link, data: TokenData.TokenData) =>
-  Effect.gen(function*() {
-    const { settings } = link
+    // Fenced out: another process saved a token that expires as late or later.
     yield* Metric.increment(PostgresMetrics.saveRejections)
-    const rows = yield* run(link, (sql) =>
-      sql<{ readonly value: string }>`SELECT value FROM ${table(sql, settings)} WHERE account = ${settings.account}`)
-      .pipe(Effect.catchAll(storeError(link, "save")))
-    const stored = rows[0] === undefined
-      ? Either.left("it was removed meanwhile")
-      : settings.codec.decode(rows[0].value, settings.account)
+    const stored = yield* Option.match(yield* read(link, "save"), {
+      onNone: () => Effect.succeed(Either.left("it was removed meanwhile")),
+      onSome: (text) =>
+        TokenEnvelope.decode(text, envelope(settings)).pipe(Effect.mapError((e) => e.detail), Effect.either)
+    })
     if (Either.isLeft(stored)) {
       return yield* new TokenError.TokenStoreError({
         store: "postgres",
@@ -268,13 +229,7 @@ const kept = (link: Link, data: TokenData.TokenData) =>
 
 // --- the lock ------------------------------------------------------------------
 
-/** A lock taken: the connection that holds it and the scope that reserved it. */
-interface Held {
-  readonly connection: Connection
-  readonly scope: Scope.CloseableScope
-}
-
-/** Gives the lock connection back its own settings (as it was when it connected). */
+/** Gives the lock connection back the settings it connected with. */
 const disarm = `set_config('idle_session_timeout',
     (SELECT reset_val FROM pg_settings WHERE name = 'idle_session_timeout'), false) AS timeout,
   set_config('application_name', (SELECT reset_val FROM pg_settings WHERE name = 'application_name'), false) AS name`
@@ -285,10 +240,9 @@ const isLock = (alias: string) =>
     AND ((${alias}.classid::bigint << 32) | ${alias}.objid::bigint) = $1::bigint`
 
 /**
- * One attempt, one round trip: first arms the session (its `idle_session_timeout` set to the
- * lease, its `application_name` naming the owner for `pg_stat_activity` and for waiters), then
- * tries the lock. Armed first, so that a lock taken by an attempt whose answer is lost (timed
- * out) still goes with its session once that has been idle for a lease.
+ * One round trip: arms the session (`idle_session_timeout` = the lease; `application_name`
+ * names the owner for waiters), then tries the lock. Armed first, so that a lock whose answer
+ * is lost (timed out) still goes with its session once idle for a lease.
  */
 const takeQuery = `SELECT set_config('idle_session_timeout', $2, false) AS timeout,
   set_config('application_name', $3, false) AS name, pg_try_advisory_lock($1::bigint) AS taken`
@@ -304,28 +258,32 @@ const releaseQuery = `SELECT pg_advisory_unlock($1::bigint) AS released, ${disar
 const ownerPrefix = "amp-effect lock: "
 
 /**
- * The kit's storage over `pg_try_advisory_lock`, a session-level lock held by a connection
- * reserved from the pool until release: a holder killed, or cut off, loses it with its session.
- * A holder paused (SIGSTOP) keeps its session: the lock connection's `idle_session_timeout`,
- * set to the lease, ends it once no extension came for a lease; extensions run a query on it.
+ * The kit's storage over `pg_try_advisory_lock` on a connection reserved until release: a
+ * holder killed or cut off loses the lock with its session; a paused one's session is ended by
+ * its `idle_session_timeout` once no extension (a query on it) came for a lease.
  */
 const lockStorage = (link: Link): StoreLock.Storage => {
   const { settings } = link
-  const held = new Map<string, Held>()
-  const leaseMillis = String(Duration.toMillis(settings.lockLease))
+  const held = new Map<string, { readonly connection: Connection; readonly scope: Scope.CloseableScope }>()
+  const query = (connection: Connection, text: string, ...params: ReadonlyArray<unknown>) =>
+    bounded(
+      settings,
+      connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<Record<string, unknown>>, unknown>
+    )
   const take = (owner: StoreLock.Owner) =>
     Effect.gen(function*() {
       const sql = yield* link.ready
       const scope = yield* Scope.make()
       const attempt = Effect.gen(function*() {
         const connection = yield* bounded(settings, Scope.extend(sql.reserve, scope))
-        const query = (text: string, params: ReadonlyArray<unknown>) => onConnection(settings, connection, text, params)
-        const [row] = yield* query(takeQuery, [link.lockKey, leaseMillis, ownerPrefix + StoreLock.describeOwner(owner)])
+        const lease = String(Duration.toMillis(settings.lockLease))
+        const name = ownerPrefix + StoreLock.describeOwner(owner)
+        const [row] = yield* query(connection, takeQuery, link.lockKey, lease, name)
         if (row?.taken === true) {
           held.set(owner.nonce, { connection, scope })
           return { _tag: "Taken" } as const
         }
-        const [busy] = yield* query(busyQuery, [link.lockKey])
+        const [busy] = yield* query(connection, busyQuery, link.lockKey)
         const holder = typeof busy?.holder === "string" && busy.holder.startsWith(ownerPrefix)
           ? busy.holder.slice(ownerPrefix.length)
           : "another session"
@@ -342,7 +300,7 @@ const lockStorage = (link: Link): StoreLock.Storage => {
     extend: (owner) => {
       const lock = held.get(owner.nonce)
       if (lock === undefined) return Effect.succeed(false)
-      return onConnection(settings, lock.connection, extendQuery, [link.lockKey]).pipe(
+      return query(lock.connection, extendQuery, link.lockKey).pipe(
         Effect.map((rows) => rows[0]?.held === true),
         Effect.catchAll(orLost(settings))
       )
@@ -351,7 +309,7 @@ const lockStorage = (link: Link): StoreLock.Storage => {
       const lock = held.get(owner.nonce)
       if (lock === undefined) return Effect.succeed(false)
       held.delete(owner.nonce)
-      return onConnection(settings, lock.connection, releaseQuery, [link.lockKey]).pipe(
+      return query(lock.connection, releaseQuery, link.lockKey).pipe(
         Effect.map((rows) => rows[0]?.released === true),
         Effect.catchAll(orLost(settings)),
         Effect.ensuring(Scope.close(lock.scope, Exit.void))

@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe } from "vitest"
-import * as PostgresServer from "./PostgresServer.js"
+import { PostgresServer } from "../../src/testing/index.js"
 
 let server: PostgresServer.PostgresServer | undefined
 

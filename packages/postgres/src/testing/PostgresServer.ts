@@ -1,15 +1,15 @@
 /**
- * A real PostgreSQL server for the tests: initialised in a temp directory and started by the
- * tests themselves on a random loopback port, stopped by its pid. Debian's `postgresql`
- * package keeps its server binaries off the PATH (`pg_config --bindir` names their folder), and
- * the server refuses to run as root: as root, it runs as the `postgres` user the package
- * creates, in a data directory that user owns.
- *
- * The superuser `postgres` has a random password, and TCP connections must give it
- * (scram-sha-256), so that a test can check that no message ever prints it.
+ * A real PostgreSQL server for tests and benches: initialised in a temp directory, started on a
+ * random loopback port, stopped by its pid. Debian keeps the server binaries off the PATH
+ * (`pg_config --bindir` names their folder); the server refuses to run as root, so as root it
+ * runs as the `postgres` user the package creates. The superuser `postgres` has a random
+ * password that TCP connections must give (scram-sha-256), so a test can check that no message
+ * prints it.
  *
  * Without the server binaries the Postgres tests are skipped with a one-line reason, except in
  * CI (`CI` set), where a missing server fails the run: CI installs it.
+ *
+ * @since 0.1.0
  */
 import { Effect } from "effect"
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
@@ -24,7 +24,12 @@ const bindir = process.env.POSTGRES_BINDIR ?? spawnSync("pg_config", ["--bindir"
 
 const found = bindir !== undefined && bindir !== "" && Fs.existsSync(Path.join(bindir, "postgres"))
 
-/** Why the Postgres tests cannot run here, or `undefined` when they can. */
+/**
+ * Why the Postgres tests cannot run here, or `undefined` when they can.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const unavailable: string | undefined = found
   ? undefined
   : "the PostgreSQL server is not installed (apt-get install postgresql, or brew install postgresql)"
@@ -55,7 +60,12 @@ const freePort = () =>
     })
   })
 
-/** A running PostgreSQL server. */
+/**
+ * A running PostgreSQL server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PostgresServer {
   readonly port: number
   /** `postgres://postgres:<password>@127.0.0.1:<port>/postgres` */
@@ -71,9 +81,8 @@ export interface PostgresServer {
 }
 
 /**
- * The postmaster, started through a small shell that holds a lifeline: the shell reads its
- * stdin, a pipe from this process, and stops the server when the pipe closes. So a test
- * process that dies without closing its scopes takes its servers with it.
+ * The postmaster, started by a shell that stops it when its stdin, a pipe from this process,
+ * closes: a test process that dies without closing its scopes takes its servers with it.
  */
 interface Running {
   readonly pid: number
@@ -162,7 +171,12 @@ const initdb = (dir: string, password: string) => {
   if (result.status !== 0) throw new Error(`initdb failed: ${(result.stderr ?? "").slice(-500)}`)
 }
 
-/** Starts a PostgreSQL server on a free loopback port, in a fresh data directory. */
+/**
+ * Starts a PostgreSQL server on a free loopback port, in a fresh data directory.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const start = async (): Promise<PostgresServer> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-postgres-"))
   const password = randomBytes(12).toString("hex")
@@ -196,9 +210,19 @@ export const start = async (): Promise<PostgresServer> => {
   }
 }
 
-/** A PostgreSQL server for the scope of a test. */
+/**
+ * A PostgreSQL server for the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const scoped = () =>
   Effect.acquireRelease(Effect.promise(() => start()), (server) => Effect.promise(() => server.stop()))
 
-/** A free loopback port with nothing listening on it (for "Postgres down at start"). */
+/**
+ * A free loopback port with nothing listening on it (for "Postgres down at start").
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const unusedPort = freePort
