@@ -1,14 +1,10 @@
 /**
- * A token and its lifetime: what the service keeps in memory and what `token.json` holds.
- *
- * The file format is the Rust AMP client's, so files move freely between the two:
+ * A token and its lifetime: what the service keeps in memory and what `token.json` holds, in
+ * the Rust AMP client's format, so files move freely between the two:
  *
  * ```json
  * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00Z", "obtained_at": "2024-01-01T12:00:00Z" }
  * ```
- *
- * Timestamps are RFC 3339; up to nine fractional digits and any offset are read (chrono writes
- * nanoseconds), and UTC with milliseconds is written.
  *
  * @since 0.1.0
  */
@@ -18,33 +14,25 @@ import * as Jwt from "./Jwt.js"
 const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
 
 /**
- * An RFC 3339 timestamp string decoded to a UTC `DateTime` (sub-millisecond digits dropped).
+ * An RFC 3339 timestamp (up to nine fractional digits, as chrono writes, and any offset)
+ * decoded to a UTC `DateTime` to the millisecond; written in UTC with milliseconds.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Rfc3339 = Schema.transformOrFail(
-  Schema.String,
-  Schema.DateTimeUtcFromSelf,
-  {
-    strict: true,
-    decode: (text, _, ast) => {
-      const parsed = rfc3339.test(text)
-        ? DateTime.make(text.replace(" ", "T").toUpperCase())
-        : Option.none()
-      return Option.match(parsed, {
-        onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, "expected an RFC 3339 timestamp")),
-        onSome: (dateTime) => ParseResult.succeed(DateTime.toUtc(dateTime))
-      })
-    },
-    encode: (dateTime) => ParseResult.succeed(DateTime.formatIso(dateTime))
-  }
-).annotations({ identifier: "Rfc3339" })
+export const Rfc3339 = Schema.transformOrFail(Schema.String, Schema.DateTimeUtcFromSelf, {
+  strict: true,
+  decode: (text, _, ast) =>
+    Option.match(rfc3339.test(text) ? DateTime.make(text.replace(" ", "T").toUpperCase()) : Option.none(), {
+      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, "expected an RFC 3339 timestamp")),
+      onSome: ParseResult.succeed
+    }),
+  encode: (dateTime) => ParseResult.succeed(DateTime.formatIso(dateTime))
+}).annotations({ identifier: "Rfc3339" })
 
 /**
- * The largest token accepted, in bytes. A real AMP token is a few hundred bytes; 8 KiB leaves
- * plenty of room while staying under what servers commonly accept in one header line (about
- * 8 KiB), so a token this rule lets through can always be sent back.
+ * The largest token accepted, in bytes: a real AMP token is a few hundred bytes, and servers
+ * commonly cap one header line near 8 KiB, so a token within it can always be sent back.
  *
  * @since 0.1.0
  * @category constants
@@ -53,9 +41,8 @@ export const maxTokenBytes = 8192
 
 /**
  * A token as it may travel in an `Authorization` header: printable ASCII, no whitespace, at most
- * `maxTokenBytes`. The one rule for every edge: what the server issues, what a store loads,
- * what the CLI prints. Anything else is refused, so a hostile server or file cannot inject
- * headers or flood memory; the failure messages never quote the value.
+ * `maxTokenBytes`. The one rule for what a server issues, a store loads and the CLI prints, so
+ * a hostile server or file cannot inject headers or flood memory. Messages never quote it.
  *
  * @since 0.1.0
  * @category schemas
@@ -72,14 +59,6 @@ export const TokenString = Schema.String.annotations({ message: () => "expected 
 )
 
 /**
- * When no expiry can be read from the token, the Rust client's rule: 24 hours after obtaining.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLifetime = Duration.hours(24)
-
-/**
  * A token with the times the service needs. The token is `Redacted` as soon as it is decoded.
  *
  * @since 0.1.0
@@ -92,7 +71,7 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
 }) {
   /**
    * Builds the data for a token just received from the server: its expiry is the JWT's `exp`
-   * when the payload has one, otherwise 24 hours after `obtainedAt`.
+   * when the payload has one, otherwise 24 hours after `obtainedAt` (the Rust client's rule).
    *
    * @example
    * ```ts
@@ -121,13 +100,13 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
       obtainedAt,
       expiresAt: Option.getOrElse(
         Jwt.expiry(Redacted.value(token)),
-        () => DateTime.addDuration(obtainedAt, defaultLifetime)
+        () => DateTime.addDuration(obtainedAt, Duration.hours(24))
       )
     })
   }
 
   /**
-   * The same data with the JWT's own `exp` as expiry where it has one. Used on files written by
+   * The same data with the JWT's own `exp` as expiry where it has one: for files written by
    * other clients, which may have assumed 24 hours.
    *
    * @since 0.1.0
@@ -142,16 +121,7 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
 }
 
 /**
- * The token file's JSON text, decoded to and encoded from `TokenData`.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const TokenFileJson = Schema.parseJson(TokenData)
-
-/**
- * Decodes the token file's text; the error never contains the token. Fields other than the
- * three of the format are ignored.
+ * Decodes the token file's text; the error never contains the token. Other fields are ignored.
  *
  * @example
  * ```ts
@@ -172,26 +142,11 @@ export const TokenFileJson = Schema.parseJson(TokenData)
  * @since 0.1.0
  * @category decoding
  */
-export const decodeFile = Schema.decodeEither(TokenFileJson, { onExcessProperty: "ignore" })
+export const decodeFile = Schema.decodeEither(Schema.parseJson(TokenData), { onExcessProperty: "ignore" })
 
 /**
  * Encodes `TokenData` as the token file's text (pretty-printed, newline-terminated), in the
  * format the Rust client reads.
- *
- * @example
- * ```ts
- * import { TokenData } from "@amp-effect/core"
- * import { DateTime, Redacted } from "effect"
- *
- * const data = TokenData.TokenData.fromToken(Redacted.make("opaque"), DateTime.unsafeMake("2024-01-01T12:00:00Z"))
- * console.log(TokenData.encodeFile(data))
- * // Output:
- * // {
- * //   "token": "opaque",
- * //   "expires_at": "2024-01-02T12:00:00.000Z",
- * //   "obtained_at": "2024-01-01T12:00:00.000Z"
- * // }
- * ```
  *
  * @since 0.1.0
  * @category encoding
