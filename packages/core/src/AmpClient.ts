@@ -1,22 +1,19 @@
 /**
  * An authenticated `HttpClient` for the AMP API, and a few typed endpoints built on it.
  *
- * A request sent through `AmpClient.httpClient` has the base URL prepended and carries
- * `Authorization: token <t>` from `TokenService.getToken` (shown as `<redacted>` in traces). On
- * a 401 or 403 the token is renewed once (`TokenService.renewRejected`: one renewal shared by
- * every request rejected with the same token) and the request sent again; a second rejection is
- * an `ApiError` of reason `Unauthorized`. Transient failures are retried under the
- * `RetryPolicy` when the method is idempotent or the caller opted in (`retryNonIdempotent`,
- * `withRetryNonIdempotent`). A redirect is never followed: a 3xx is reason `Redirected`. Other
- * answers (2xx, 404, 400, ...) are returned as they are.
+ * A request through `httpClient` has the base URL prepended and carries `Authorization: token
+ * <t>` (shown as `<redacted>` in traces). On a 401 or 403 the token is renewed once (one renewal
+ * shared by every request rejected with the same token) and the request sent again; a second
+ * rejection is reason `Unauthorized`. Transient failures are retried when the method is
+ * idempotent or the caller opted in. A 3xx is reason `Redirected`, never followed. Other answers
+ * (2xx, 404, ...) are returned as they are.
  *
  * @example
  * ```ts
  * import { AmpClient } from "@amp-effect/core"
  * import { Effect } from "effect"
  *
- * // A typed endpoint, and the same request through the authenticated `HttpClient`, for
- * // endpoints that have no typed method: the JSON is then yours to decode.
+ * // A typed endpoint, and an endpoint without one: its JSON is yours to decode.
  * const program = Effect.gen(function*() {
  *   const amp = yield* AmpClient.AmpClient
  *   const assets = yield* amp.listAssets
@@ -29,8 +26,7 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import type { Duration } from "effect"
-import { Config, Context, Effect, FiberRef, Layer, Redacted, Schema } from "effect"
+import { Config, Context, type Duration, Effect, FiberRef, Layer, Redacted, Schema } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
 import { type AmpHttpError, ApiError, type AuthError } from "./AmpHttpError.js"
@@ -40,8 +36,7 @@ import type { TokenStoreError } from "./TokenError.js"
 import { TokenService } from "./TokenService.js"
 
 /**
- * Everything an authenticated call can fail with: the request's own failures (`ApiError`)
- * and the token's (`AuthError`, `TokenStoreError`).
+ * What an authenticated call can fail with: the request (`ApiError`) or the token.
  *
  * @since 0.1.0
  * @category errors
@@ -54,9 +49,7 @@ export type AmpClientError = ApiError | AuthError | TokenStoreError
  * @since 0.1.0
  * @category models
  */
-export class Info extends Schema.Class<Info>("Info")({
-  version: Schema.String
-}) {}
+export class Info extends Schema.Class<Info>("Info")({ version: Schema.String }) {}
 
 /**
  * `GET /changelog`: what changed in each API version, keyed by version, as the server sends it.
@@ -91,8 +84,8 @@ export class Asset extends Schema.Class<Asset>("Asset")({
 }) {}
 
 /**
- * The authenticated AMP client. Its typed endpoints fail with reason `StatusCode` on an answer
- * that is not a 2xx (such as a 404 for an unknown asset).
+ * The authenticated AMP client. A typed endpoint fails with reason `StatusCode` on an answer
+ * that is not a 2xx (a 404 for an unknown asset).
  *
  * @since 0.1.0
  * @category tags
@@ -108,10 +101,9 @@ export class AmpClient extends Context.Tag("@amp-effect/core/AmpClient")<AmpClie
 }>() {}
 
 /**
- * What `make` needs: `baseUrl` (no default); `retry` (default `RetryPolicy.defaultOptions`);
- * `requestTimeout`, the time one attempt may wait for the answer's headers (default
- * `AmpConfig.defaultRequestTimeout`); `retryNonIdempotent`, to retry POST and PATCH too
- * (default `false`: a POST that timed out may have been carried out).
+ * What `make` needs: `baseUrl`; `retry` (default `RetryPolicy.defaultOptions`); `requestTimeout`
+ * per attempt, until the headers (default 10 s); `retryNonIdempotent`, to retry POST and PATCH
+ * too (default `false`: a POST that timed out may have been carried out).
  *
  * @since 0.1.0
  * @category models
@@ -124,9 +116,8 @@ export interface AmpClientOptions {
 }
 
 /**
- * The options of `layerConfig`: a `Config` for each option read from the environment, by
- * default the `AmpConfig` one of the same name. Use `Config.nested` (or
- * `AmpConfig.nested(prefix)`) to read other names.
+ * The options of `layerConfig`: a `Config` for each, by default the `AmpConfig` one of the
+ * same name (`Config.nested` or `AmpConfig.nested(prefix)` read other names).
  *
  * @since 0.1.0
  * @category models
@@ -147,7 +138,7 @@ const retryNonIdempotentRef = globalValue(
 
 /**
  * Lets the AMP requests made by `effect` be retried on transient failures whatever their
- * method: for a POST the server treats idempotently (one that carries an idempotency key).
+ * method: for a POST the server treats idempotently (with an idempotency key).
  *
  * @example
  * ```ts
@@ -198,8 +189,8 @@ export const make: (
       HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`)
 
     // After a 401/403: renew the rejected token (or pick up the one another fiber got) and send
-    // once more, through the pipeline's retries, so a request is renewed at most once. The
-    // request's URL has the base URL in front: it is taken off for the resend.
+    // once more through the bare pipeline, so a request is renewed at most once (the base URL
+    // the pipeline put in front comes off first).
     const recover = (rejected: HttpClientResponse.HttpClientResponse) =>
       Effect.gen(function*() {
         const request = rejected.request

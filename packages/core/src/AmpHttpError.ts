@@ -1,8 +1,7 @@
 /**
- * How a call to the AMP API can fail, in the shape of `@effect/platform`'s `HttpClientError`:
- * `AuthError` for the authentication endpoints (named by endpoint), `ApiError` for requests
- * through `AmpClient` (named by method and path). Both carry a `reason` and the same optional
- * facts; messages name the cause and never a secret.
+ * How a call to the AMP API can fail: `AuthError` (the authentication endpoints) and `ApiError`
+ * (requests through `AmpClient`), each with a `reason`, and messages that name the cause and
+ * never a secret.
  *
  * @example
  * ```ts
@@ -23,21 +22,8 @@
  */
 import { Duration, Predicate, Schema } from "effect"
 
-/**
- * The AMP authentication endpoint a call was made to, as named in errors, logs and metrics.
- *
- * @since 0.1.0
- * @category models
- */
-export const Endpoint = Schema.Literal("obtain_token", "refresh-token")
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Endpoint = typeof Endpoint.Type
-
-const sharedReasons = [
+const Endpoint = Schema.Literal("obtain_token", "refresh-token")
+const shared = [
   "TransportError",
   "RequestTimeout",
   "ServerError",
@@ -46,6 +32,16 @@ const sharedReasons = [
   "InvalidRequest",
   "Redirected"
 ] as const
+const AuthReason = Schema.Literal(...shared, "InvalidCredentials", "RefreshRejected", "NotFound")
+const ApiReason = Schema.Literal(...shared, "Unauthorized", "StatusCode")
+
+/**
+ * The AMP authentication endpoint a call was made to, as named in errors, logs and metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Endpoint = typeof Endpoint.Type
 
 /**
  * Why a call to an authentication endpoint failed. Transient, so retried under the
@@ -59,12 +55,6 @@ const sharedReasons = [
  * @since 0.1.0
  * @category models
  */
-export const AuthReason = Schema.Literal(...sharedReasons, "InvalidCredentials", "RefreshRejected", "NotFound")
-
-/**
- * @since 0.1.0
- * @category models
- */
 export type AuthReason = typeof AuthReason.Type
 
 /**
@@ -72,12 +62,6 @@ export type AuthReason = typeof AuthReason.Type
  * `Unauthorized` (rejected again after one renewal) or `StatusCode` (a typed endpoint got
  * another status, such as 404).
  *
- * @since 0.1.0
- * @category models
- */
-export const ApiReason = Schema.Literal(...sharedReasons, "Unauthorized", "StatusCode")
-
-/**
  * @since 0.1.0
  * @category models
  */

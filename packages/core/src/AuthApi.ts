@@ -1,16 +1,12 @@
 /**
- * The two AMP authentication endpoints, over an abstract `HttpClient`: `obtain` posts
- * `{"username", "password"}` to `{base}/user/obtain_token`; `refresh` GETs the documented
- * `{base}/user/refresh-token` with `Authorization: token <current>` (the Rust client's
- * `POST /user/refresh_token` does not exist). Both run on the library's one AMP pipeline
- * (per-attempt timeout, `RetryPolicy`, redirects refused); the token is decoded by
- * `TokenData.TokenString`; every failure is an `AuthError` with a `reason`.
+ * The two AMP authentication endpoints: `obtain` posts `{"username", "password"}` to
+ * `{base}/user/obtain_token`; `refresh` GETs `{base}/user/refresh-token` (the documented path,
+ * not the Rust client's `POST /user/refresh_token`) with `Authorization: token <current>`.
  *
  * @since 0.1.0
  */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import type { Duration } from "effect"
-import { Cause, Config, Context, Effect, Exit, Layer, Metric, Option, Redacted, Schema } from "effect"
+import { Cause, Config, Context, type Duration, Effect, Exit, Layer, Metric, Option, Redacted, Schema } from "effect"
 import * as AmpConfig from "./AmpConfig.js"
 import { AuthError, type Endpoint } from "./AmpHttpError.js"
 import * as AmpHttp from "./internal/ampHttp.js"
@@ -32,9 +28,8 @@ export class AuthApi extends Context.Tag("@amp-effect/core/AuthApi")<AuthApi, {
 }>() {}
 
 /**
- * What `make` needs: `baseUrl`, `username` and `password` (no defaults); `retry` (default
- * `RetryPolicy.defaultOptions`) and `requestTimeout`, the time one attempt may take, answer body
- * included (default `AmpConfig.defaultRequestTimeout`).
+ * What `make` needs: the credentials; `retry` (default `RetryPolicy.defaultOptions`) and
+ * `requestTimeout`, per attempt, answer body included (default 10 s).
  *
  * @since 0.1.0
  * @category models
@@ -83,8 +78,7 @@ export const make: (
     // One span per call, with the attempts it took (the retries update it) and its outcome,
     // which the endpoint's metric counts.
     const call = (endpoint: Endpoint, request: HttpClientRequest.HttpClientRequest, secrets: ReadonlyArray<string>) =>
-      Effect.annotateCurrentSpan("attempts", 1).pipe(
-        Effect.zipRight(clients[endpoint].execute(request)),
+      clients[endpoint].execute(request).pipe(
         Effect.flatMap((response) => answer(endpoint, response, secrets)),
         Effect.onExit((exit) => {
           const outcome = Exit.isSuccess(exit) ? "success" : Option.getOrElse(
@@ -98,21 +92,19 @@ export const make: (
           )
         }),
         Effect.withSpan(endpoint === "obtain_token" ? "AuthApi.obtain" : "AuthApi.refresh", {
-          attributes: { endpoint }
+          attributes: { endpoint, attempts: 1 }
         })
       )
 
     // The password and the token leave their Redacted box here, at the last moment.
     return AuthApi.of({
-      obtain: Effect.suspend(() =>
-        call(
-          "obtain_token",
-          HttpClientRequest.post("/user/obtain_token").pipe(
-            HttpClientRequest.acceptJson,
-            HttpClientRequest.bodyUnsafeJson({ username: options.username, password: Redacted.value(options.password) })
-          ),
-          [Redacted.value(options.password)]
-        )
+      obtain: call(
+        "obtain_token",
+        HttpClientRequest.post("/user/obtain_token").pipe(
+          HttpClientRequest.acceptJson,
+          HttpClientRequest.bodyUnsafeJson({ username: options.username, password: Redacted.value(options.password) })
+        ),
+        [Redacted.value(options.password)]
       ),
       refresh: (token) =>
         call(

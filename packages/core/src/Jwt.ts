@@ -12,8 +12,7 @@ const decodePayload = Schema.decodeOption(Schema.compose(
 ))
 
 /**
- * The `exp` claim (seconds since the epoch) of a JWT's payload, or `None` when there is no
- * usable one.
+ * The `exp` claim (seconds since the epoch) of a JWT's payload, or `None` without a usable one.
  *
  * @example
  * ```ts
@@ -24,8 +23,6 @@ const decodePayload = Schema.decodeOption(Schema.compose(
  * console.log(Option.map(Jwt.expiry(token), DateTime.formatIso))
  * // Output: { _id: 'Option', _tag: 'Some', value: '2024-01-02T12:00:00.000Z' }
  *
- * console.log(Option.isNone(Jwt.expiry("not-a-jwt")))
- * // Output: true
  * ```
  *
  * @since 0.1.0

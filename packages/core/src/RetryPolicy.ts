@@ -23,8 +23,7 @@ export interface RetryOptions {
 }
 
 /**
- * The policy used when none is given: 3 attempts in all, 1 second before the first retry, no
- * delay above 30 seconds.
+ * The policy used when none is given.
  *
  * @since 0.1.0
  * @category constants
@@ -36,37 +35,29 @@ export const defaultOptions: RetryOptions = {
 }
 
 /**
- * The policy as a `Schedule` fed with the failures of the attempts (for `HttpClient.retry` or
- * `Effect.retry`). It retries a transient `AmpHttpError` (`AmpHttpError.isTransient`) that
- * `retried` (default: always) accepts, up to `maxAttempts` attempts in all. Retry `n` waits
- * `baseDelay * 2^(n-1)` plus up to 20 % jitter (so that many clients do not retry in
+ * The policy as a `Schedule` fed with the failures of the attempts: it retries a transient
+ * `AmpHttpError` that `retried` (default: always) accepts, up to `maxAttempts` attempts in all.
+ * Retry `n` waits `baseDelay * 2^(n-1)` plus up to 20 % jitter (so that clients do not retry in
  * lock-step), capped at `maxDelay`, and never less than a 429's `Retry-After`; a 429 asking for
- * longer than `maxDelay` fails at once rather than block the caller that long. Each retry is
- * logged (the error's message: no secret), counted in `TokenMetrics.retries` and recorded as
- * `attempts` on the current span.
+ * longer than `maxDelay` fails at once rather than block the caller. Each retry is logged (no
+ * secret), counted in `TokenMetrics.retries` and recorded as `attempts` on the current span.
  *
  * @example
  * ```ts
  * import { AmpHttpError, RetryPolicy } from "@amp-effect/core"
  * import { Duration, Effect } from "effect"
  *
- * const policy: RetryPolicy.RetryOptions = {
- *   maxAttempts: 3,
- *   baseDelay: Duration.millis(10),
- *   maxDelay: Duration.seconds(1)
- * }
- *
- * // Fails twice with a 503, then answers.
+ * // Fails twice with a 503, then answers: retried after about 10 ms, then 20 ms.
  * let attempts = 0
  * const flaky = Effect.suspend(() =>
  *   ++attempts < 3
  *     ? Effect.fail(new AmpHttpError.ApiError({ method: "GET", path: "/api/assets/", reason: "ServerError", status: 503 }))
  *     : Effect.succeed("the assets")
  * )
- *
- * Effect.runPromise(Effect.retry(flaky, RetryPolicy.schedule(policy))).then((result) => console.log(result, attempts))
+ * const policy = { maxAttempts: 3, baseDelay: Duration.millis(10), maxDelay: Duration.seconds(1) }
+ * Effect.runPromise(Effect.retry(flaky, RetryPolicy.schedule(policy))).then(console.log)
  * // Output, after two warnings ("AMP GET /api/assets/ failed on the server side (HTTP 503);
- * // retrying in 10ms (attempt 2 of 3)", ...): the assets 3
+ * // retrying in 10ms (attempt 2 of 3)", ...): the assets
  * ```
  *
  * @since 0.1.0

@@ -3,7 +3,7 @@
  * the Rust AMP client's format, so files move freely between the two:
  *
  * ```json
- * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00Z", "obtained_at": "2024-01-01T12:00:00Z" }
+ * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00.123456789Z", "obtained_at": "2024-01-01T12:00:00Z" }
  * ```
  *
  * @since 0.1.0
@@ -79,17 +79,13 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
    * import { DateTime, Redacted } from "effect"
    *
    * const obtainedAt = DateTime.unsafeMake("2024-01-01T12:00:00Z")
+   * const expiry = (token: string) =>
+   *   DateTime.formatIso(TokenData.TokenData.fromToken(Redacted.make(token), obtainedAt).expiresAt)
    *
-   * // A JWT with `exp`: its expiry wins.
-   * const jwt = MockAmp.jwt({ exp: DateTime.toEpochMillis(obtainedAt) / 1000 + 3600 })
-   * const data = TokenData.TokenData.fromToken(Redacted.make(jwt), obtainedAt)
-   * console.log(DateTime.formatIso(data.expiresAt))
-   * // Output: 2024-01-01T13:00:00.000Z
-   *
-   * // An opaque token: 24 hours.
-   * const opaque = TokenData.TokenData.fromToken(Redacted.make("opaque"), obtainedAt)
-   * console.log(DateTime.formatIso(opaque.expiresAt))
-   * // Output: 2024-01-02T12:00:00.000Z
+   * console.log(expiry(MockAmp.jwt({ exp: DateTime.toEpochMillis(obtainedAt) / 1000 + 3600 })))
+   * // Output: 2024-01-01T13:00:00.000Z (a JWT's `exp` wins)
+   * console.log(expiry("opaque"))
+   * // Output: 2024-01-02T12:00:00.000Z (24 hours)
    * ```
    *
    * @since 0.1.0
@@ -122,22 +118,6 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
 
 /**
  * Decodes the token file's text; the error never contains the token. Other fields are ignored.
- *
- * @example
- * ```ts
- * import { TokenData } from "@amp-effect/core"
- * import { DateTime, Either } from "effect"
- *
- * // A file written by the Rust client: nanoseconds, read to the millisecond.
- * const text = `{
- *   "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDQxOTY4MDB9.c2ln",
- *   "expires_at": "2024-01-02T12:00:00.123456789Z",
- *   "obtained_at": "2024-01-01T12:00:00.123456789Z"
- * }`
- * const data = Either.getOrThrow(TokenData.decodeFile(text))
- * console.log(DateTime.formatIso(data.expiresAt), `${data.token}`)
- * // Output: 2024-01-02T12:00:00.123Z <redacted>
- * ```
  *
  * @since 0.1.0
  * @category decoding

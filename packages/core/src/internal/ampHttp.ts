@@ -12,11 +12,10 @@ import {
   HttpClientRequest,
   HttpClientResponse
 } from "@effect/platform"
-import { Clock, DateTime, Duration, Effect, Option, ParseResult, Schema } from "effect"
+import { Clock, Duration, Effect, Option, ParseResult, Schema } from "effect"
 import type { AmpHttpError, ApiReason, AuthError, AuthReason } from "../AmpHttpError.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 
-/** What the pipeline needs: where the API is, how hard to try, how long one attempt may take. */
 export interface Options {
   readonly baseUrl: string
   readonly retry: RetryPolicy.RetryOptions
@@ -64,11 +63,9 @@ export const make = <E extends AmpHttpError>(
 const isFinal4xx = (status: number) => status >= 400 && status < 500 && status !== 408 && status !== 429
 
 /**
- * Sends with redirects off and `Authorization` redacted, whatever the application configured.
- * `FetchHttpClient` follows redirects unless its `RequestInit` says `redirect: "manual"` (a 3xx,
- * or a browser's opaque redirect, status 0, then reaches `filterStatus`); `NodeHttpClient`'s
- * clients never follow one. The header carries the token: spans show it as `<redacted>` even
- * where the application set its own list of names.
+ * Sends with redirects off and `Authorization` redacted, whatever the application configured:
+ * `FetchHttpClient` follows redirects unless told `redirect: "manual"` (`NodeHttpClient`'s
+ * clients never do), and spans show the token unless the header is among the redacted names.
  */
 const guarded = <E, R>(
   sent: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>
@@ -123,11 +120,9 @@ const retryAfter = (header: string | undefined): Effect.Effect<Duration.Duration
   Effect.map(Clock.currentTimeMillis, (now) => {
     const text = header?.trim() ?? ""
     if (/^\d+$/.test(text)) return Duration.seconds(Number(text))
-    // `new Date` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
-    return Option.match(DateTime.make(new Date(text)), {
-      onNone: () => undefined,
-      onSome: (date) => Duration.millis(Math.max(0, DateTime.toEpochMillis(date) - now))
-    })
+    // `Date.parse` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
+    const date = Date.parse(text)
+    return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
   })
 
 /** What a transport failure really was: its cause's message and that cause's own, or "". */
@@ -188,10 +183,9 @@ export const cleanText = (text: string, secrets: ReadonlyArray<string> = []): st
 }
 
 /**
- * A pattern matching `words` (a secret, whitespace folded) however a server may have echoed it:
- * each character as itself, JSON-escaped (`\"`, `\\`, `\/`, `\u0041`) or percent-encoded (`%22`,
- * either case); its whitespace as any run of whitespace, `+`, `%20` or escaped whitespace. Any
- * mix matches, so a form-encoded password inside a JSON string is found too.
+ * A pattern matching `words` (a secret, whitespace folded) however a server echoed it, in any
+ * mix: each character as itself, JSON-escaped or percent-encoded (either case); its whitespace
+ * as any run of whitespace, `+`, `%20` or escaped whitespace.
  */
 const anyEncoding = (words: string): RegExp => {
   const gap = String.raw`(?:\s|\+|%(?:20|09|0[aAdD])|\\[ntr]|\\u00(?:20|09|0[aAdD]))+`
