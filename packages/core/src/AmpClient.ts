@@ -1,32 +1,19 @@
 /**
  * An authenticated `HttpClient` for the AMP API, and a few typed endpoints built on it.
  *
- * Every request sent through `AmpClient.httpClient`:
- *
- * - has the base URL prepended (`"/assets/"` → `https://amp-test.blockstream.com/api/assets/`);
- * - carries `Authorization: token <t>` from `TokenService.getToken`, a header that traces
- *   show as `<redacted>` (the pipeline sends every request with it among the redacted names);
- * - on a 401 or 403, asks `TokenService.renewRejected` for a new token (one renewal shared by
- *   every request rejected with the same token; none when another fiber already renewed) and
- *   is sent once more; a second rejection fails with an `ApiError` of reason `Unauthorized`;
- * - on a transient failure (5xx/408, no answer, timeout, 429) is retried under the library's
- *   `RetryPolicy` when its method is idempotent, or when the caller opted in
- *   (`retryNonIdempotent`, `withRetryNonIdempotent`).
- *
- * - never follows a redirect: a 3xx is an `ApiError` of reason `Redirected`, and nothing is
- *   sent to the origin it points to.
- *
- * Other answers (2xx, 404, 400, ...) are returned as they are, for the caller to read. It runs
- * on the same pipeline as `AuthApi`: failures are `AmpHttpError.ApiError`s naming method and
- * path, with the `reason`s `AuthApi`'s errors use.
+ * A request through `httpClient` has the base URL prepended and carries `Authorization: token
+ * <t>` (shown as `<redacted>` in traces). On a 401 or 403 the token is renewed once (one renewal
+ * shared by every request rejected with the same token) and the request sent again; a second
+ * rejection is reason `Unauthorized`. Transient failures are retried when the method is
+ * idempotent or the caller opted in. A 3xx is reason `Redirected`, never followed. Other answers
+ * (2xx, 404, ...) are returned as they are.
  *
  * @example
  * ```ts
  * import { AmpClient } from "@amp-effect/core"
  * import { Effect } from "effect"
  *
- * // A typed endpoint, and the same request through the authenticated `HttpClient`, for
- * // endpoints that have no typed method: the JSON is then yours to decode.
+ * // A typed endpoint, and an endpoint without one: its JSON is yours to decode.
  * const program = Effect.gen(function*() {
  *   const amp = yield* AmpClient.AmpClient
  *   const assets = yield* amp.listAssets
@@ -38,9 +25,8 @@
  *
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import type { Duration } from "effect"
-import { Config, Context, Effect, FiberRef, Layer, ParseResult, Redacted, Schema } from "effect"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Config, Context, type Duration, Effect, FiberRef, Layer, Redacted, Schema } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import * as AmpConfig from "./AmpConfig.js"
 import { type AmpHttpError, ApiError, type AuthError } from "./AmpHttpError.js"
@@ -50,17 +36,12 @@ import type { TokenStoreError } from "./TokenError.js"
 import { TokenService } from "./TokenService.js"
 
 /**
- * Everything an authenticated call can fail with: the request's own failures (`ApiError`)
- * and the token's (`AuthError`, `TokenStoreError`: no token could be had).
+ * What an authenticated call can fail with: the request (`ApiError`) or the token.
  *
  * @since 0.1.0
  * @category errors
  */
 export type AmpClientError = ApiError | AuthError | TokenStoreError
-
-// -----------------------------------------------------------------------------
-// Models of the typed endpoints
-// -----------------------------------------------------------------------------
 
 /**
  * `GET /info`: the API's version.
@@ -68,12 +49,10 @@ export type AmpClientError = ApiError | AuthError | TokenStoreError
  * @since 0.1.0
  * @category models
  */
-export class Info extends Schema.Class<Info>("Info")({
-  version: Schema.String
-}) {}
+export class Info extends Schema.Class<Info>("Info")({ version: Schema.String }) {}
 
 /**
- * `GET /changelog`: what changed in each API version, keyed by version. Kept as the server sends it.
+ * `GET /changelog`: what changed in each API version, keyed by version, as the server sends it.
  *
  * @since 0.1.0
  * @category models
@@ -104,74 +83,49 @@ export class Asset extends Schema.Class<Asset>("Asset")({
   isLocked: Schema.propertySignature(Schema.Boolean).pipe(Schema.fromKey("is_locked"))
 }) {}
 
-// -----------------------------------------------------------------------------
-// Service
-// -----------------------------------------------------------------------------
-
 /**
- * The authenticated AMP client.
+ * The authenticated AMP client. A typed endpoint fails with reason `StatusCode` on an answer
+ * that is not a 2xx (a 404 for an unknown asset).
  *
  * @since 0.1.0
  * @category tags
  */
 export class AmpClient extends Context.Tag("@amp-effect/core/AmpClient")<AmpClient, {
-  /**
-   * An `HttpClient` for AMP: takes paths relative to the base URL (`"/assets/"`), adds the
-   * token, recovers once from a 401/403 and retries transient failures. Its requests need no
-   * further context.
-   */
+  /** Takes paths relative to the base URL (`"/assets/"`); its requests need no further context. */
   readonly httpClient: HttpClient.HttpClient.With<AmpClientError>
-  /** `GET /info` (sent without a token: the endpoint needs none). */
+  /** `GET /info`, sent without a token: the endpoint needs none. */
   readonly info: Effect.Effect<Info, ApiError>
-  /** `GET /changelog`. */
   readonly changelog: Effect.Effect<Changelog, AmpClientError>
-  /** `GET /assets/`. */
   readonly listAssets: Effect.Effect<ReadonlyArray<Asset>, AmpClientError>
-  /** `GET /assets/{assetUuid}`; an unknown asset is an `ApiError` with reason `StatusCode`, status 404. */
   readonly getAsset: (assetUuid: string) => Effect.Effect<Asset, AmpClientError>
 }>() {}
 
 /**
- * What `make` needs.
+ * What `make` needs: `baseUrl`; `retry` (default `RetryPolicy.defaultOptions`); `requestTimeout`
+ * per attempt, until the headers (default 10 s); `retryNonIdempotent`, to retry POST and PATCH
+ * too (default `false`: a POST that timed out may have been carried out).
  *
  * @since 0.1.0
  * @category models
  */
 export interface AmpClientOptions {
-  /** The API's base URL, ending in `/api` (a trailing slash is ignored). No default. */
   readonly baseUrl: string
-  /** The retry policy of transient failures. Default `RetryPolicy.defaultOptions` (3 attempts, 1 s, 30 s). */
   readonly retry?: RetryPolicy.RetryOptions | undefined
-  /**
-   * How long one attempt may wait for the answer's headers. Default
-   * `AmpConfig.defaultRequestTimeout` (10 seconds).
-   */
   readonly requestTimeout?: Duration.DurationInput | undefined
-  /**
-   * Also retry transient failures of POST and PATCH requests. Default `false`: a POST that
-   * timed out may have been carried out, and sending it again may do it twice.
-   */
   readonly retryNonIdempotent?: boolean
 }
 
 /**
- * The options of `layerConfig`: a `Config` for each option read from the environment, by
- * default the one `AmpConfig` reads from the seed's variables. Use `Config.nested` (or
- * `AmpConfig.nested(prefix)` for all of them) to read them under other names.
+ * The options of `layerConfig`: a `Config` for each, by default the `AmpConfig` one of the
+ * same name (`Config.nested` or `AmpConfig.nested(prefix)` read other names).
  *
  * @since 0.1.0
  * @category models
  */
-export interface ConfigOptions {
-  /** Default `AmpConfig.baseUrl` (`AMP_API_BASE_URL`, else `AmpConfig.defaultBaseUrl`). */
-  readonly baseUrl?: Config.Config<string> | undefined
-  /** Default `AmpConfig.retry` (`API_RETRY_*`, else `RetryPolicy.defaultOptions`). */
-  readonly retry?: Config.Config<RetryPolicy.RetryOptions> | undefined
-  /**
-   * Default `AmpConfig.requestTimeout` (`API_REQUEST_TIMEOUT_SECONDS`, else
-   * `AmpConfig.defaultRequestTimeout`).
-   */
-  readonly requestTimeout?: Config.Config<Duration.DurationInput> | undefined
+export type ConfigOptions = {
+  readonly [K in "baseUrl" | "retry" | "requestTimeout"]?:
+    | Config.Config<NonNullable<AmpClientOptions[K]>>
+    | undefined
 }
 
 /** Methods whose repetition has the effect of one request (RFC 9110, 9.2.2). */
@@ -184,8 +138,7 @@ const retryNonIdempotentRef = globalValue(
 
 /**
  * Lets the AMP requests made by `effect` be retried on transient failures whatever their
- * method. Use it for a POST the server treats idempotently (for instance one that carries an
- * idempotency key).
+ * method: for a POST the server treats idempotently (with an idempotency key).
  *
  * @example
  * ```ts
@@ -193,7 +146,6 @@ const retryNonIdempotentRef = globalValue(
  * import { HttpClientRequest } from "@effect/platform"
  * import { Effect } from "effect"
  *
- * // A POST to an endpoint that the server treats idempotently, so that retrying it is safe.
  * const post = (path: string, body: unknown) =>
  *   Effect.flatMap(AmpClient.AmpClient, (amp) =>
  *     amp.httpClient.execute(HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body)))
@@ -221,7 +173,6 @@ export const make: (
   .fnUntraced(function*(options: AmpClientOptions) {
     const tokens = yield* TokenService
     const baseUrl = AmpHttp.normalizeBaseUrl(options.baseUrl)
-    // Transient failures are retried when the method is idempotent or the caller opted in.
     const retried = (error: AmpHttpError) =>
       error._tag === "ApiError" && (idempotentMethods.has(error.method) || options.retryNonIdempotent === true)
         ? Effect.succeed(true)
@@ -237,12 +188,9 @@ export const make: (
     const authorize = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
       HttpClientRequest.setHeader(request, "authorization", `token ${Redacted.value(token)}`)
 
-    /**
-     * After a 401/403: renew the rejected token (or pick up the one another fiber already got)
-     * and send once more; a second rejection is `Unauthorized`. The retries of each sending are
-     * the pipeline's, so a request is renewed at most once however many attempts it takes. The
-     * pipeline put the base URL in front of the path: it is taken off again for the resend.
-     */
+    // After a 401/403: renew the rejected token (or pick up the one another fiber got) and send
+    // once more through the bare pipeline, so a request is renewed at most once (the base URL
+    // the pipeline put in front comes off first).
     const recover = (rejected: HttpClientResponse.HttpClientResponse) =>
       Effect.gen(function*() {
         const request = rejected.request
@@ -256,7 +204,6 @@ export const make: (
         return yield* new ApiError({ ...describe(request), reason: "Unauthorized", status: response.status })
       })
 
-    // Every request: the current token, then the pipeline, then the rare path after a rejection.
     const httpClient: HttpClient.HttpClient.With<AmpClientError> = pipeline.pipe(
       HttpClient.mapRequestEffect((request) => Effect.map(tokens.getToken, (token) => authorize(request, token))),
       HttpClient.transformResponse(
@@ -266,7 +213,6 @@ export const make: (
 
     return AmpClient.of({
       httpClient,
-      // The endpoint needs no token: straight through the pipeline.
       info: getJson(pipeline, "/info", Info).pipe(Effect.withSpan("AmpClient.info")),
       changelog: getJson(httpClient, "/changelog", Changelog).pipe(Effect.withSpan("AmpClient.changelog")),
       listAssets: getJson(httpClient, "/assets/", Schema.Array(Asset)).pipe(Effect.withSpan("AmpClient.listAssets")),
@@ -283,26 +229,12 @@ const getJson = <A, I, E>(
   schema: Schema.Schema<A, I>
 ): Effect.Effect<A, E | ApiError> =>
   Effect.flatMap(client.get(path), (response): Effect.Effect<A, ApiError> => {
-    const where = describe(response.request)
     const status = response.status
-    if (status >= 300) {
-      return Effect.flatMap(
-        AmpHttp.detailOf(response, []),
-        (detail) => new ApiError({ ...where, reason: "StatusCode", status, detail })
-      )
-    }
-    return HttpClientResponse.schemaBodyJson(schema)(response).pipe(
-      Effect.mapError((error) =>
-        new ApiError({
-          ...where,
-          reason: "MalformedResponse",
-          status,
-          detail: ParseResult.isParseError(error)
-            ? AmpHttp.cleanText(ParseResult.TreeFormatter.formatErrorSync(error))
-            : "the body is not JSON"
-        })
-      )
-    )
+    const fail = (reason: "StatusCode" | "MalformedResponse", detail: string) =>
+      new ApiError({ ...describe(response.request), reason, status, detail })
+    return status >= 300
+      ? Effect.flatMap(AmpHttp.detailOf(response, []), (detail) => fail("StatusCode", detail))
+      : Effect.mapError(AmpHttp.decodeBody(response, schema), (detail) => fail("MalformedResponse", detail))
   })
 
 /** Method and path of a request, for errors: never its headers, body or query. */
@@ -322,10 +254,9 @@ export const layer = (
 ): Layer.Layer<AmpClient, never, HttpClient.HttpClient | TokenService> => Layer.effect(AmpClient, make(options))
 
 /**
- * The client with its options read from `Config` (see `ConfigOptions`; by default
- * `AMP_API_BASE_URL`, `API_RETRY_*` and `API_REQUEST_TIMEOUT_SECONDS`); needs an `HttpClient`
- * and a `TokenService`. A missing or invalid value fails the layer with an `AmpConfigError`
- * naming the variable.
+ * The client with its options read from `Config` (by default `AMP_API_BASE_URL`, `API_RETRY_*`
+ * and `API_REQUEST_TIMEOUT_SECONDS`); needs an `HttpClient` and a `TokenService`. A missing or
+ * invalid value fails the layer with an `AmpConfigError` naming the variable.
  *
  * @since 0.1.0
  * @category layers

@@ -1,15 +1,7 @@
 /**
- * How a call to the AMP API can fail: one vocabulary of reasons for both of the library's
- * HTTP clients, in the shape of `@effect/platform`'s `HttpClientError`.
- *
- * - `AuthError`: a call to an authentication endpoint (`AuthApi.obtain`, `AuthApi.refresh`),
- *   named by its endpoint: `obtain_token` or `refresh-token`.
- * - `ApiError`: a request sent through `AmpClient`, named by its method and path
- *   (`GET /api/assets/`).
- *
- * Both carry a `reason` saying what went wrong, and the same optional facts: the HTTP status,
- * a `detail` (server text, cut short and scrubbed of secrets, or what the transport said), the
- * wait a 429 asked for, the timeout that ran out. Messages name the cause and never a secret.
+ * How a call to the AMP API can fail: `AuthError` (the authentication endpoints) and `ApiError`
+ * (requests through `AmpClient`), each with a `reason`, and messages that name the cause and
+ * never a secret.
  *
  * @example
  * ```ts
@@ -30,33 +22,8 @@
  */
 import { Duration, Predicate, Schema } from "effect"
 
-/**
- * The AMP authentication endpoint a call was made to, as named in errors, logs and metrics.
- *
- * @since 0.1.0
- * @category models
- */
-export const Endpoint = Schema.Literal("obtain_token", "refresh-token")
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Endpoint = typeof Endpoint.Type
-
-/*
- * The reasons both clients share: what the transport or a generic answer means.
- *
- * - `TransportError`: no HTTP answer (connection refused or reset, DNS failure, ...). Transient.
- * - `RequestTimeout`: no answer within `API_REQUEST_TIMEOUT_SECONDS`. Transient.
- * - `ServerError`: HTTP 5xx or 408. Transient.
- * - `RateLimited`: HTTP 429, with the wait its `Retry-After` asked for in `retryAfter`. Transient.
- * - `MalformedResponse`: a 2xx (or an unexpected status) whose body is not what the API promises.
- * - `InvalidRequest`: the request could not be sent as given (invalid URL, body not encodable).
- * - `Redirected`: a 3xx answer. AMP never redirects, and a credential must never follow one:
- *   `detail` names the origin the `Location` pointed to, which was sent nothing. Final.
- */
-const sharedReasons = [
+const Endpoint = Schema.Literal("obtain_token", "refresh-token")
+const shared = [
   "TransportError",
   "RequestTimeout",
   "ServerError",
@@ -65,66 +32,53 @@ const sharedReasons = [
   "InvalidRequest",
   "Redirected"
 ] as const
+const AuthReason = Schema.Literal(...shared, "InvalidCredentials", "RefreshRejected", "NotFound")
+const ApiReason = Schema.Literal(...shared, "Unauthorized", "StatusCode")
 
 /**
- * Why a call to an authentication endpoint failed: one the two clients share (`TransportError`,
- * `RequestTimeout`, `ServerError` and `RateLimited`, which are transient; `MalformedResponse`,
- * `InvalidRequest` and `Redirected`, which are final), or
- *
- * - `InvalidCredentials`: `obtain_token` answered a 4xx (other than 404, 408, 429): the
- *   username or password was refused. Never retried: retrying risks locking the account.
- * - `RefreshRejected`: `refresh-token` answered a 4xx (other than 408, 429).
- * - `NotFound`: `obtain_token` answered 404: the base URL is wrong (often a missing `/api`).
+ * The AMP authentication endpoint a call was made to, as named in errors, logs and metrics.
  *
  * @since 0.1.0
  * @category models
  */
-export const AuthReason = Schema.Literal(...sharedReasons, "InvalidCredentials", "RefreshRejected", "NotFound")
+export type Endpoint = typeof Endpoint.Type
 
 /**
+ * Why a call to an authentication endpoint failed. Transient, so retried under the
+ * `RetryPolicy`: `TransportError` (no answer), `RequestTimeout`, `ServerError` (5xx, 408),
+ * `RateLimited` (429, with the server's wait in `retryAfter`). Final: `MalformedResponse` (a
+ * body that is not what the API promises), `InvalidRequest` (could not be sent), `Redirected`
+ * (a 3xx: never followed, `detail` names the origin it pointed to), `InvalidCredentials` (a 4xx
+ * from `obtain_token`), `RefreshRejected` (a 4xx from `refresh-token`), `NotFound` (404 from
+ * `obtain_token`: the base URL is wrong).
+ *
  * @since 0.1.0
  * @category models
  */
 export type AuthReason = typeof AuthReason.Type
 
 /**
- * Why a request through `AmpClient` failed: one the two clients share (see `AuthReason`), or
+ * Why a request through `AmpClient` failed: the shared reasons of `AuthReason`, or
+ * `Unauthorized` (rejected again after one renewal) or `StatusCode` (a typed endpoint got
+ * another status, such as 404).
  *
- * - `Unauthorized`: 401/403 with the current token, and again with the token renewed after
- *   that rejection. Never retried further.
- * - `StatusCode`: a typed endpoint (`listAssets`, `getAsset`, ...) got a status that is none of
- *   the above (404, 400, ...). `AmpClient.httpClient` returns such answers as they are.
- *
- * @since 0.1.0
- * @category models
- */
-export const ApiReason = Schema.Literal(...sharedReasons, "Unauthorized", "StatusCode")
-
-/**
  * @since 0.1.0
  * @category models
  */
 export type ApiReason = typeof ApiReason.Type
 
-/** The facts both error classes may carry besides their reason. */
 const facts = {
-  /** The HTTP status of the answer, when there was one. */
   status: Schema.optional(Schema.Number),
-  /**
-   * More about the cause: what the server said (its `detail`, printable, cut short, secrets
-   * removed), what the transport said, what did not decode, (`NotFound`) the URL asked, or
-   * (`Redirected`) the origin the redirect pointed to.
-   */
+  /** The server's text (decoded, bounded, secrets removed), the transport's, or what failed to decode. */
   detail: Schema.optional(Schema.String),
-  /** `RateLimited`: the wait the server's `Retry-After` asked for, when it sent one. */
+  /** `RateLimited`: the wait the server's `Retry-After` asked for. */
   retryAfter: Schema.optional(Schema.DurationFromSelf),
   /** `RequestTimeout`: the per-attempt timeout that ran out. */
   timeout: Schema.optional(Schema.DurationFromSelf)
 }
 
 /**
- * A call to an AMP authentication endpoint failed. Only the transient reasons
- * (`isTransient`) are retried, under the `RetryPolicy`, before this error is seen.
+ * A call to an AMP authentication endpoint failed.
  *
  * @since 0.1.0
  * @category errors
@@ -140,8 +94,7 @@ export class AuthError extends Schema.TaggedError<AuthError>()("AuthError", {
 }
 
 /**
- * A request sent through `AmpClient` failed. `path` is the URL path without the query: what
- * was asked for, never who asked.
+ * A request sent through `AmpClient` failed. `path` is the URL path, without the query.
  *
  * @since 0.1.0
  * @category errors
@@ -158,7 +111,7 @@ export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
 }
 
 /**
- * Any failure of a call to the AMP API, authentication or not.
+ * Any failure of a call to the AMP API.
  *
  * @since 0.1.0
  * @category errors
@@ -171,44 +124,19 @@ export type AmpHttpError = AuthError | ApiError
  * @since 0.1.0
  * @category refinements
  */
-export const isAmpHttpError = (u: unknown): u is AmpHttpError => isAuthError(u) || isApiError(u)
+export const isAmpHttpError = (u: unknown): u is AmpHttpError =>
+  Predicate.isTagged(u, "AuthError") || Predicate.isTagged(u, "ApiError")
+
+const transient: ReadonlySet<string> = new Set(["ServerError", "TransportError", "RequestTimeout", "RateLimited"])
 
 /**
- * Whether `u` is an `AuthError`.
- *
- * @since 0.1.0
- * @category refinements
- */
-export const isAuthError = (u: unknown): u is AuthError => Predicate.isTagged(u, "AuthError")
-
-/**
- * Whether `u` is an `ApiError`.
- *
- * @since 0.1.0
- * @category refinements
- */
-export const isApiError = (u: unknown): u is ApiError => Predicate.isTagged(u, "ApiError")
-
-/**
- * True for failures worth another attempt: 5xx/408, no answer, a timeout and 429. Refused
- * credentials, refused refreshes, rejections, wrong URLs and malformed answers are final.
+ * True for the failures worth another attempt: 5xx/408, no answer, a timeout and 429.
  *
  * @since 0.1.0
  * @category predicates
  */
-export const isTransient = (error: AmpHttpError): boolean => {
-  switch (error.reason) {
-    case "ServerError":
-    case "TransportError":
-    case "RequestTimeout":
-    case "RateLimited":
-      return true
-    default:
-      return false
-  }
-}
+export const isTransient = (error: AmpHttpError): boolean => transient.has(error.reason)
 
-/** The one wording of every reason; `target` is the endpoint, or method and path. */
 const describe = (target: string, error: AmpHttpError): string => {
   const status = error.status === undefined ? "" : ` (HTTP ${error.status})`
   const answered = error.status === undefined ? "answered" : `answered HTTP ${error.status}`

@@ -1,14 +1,10 @@
 /**
- * A token and its lifetime: what the service keeps in memory and what `token.json` holds.
- *
- * The file format is the Rust AMP client's, so files move freely between the two:
+ * A token and its lifetime: what the service keeps in memory and what `token.json` holds, in
+ * the Rust AMP client's format, so files move freely between the two:
  *
  * ```json
- * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00Z", "obtained_at": "2024-01-01T12:00:00Z" }
+ * { "token": "eyJ0eXAi...", "expires_at": "2024-01-02T12:00:00.123456789Z", "obtained_at": "2024-01-01T12:00:00Z" }
  * ```
- *
- * Timestamps are RFC 3339; up to nine fractional digits and any offset are read (chrono writes
- * nanoseconds), and UTC with milliseconds is written.
  *
  * @since 0.1.0
  */
@@ -18,33 +14,25 @@ import * as Jwt from "./Jwt.js"
 const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
 
 /**
- * An RFC 3339 timestamp string decoded to a UTC `DateTime` (sub-millisecond digits dropped).
+ * An RFC 3339 timestamp (up to nine fractional digits, as chrono writes, and any offset)
+ * decoded to a UTC `DateTime` to the millisecond; written in UTC with milliseconds.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Rfc3339 = Schema.transformOrFail(
-  Schema.String,
-  Schema.DateTimeUtcFromSelf,
-  {
-    strict: true,
-    decode: (text, _, ast) => {
-      const parsed = rfc3339.test(text)
-        ? DateTime.make(text.replace(" ", "T").toUpperCase())
-        : Option.none()
-      return Option.match(parsed, {
-        onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, "expected an RFC 3339 timestamp")),
-        onSome: (dateTime) => ParseResult.succeed(DateTime.toUtc(dateTime))
-      })
-    },
-    encode: (dateTime) => ParseResult.succeed(DateTime.formatIso(dateTime))
-  }
-).annotations({ identifier: "Rfc3339" })
+export const Rfc3339 = Schema.transformOrFail(Schema.String, Schema.DateTimeUtcFromSelf, {
+  strict: true,
+  decode: (text, _, ast) =>
+    Option.match(rfc3339.test(text) ? DateTime.make(text.replace(" ", "T").toUpperCase()) : Option.none(), {
+      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, "expected an RFC 3339 timestamp")),
+      onSome: ParseResult.succeed
+    }),
+  encode: (dateTime) => ParseResult.succeed(DateTime.formatIso(dateTime))
+}).annotations({ identifier: "Rfc3339" })
 
 /**
- * The largest token accepted, in bytes. A real AMP token is a few hundred bytes; 8 KiB leaves
- * plenty of room while staying under what servers commonly accept in one header line (about
- * 8 KiB), so a token this rule lets through can always be sent back.
+ * The largest token accepted, in bytes: a real AMP token is a few hundred bytes, and servers
+ * commonly cap one header line near 8 KiB, so a token within it can always be sent back.
  *
  * @since 0.1.0
  * @category constants
@@ -53,9 +41,8 @@ export const maxTokenBytes = 8192
 
 /**
  * A token as it may travel in an `Authorization` header: printable ASCII, no whitespace, at most
- * `maxTokenBytes`. The one rule for every edge: what the server issues, what a store loads,
- * what the CLI prints. Anything else is refused, so a hostile server or file cannot inject
- * headers or flood memory; the failure messages never quote the value.
+ * `maxTokenBytes`. The one rule for what a server issues, a store loads and the CLI prints, so
+ * a hostile server or file cannot inject headers or flood memory. Messages never quote it.
  *
  * @since 0.1.0
  * @category schemas
@@ -72,14 +59,6 @@ export const TokenString = Schema.String.annotations({ message: () => "expected 
 )
 
 /**
- * When no expiry can be read from the token, the Rust client's rule: 24 hours after obtaining.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLifetime = Duration.hours(24)
-
-/**
  * A token with the times the service needs. The token is `Redacted` as soon as it is decoded.
  *
  * @since 0.1.0
@@ -92,7 +71,7 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
 }) {
   /**
    * Builds the data for a token just received from the server: its expiry is the JWT's `exp`
-   * when the payload has one, otherwise 24 hours after `obtainedAt`.
+   * when the payload has one, otherwise 24 hours after `obtainedAt` (the Rust client's rule).
    *
    * @example
    * ```ts
@@ -100,17 +79,13 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
    * import { DateTime, Redacted } from "effect"
    *
    * const obtainedAt = DateTime.unsafeMake("2024-01-01T12:00:00Z")
+   * const expiry = (token: string) =>
+   *   DateTime.formatIso(TokenData.TokenData.fromToken(Redacted.make(token), obtainedAt).expiresAt)
    *
-   * // A JWT with `exp`: its expiry wins.
-   * const jwt = MockAmp.jwt({ exp: DateTime.toEpochMillis(obtainedAt) / 1000 + 3600 })
-   * const data = TokenData.TokenData.fromToken(Redacted.make(jwt), obtainedAt)
-   * console.log(DateTime.formatIso(data.expiresAt))
-   * // Output: 2024-01-01T13:00:00.000Z
-   *
-   * // An opaque token: 24 hours.
-   * const opaque = TokenData.TokenData.fromToken(Redacted.make("opaque"), obtainedAt)
-   * console.log(DateTime.formatIso(opaque.expiresAt))
-   * // Output: 2024-01-02T12:00:00.000Z
+   * console.log(expiry(MockAmp.jwt({ exp: DateTime.toEpochMillis(obtainedAt) / 1000 + 3600 })))
+   * // Output: 2024-01-01T13:00:00.000Z (a JWT's `exp` wins)
+   * console.log(expiry("opaque"))
+   * // Output: 2024-01-02T12:00:00.000Z (24 hours)
    * ```
    *
    * @since 0.1.0
@@ -121,13 +96,13 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
       obtainedAt,
       expiresAt: Option.getOrElse(
         Jwt.expiry(Redacted.value(token)),
-        () => DateTime.addDuration(obtainedAt, defaultLifetime)
+        () => DateTime.addDuration(obtainedAt, Duration.hours(24))
       )
     })
   }
 
   /**
-   * The same data with the JWT's own `exp` as expiry where it has one. Used on files written by
+   * The same data with the JWT's own `exp` as expiry where it has one: for files written by
    * other clients, which may have assumed 24 hours.
    *
    * @since 0.1.0
@@ -142,56 +117,16 @@ export class TokenData extends Schema.Class<TokenData>("TokenData")({
 }
 
 /**
- * The token file's JSON text, decoded to and encoded from `TokenData`.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const TokenFileJson = Schema.parseJson(TokenData)
-
-/**
- * Decodes the token file's text; the error never contains the token. Fields other than the
- * three of the format are ignored.
- *
- * @example
- * ```ts
- * import { TokenData } from "@amp-effect/core"
- * import { DateTime, Either } from "effect"
- *
- * // A file written by the Rust client: nanoseconds, read to the millisecond.
- * const text = `{
- *   "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDQxOTY4MDB9.c2ln",
- *   "expires_at": "2024-01-02T12:00:00.123456789Z",
- *   "obtained_at": "2024-01-01T12:00:00.123456789Z"
- * }`
- * const data = Either.getOrThrow(TokenData.decodeFile(text))
- * console.log(DateTime.formatIso(data.expiresAt), `${data.token}`)
- * // Output: 2024-01-02T12:00:00.123Z <redacted>
- * ```
+ * Decodes the token file's text; the error never contains the token. Other fields are ignored.
  *
  * @since 0.1.0
  * @category decoding
  */
-export const decodeFile = Schema.decodeEither(TokenFileJson, { onExcessProperty: "ignore" })
+export const decodeFile = Schema.decodeEither(Schema.parseJson(TokenData), { onExcessProperty: "ignore" })
 
 /**
  * Encodes `TokenData` as the token file's text (pretty-printed, newline-terminated), in the
  * format the Rust client reads.
- *
- * @example
- * ```ts
- * import { TokenData } from "@amp-effect/core"
- * import { DateTime, Redacted } from "effect"
- *
- * const data = TokenData.TokenData.fromToken(Redacted.make("opaque"), DateTime.unsafeMake("2024-01-01T12:00:00Z"))
- * console.log(TokenData.encodeFile(data))
- * // Output:
- * // {
- * //   "token": "opaque",
- * //   "expires_at": "2024-01-02T12:00:00.000Z",
- * //   "obtained_at": "2024-01-01T12:00:00.000Z"
- * // }
- * ```
  *
  * @since 0.1.0
  * @category encoding

@@ -1,10 +1,6 @@
 /**
- * Every way obtaining, refreshing or persisting an AMP token can fail, as typed values.
- *
- * The calls to AMP fail with `AuthError` (see `AmpHttpError`, where its reasons are listed);
- * the token store with `TokenStoreError`; `refreshToken` without a token with
- * `NoTokenToRefresh`. Messages name the cause and never carry a secret: server text that is
- * quoted back is cut short and scrubbed of the password and token before it is kept.
+ * Every way obtaining, refreshing or persisting an AMP token can fail, as typed values whose
+ * messages name the cause and never carry a secret.
  *
  * @since 0.1.0
  */
@@ -13,9 +9,7 @@ import type { AuthError } from "./AmpHttpError.js"
 
 export {
   /**
-   * A call to an AMP authentication endpoint failed; its `reason` says how
-   * (`InvalidCredentials`, `RateLimited`, `NotFound`, ...). Defined with the rest of the
-   * vocabulary in `AmpHttpError`.
+   * A call to an AMP authentication endpoint failed; its `reason` says how (see `AmpHttpError`).
    *
    * @since 0.1.0
    * @category errors
@@ -24,10 +18,9 @@ export {
 } from "./AmpHttpError.js"
 
 /**
- * The token store could not do what was asked: the token could not be read, written, removed
- * or locked. `store` says which kind of store failed and `path` where: the token file's path, or
- * the server and key (`redis://cache:6379 (key amp-effect:{…}:token)`, never a password). The
- * token service logs these for `load` and `save` and carries on from memory.
+ * The token store could not read, write, remove or lock the token. `store` says which kind of
+ * store failed and `path` where: the token file's path, or the server and key
+ * (`redis://cache:6379 (key amp-effect:{…}:token)`, never a password).
  *
  * @since 0.1.0
  * @category errors

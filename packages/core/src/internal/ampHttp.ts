@@ -1,6 +1,6 @@
 /**
- * The one HTTP pipeline to the AMP API, under both `AuthApi` and `AmpClient`, composed from
- * `HttpClient`'s own combinators and read top to bottom in `make`.
+ * The one HTTP pipeline to the AMP API, under both `AuthApi` and `AmpClient`, and what an error
+ * may show of a server's or a transport's text.
  *
  * @internal
  */
@@ -8,38 +8,32 @@ import {
   FetchHttpClient,
   Headers,
   HttpClient,
-  HttpClientError,
+  type HttpClientError,
   HttpClientRequest,
-  type HttpClientResponse
+  HttpClientResponse
 } from "@effect/platform"
-import { Cause, Clock, DateTime, Duration, Effect, Option } from "effect"
-import type { AmpHttpError } from "../AmpHttpError.js"
+import { Clock, Duration, Effect, Option, ParseResult, Schema } from "effect"
+import type { AmpHttpError, ApiReason, AuthError, AuthReason } from "../AmpHttpError.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 
-/** What the pipeline needs: where the API is, how hard to try, how long one attempt may take. */
 export interface Options {
   readonly baseUrl: string
   readonly retry: RetryPolicy.RetryOptions
   readonly requestTimeout: Duration.DurationInput
-  /** Whether a transient failure may be retried (`AmpClient`: the method, or the caller's opt-in). */
+  /** Whether a transient failure may be retried (`AmpClient`: by method). Default: always. */
   readonly retried?: ((error: AmpHttpError) => Effect.Effect<boolean>) | undefined
 }
 
 /** A failure the pipeline found, before the caller names where it happened. */
-export interface Failure {
-  readonly reason: "TransportError" | "RequestTimeout" | "ServerError" | "RateLimited" | "InvalidRequest" | "Redirected"
-  readonly status?: number
-  readonly detail?: string
-  readonly retryAfter?: Duration.Duration
-  readonly timeout?: Duration.Duration
+export type Failure = Omit<ConstructorParameters<typeof AuthError>[0], "endpoint" | "reason"> & {
+  readonly reason: AuthReason & ApiReason
 }
 
 /**
- * The pipeline over the `HttpClient` in context: the base URL; redirects never followed, and
- * `Authorization` among the redacted header names; the answers every AMP call treats alike (3xx,
- * 408, 429, 5xx) turned into failures; each attempt cut at the timeout; every failure named by
- * `fail` (an `AuthError` naming its endpoint, an `ApiError` naming method and path); transient
- * ones retried under the `RetryPolicy`. Other answers (2xx, 4xx) are the caller's to read.
+ * The pipeline over the `HttpClient` in context: the base URL; redirects never followed and
+ * `Authorization` redacted; 3xx, 408, 429 and 5xx turned into failures named by `fail`; each
+ * attempt cut at the timeout; transient failures retried. Other answers (2xx, 4xx) are the
+ * caller's to read.
  */
 export const make = <E extends AmpHttpError>(
   options: Options,
@@ -52,33 +46,26 @@ export const make = <E extends AmpHttpError>(
       HttpClient.mapRequest(HttpClientRequest.prependUrl(`${normalizeBaseUrl(options.baseUrl)}/`)),
       HttpClient.transformResponse(guarded),
       HttpClient.filterStatus((status) => (status >= 200 && status < 300) || isFinal4xx(status)),
+      HttpClient.catchAll((error) =>
+        Effect.flatMap(failureOf(error), (failure) => Effect.fail(fail(failure, error.request)))
+      ),
       HttpClient.transform((sent, request) =>
         Effect.timeoutFail(sent, {
           duration: timeout,
-          onTimeout: () => new HttpClientError.RequestError({ request, reason: "Transport", cause: timedOut })
+          onTimeout: () => fail({ reason: "RequestTimeout", timeout }, request)
         })
-      ),
-      HttpClient.catchAll((error) =>
-        Effect.flatMap(failureOf(error, timeout), (failure) => Effect.fail(fail(failure, error.request)))
       ),
       HttpClient.retry(RetryPolicy.schedule<E>(options.retry, options.retried))
     )
   })
 
-/** What marks a `RequestError` as the per-attempt timeout. */
-const timedOut = new Cause.TimeoutException("the per-attempt timeout ran out")
-
 /** A 4xx the caller reads: the request itself was refused. 408 and 429 are worth another try. */
 const isFinal4xx = (status: number) => status >= 400 && status < 500 && status !== 408 && status !== 429
 
 /**
- * Sends with redirects off and `Authorization` redacted, whatever the application configured.
- * `FetchHttpClient` follows redirects unless told otherwise: its `RequestInit` gets
- * `redirect: "manual"` on top of the application's own, so a 3xx comes back to `filterStatus`
- * (and a browser's opaque redirect, status 0, too). `NodeHttpClient`'s clients (node:http,
- * undici's `Dispatcher.request`) never follow one. The token is in the `Authorization` header
- * of every authenticated request: spans show it as `<redacted>` even where the application set
- * its own list of names.
+ * Sends with redirects off and `Authorization` redacted, whatever the application configured:
+ * `FetchHttpClient` follows redirects unless told `redirect: "manual"` (`NodeHttpClient`'s
+ * clients never do), and spans show the token unless the header is among the redacted names.
  */
 const guarded = <E, R>(
   sent: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>
@@ -91,40 +78,32 @@ const guarded = <E, R>(
     ))
 
 /** What a failed attempt means. A refused answer's body is read and dropped (the connection is reused). */
-const failureOf = (error: HttpClientError.HttpClientError, timeout: Duration.Duration): Effect.Effect<Failure> => {
-  if (error._tag === "RequestError") {
-    if (error.cause === timedOut) return Effect.succeed({ reason: "RequestTimeout", timeout })
-    const cause = describeCause(error)
-    const secrets = secretsOf(error.request)
-    return Effect.succeed(
-      error.reason === "Transport"
+const failureOf = (error: HttpClientError.HttpClientError): Effect.Effect<Failure> =>
+  Effect.gen(function*() {
+    if (error._tag === "RequestError") {
+      const cause = describeCause(error)
+      const secrets = secretsOf(error.request)
+      return error.reason === "Transport"
         ? { reason: "TransportError", detail: cleanText(cause || error.message, secrets) }
         : { reason: "InvalidRequest", detail: cleanText(cause ? `${error.reason}: ${cause}` : error.message, secrets) }
-    )
-  }
-  const { headers, status } = error.response
-  return Effect.zipRight(
-    Effect.ignore(error.response.text),
-    status === 429
-      ? Effect.map(
-        retryAfter(headers["retry-after"]),
-        (wait) =>
-          wait === undefined ? { reason: "RateLimited", status } : { reason: "RateLimited", status, retryAfter: wait }
-      )
-      : Effect.succeed<Failure>(
-        status < 400
-          ? { reason: "Redirected", status, detail: locationOrigin(headers["location"], error.request.url) }
-          : { reason: "ServerError", status }
-      )
-  )
-}
+    }
+    const { headers, status } = error.response
+    yield* Effect.ignore(error.response.text)
+    if (status < 400) {
+      return { reason: "Redirected", status, detail: locationOrigin(headers["location"], error.request.url) }
+    }
+    if (status !== 429) return { reason: "ServerError", status }
+    return { reason: "RateLimited", status, retryAfter: yield* retryAfter(headers["retry-after"]) }
+  })
+
+const decodePassword = Schema.decodeOption(Schema.parseJson(Schema.Struct({ password: Schema.String })))
 
 /** The secrets a request carries, to remove from what a transport says of it: token and password. */
 const secretsOf = (request: HttpClientRequest.HttpClientRequest): ReadonlyArray<string> => {
   const token = request.headers["authorization"]?.replace(/^token /, "")
-  const body = request.body._tag === "Uint8Array" ? parseJson(new TextDecoder().decode(request.body.body)) : undefined
-  const password = typeof body === "object" && body !== null && "password" in body ? body.password : undefined
-  return [token, password].filter((secret): secret is string => typeof secret === "string")
+  const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+  const password = Option.map(decodePassword(body), (body) => body.password)
+  return [token, Option.getOrUndefined(password)].filter((secret) => secret !== undefined)
 }
 
 /** The origin a `Location` points to (never its path or query: they may carry anything). */
@@ -133,40 +112,27 @@ const locationOrigin = (location: string | undefined, base: string): string => {
   return URL.canParse(location, base) ? new URL(location, base).origin : "an unreadable Location"
 }
 
-/**
- * The base URL as every request is built from it: without trailing slashes, so that
- * `https://amp-test.blockstream.com/api/` and `.../api` are the same API.
- */
+/** The base URL without trailing slashes, so that `.../api/` and `.../api` are the same API. */
 export const normalizeBaseUrl = (url: string): string => url.replace(/\/+$/, "")
 
-/**
- * Parses `Retry-After`: delay-seconds or an HTTP date (relative to `Clock`). `undefined` when
- * absent or unreadable, in which case the normal backoff applies.
- */
-export const retryAfter = (header: string | undefined): Effect.Effect<Duration.Duration | undefined> =>
+/** `Retry-After` as delay-seconds or an HTTP date (relative to `Clock`); `undefined` when unreadable. */
+const retryAfter = (header: string | undefined): Effect.Effect<Duration.Duration | undefined> =>
   Effect.map(Clock.currentTimeMillis, (now) => {
-    if (header === undefined) return undefined
-    const text = header.trim()
+    const text = header?.trim() ?? ""
     if (/^\d+$/.test(text)) return Duration.seconds(Number(text))
-    // `new Date` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
-    return Option.match(DateTime.make(new Date(text)), {
-      onNone: () => undefined,
-      onSome: (date) => Duration.millis(Math.max(0, DateTime.toEpochMillis(date) - now))
-    })
+    // `Date.parse` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
+    const date = Date.parse(text)
+    return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
   })
 
-/**
- * The messages of an error's cause and of that cause's own cause ("fetch failed: connect
- * ECONNREFUSED 127.0.0.1:9"), or "" when it has none: what a transport failure really was.
- */
+/** What a transport failure really was: its cause's message and that cause's own, or "". */
 export const describeCause = (error: { readonly cause?: unknown }): string => {
   const cause = error.cause instanceof Error ? error.cause : undefined
   if (cause === undefined) return ""
   return cause.cause instanceof Error ? `${cause.message}: ${cause.cause.message}` : cause.message
 }
 
-/** How much of a server's or a transport's text an error keeps. */
-export const maxDetailLength = 200
+const decodeDetail = Schema.decodeOption(Schema.parseJson(Schema.Struct({ detail: Schema.String })))
 
 /**
  * What an error shows of an answer's body: the `detail` of a JSON body (Django REST
@@ -176,30 +142,36 @@ export const detailOf = (
   response: HttpClientResponse.HttpClientResponse,
   secrets: ReadonlyArray<string>
 ): Effect.Effect<string> =>
-  Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => {
-    const detail = parseJson(text)
-    return cleanText(
-      typeof detail === "object" && detail !== null && "detail" in detail && typeof detail.detail === "string"
-        ? detail.detail
-        : text,
+  Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) =>
+    cleanText(
+      Option.match(decodeDetail(text), { onNone: () => text, onSome: ({ detail }) => detail }),
       secrets
-    )
-  })
+    ))
 
-const parseJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
+/**
+ * Decodes an answer's JSON body with `schema`. The failure says what is wrong in the schema's
+ * words, never the body itself: a half-right answer may still contain a token.
+ */
+export const decodeBody = <A, I>(
+  response: HttpClientResponse.HttpClientResponse,
+  schema: Schema.Schema<A, I>
+): Effect.Effect<A, string> =>
+  Effect.mapError(
+    HttpClientResponse.schemaBodyJson(schema)(response),
+    (error) => ParseResult.isParseError(error) ? cleanText(problem(error)) : "the body is not JSON"
+  )
+
+const problem = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map(({ message, path }) =>
+    path.length === 0 ? message : `${path.join(".")}: ${message}`
+  ).join("; ")
 
 /**
  * Makes server- or transport-supplied text safe to keep in an error: control and format
  * characters (which could rewrite a terminal or a log line) gone, whitespace folded, every
- * secret removed in whatever encoding it came in, and cut to `maxLength` characters.
+ * secret removed in whatever encoding it came in, and cut to 200 characters.
  */
-export const cleanText = (text: string, secrets: ReadonlyArray<string> = [], maxLength = maxDetailLength): string => {
+export const cleanText = (text: string, secrets: ReadonlyArray<string> = []): string => {
   let safe = text.replace(/[\p{Cc}\p{Cf}\s]+/gu, " ").trim()
   for (const secret of secrets) {
     const words = secret.replace(/\s+/g, " ").trim()
@@ -207,14 +179,13 @@ export const cleanText = (text: string, secrets: ReadonlyArray<string> = [], max
     if (words.length >= 4) safe = safe.replace(anyEncoding(words), "<redacted>")
   }
   const chars = Array.from(safe)
-  return chars.length > maxLength ? `${chars.slice(0, maxLength).join("")}…` : safe
+  return chars.length > 200 ? `${chars.slice(0, 200).join("")}…` : safe
 }
 
 /**
- * A pattern matching `words` (a secret, whitespace folded) however a server may have echoed it: each character as itself,
- * JSON-escaped (`\"`, `\\`, `\/`, `\u0041`) or percent-encoded (`%22`, either case); its
- * whitespace as any run of whitespace, `+`, `%20` or escaped whitespace. Any mix of these matches,
- * so a form-encoded password inside a JSON string is found too.
+ * A pattern matching `words` (a secret, whitespace folded) however a server echoed it, in any
+ * mix: each character as itself, JSON-escaped or percent-encoded (either case); its whitespace
+ * as any run of whitespace, `+`, `%20` or escaped whitespace.
  */
 const anyEncoding = (words: string): RegExp => {
   const gap = String.raw`(?:\s|\+|%(?:20|09|0[aAdD])|\\[ntr]|\\u00(?:20|09|0[aAdD]))+`
