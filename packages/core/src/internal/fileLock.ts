@@ -1,20 +1,15 @@
 /**
- * The storage of the lock beside the token file (`token.json.lock`), over the abstract
- * `FileSystem`, for the lock kit (`storeLock.ts`: waiting, timeout and release are there).
+ * The storage of the lock beside the token file (`token.json.lock`), for `storeLock.ts`.
  *
- * - Taking it: create the lock file exclusively (mode 0600) with an owner record: process id,
- *   host, a random nonce and the end of its lease. Creation either succeeds or fails with
- *   "already exists", atomically, on every local file system.
- * - Taking over: a lock whose lease ran out, or whose owner on this host is no longer running.
- *   Many waiters see the same stale lock at once, and none may delete a lock another has
- *   created since, so a waiter first creates a claim on that very lock,
- *   `token.json.lock.claim-<its nonce>`, exclusively: one waiter wins, re-reads the lock, and
- *   deletes it only if it still holds the record judged stale. The others go on waiting, and
- *   then everyone competes to create the lock as usual. A claim whose own creator died is
- *   judged (and removed) by the same rules as a lock.
- * - Releasing: the lock is renamed to `token.json.lock.stale-<owner>-<random>` and checked to
- *   hold our record before it is deleted, so a process only ever deletes its own lock (see
- *   `AtomicFile.renameIfUnchanged`).
+ * - Taking it: create the lock file exclusively (mode 0600) with an owner record (process id,
+ *   host, nonce, end of lease): atomic on every local file system.
+ * - Taking over a stale lock (lease ran out, or owner on this host dead): many waiters see it at
+ *   once and none may delete a lock another has created since, so a waiter first creates a claim
+ *   on that very lock, `token.json.lock.claim-<its nonce>`, exclusively; the winner deletes the
+ *   lock only if it still holds the record judged stale. A claim whose creator died is judged by
+ *   the same rules as a lock.
+ * - Releasing: the lock is renamed aside and checked to hold our record before it is deleted,
+ *   so a process only ever deletes its own lock.
  *
  * @internal
  */
@@ -24,7 +19,7 @@ import { Rfc3339 } from "../TokenData.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as StoreLock from "./storeLock.js"
 
-/** What the lock file holds. Snake case like the token file; readable by a person with `cat`. */
+/** What the lock file holds; snake case like the token file. */
 const LockRecord = Schema.Struct({
   pid: Schema.NullOr(Schema.Int.pipe(Schema.positive())),
   host: Schema.NullOr(Schema.String),
@@ -36,7 +31,6 @@ type LockRecord = typeof LockRecord.Type
 
 const decodeRecord = Schema.decodeEither(Schema.parseJson(LockRecord), { onExcessProperty: "ignore" })
 
-/** The lock of one token file: where it is and its lease. */
 interface LockContext extends AtomicFile.FileContext {
   readonly lockPath: string
   readonly leaseMillis: number
@@ -48,13 +42,10 @@ const releasing: AtomicFile.LeftoverKind = { kind: "lock.stale", owned: true }
 /** A claim on a stale lock, named after the lock it claims: `<target>.lock.claim-<nonce>`. */
 const claims: AtomicFile.LeftoverKind = { kind: "lock.claim", owned: false }
 
-/**
- * What a lock leaves behind when its process dies mid-operation; saves of the token file sweep
- * them (`AtomicFile.removeLeftovers`).
- */
+/** What a lock leaves behind when its process dies mid-operation; saves sweep them. */
 export const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [releasing, claims]
 
-/** The storage of the lock of `file`'s target, `<target>.lock`, with a lease of `lease`. */
+/** The storage of the lock of `file`'s target, `<target>.lock`. */
 export const storage = (file: AtomicFile.FileContext, lease: Duration.Duration): {
   readonly ctx: LockContext
   readonly storage: StoreLock.Storage
@@ -64,15 +55,14 @@ export const storage = (file: AtomicFile.FileContext, lease: Duration.Duration):
     ctx,
     storage: {
       take: (owner) => Effect.mapError(take(ctx, owner), AtomicFile.describe),
-      release: (owner) =>
-        Effect.mapError(Effect.map(removeIfStill(ctx, owner), (outcome) => outcome === "Moved"), AtomicFile.describe)
+      release: (owner) => Effect.mapError(removeIfStill(ctx, owner), AtomicFile.describe)
     }
   }
 }
 
 const justReleased: StoreLock.Attempt = { _tag: "Busy", holder: "nobody (it was just released)" }
 
-/** One attempt: `Taken`, or `Busy` when someone else holds the lock (after taking over a stale one). */
+/** One attempt: `Taken`, or `Busy` when someone else holds the lock. */
 const take = (ctx: LockContext, owner: StoreLock.Owner): Effect.Effect<StoreLock.Attempt, PlatformError> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -150,10 +140,7 @@ const claimPath = (ctx: LockContext, stale: string): string => {
   return `${AtomicFile.sibling(ctx, claims.kind)}-${key}`
 }
 
-/**
- * Deletes the lock found stale with text `stale`, if this waiter wins the claim on it and it is
- * still that lock; `true` when deleted.
- */
+/** Deletes the lock found stale with text `stale` if this waiter wins the claim on it (`true`). */
 const takeOver = (
   ctx: LockContext,
   owner: StoreLock.Owner,
@@ -182,22 +169,21 @@ const takeOver = (
     }).pipe(Effect.ensuring(Effect.ignore(ctx.fs.remove(claim))))
   })
 
-/** Deletes the lock file if it is still `owner`'s; otherwise leaves it as it is. */
-const removeIfStill = (
-  ctx: LockContext,
-  owner: StoreLock.Owner
-): Effect.Effect<AtomicFile.RenameOutcome, PlatformError> =>
+/** Deletes the lock file if it is still `owner`'s (`true`); otherwise leaves it as it is. */
+const removeIfStill = (ctx: LockContext, owner: StoreLock.Owner): Effect.Effect<boolean, PlatformError> =>
   Effect.gen(function*() {
     const aside = yield* AtomicFile.uniqueSibling(ctx, releasing.kind)
-    const outcome = yield* AtomicFile.renameIfUnchanged(
+    const moved = yield* AtomicFile.renameIfUnchanged(
       ctx.fs,
       ctx.lockPath,
       aside,
       (moved) =>
-        Effect.map(ctx.fs.readFileString(moved), (text) =>
-          Either.getOrUndefined(decodeRecord(text))?.nonce === owner.nonce)
+        Effect.map(
+          ctx.fs.readFileString(moved),
+          (text) => Either.getOrUndefined(decodeRecord(text))?.nonce === owner.nonce
+        )
     )
-    // Moved: ours to delete. Changed: put back, or (when that failed) its owner lost it anyway.
-    yield* outcome === "Moved" ? ctx.fs.remove(aside) : Effect.ignore(ctx.fs.remove(aside))
-    return outcome
+    // Not moved: put back (nothing left aside), or its owner lost it anyway.
+    yield* moved ? ctx.fs.remove(aside) : Effect.ignore(ctx.fs.remove(aside))
+    return moved
   })
