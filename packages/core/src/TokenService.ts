@@ -115,15 +115,6 @@ export interface ConfigOptions {
 export const defaultRefreshMargin: Duration.Duration = AmpConfig.defaultRefreshMargin
 
 /**
- * When a renewal fails while the current token is still valid, `getToken` keeps serving that
- * token and tries again this much later (or at expiry, whichever comes first).
- *
- * @since 0.1.0
- * @category constants
- */
-export const renewalRetryDelay: Duration.Duration = internal.renewalRetryDelay
-
-/**
  * Builds the service over an `AuthApi` and a `TokenStore`, loading the stored token first.
  *
  * @since 0.1.0
@@ -163,19 +154,6 @@ export const layerConfig = (
 /**
  * A service that always answers with `token`: for application tests that do not care about
  * the token's lifecycle.
- *
- * @example
- * ```ts
- * import { TokenService } from "@amp-effect/core"
- * import { Effect, Redacted } from "effect"
- *
- * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
- *
- * Effect.runPromise(Effect.provide(program, TokenService.layerMock("test-token"))).then((token) =>
- *   console.log(Redacted.value(token))
- * )
- * // Output: test-token
- * ```
  *
  * @since 0.1.0
  * @category layers

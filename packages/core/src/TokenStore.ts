@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Context, type Duration, Effect, Layer, Option, Ref } from "effect"
+import { Context, Effect, Layer, Option, Ref } from "effect"
 import * as internal from "./internal/fileStore.js"
 import type { TokenData } from "./TokenData.js"
 import type { TokenStoreError } from "./TokenError.js"
@@ -88,22 +88,6 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
  * @category models
  */
 export type FileStoreOptions = internal.FileStoreOptions
-
-/**
- * Default of `FileStoreOptions.lockLease`: 60 seconds.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLockLease: Duration.Duration = internal.defaultLockLease
-
-/**
- * Default of `FileStoreOptions.lockTimeout`: 90 seconds.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLockTimeout: Duration.Duration = internal.defaultLockTimeout
 
 /**
  * The token file at `path`, shared by any number of processes of one machine.

@@ -14,7 +14,7 @@
  * @internal
  */
 import type { PlatformError } from "@effect/platform/Error"
-import { Clock, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, DateTime, Effect, Either, Option, Schema } from "effect"
 import { Rfc3339 } from "../TokenData.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as StoreLock from "./storeLock.js"
@@ -31,7 +31,7 @@ type LockRecord = typeof LockRecord.Type
 
 const decodeRecord = Schema.decodeEither(Schema.parseJson(LockRecord), { onExcessProperty: "ignore" })
 
-interface LockContext extends AtomicFile.FileContext {
+export interface LockContext extends AtomicFile.FileContext {
   readonly lockPath: string
   readonly leaseMillis: number
 }
@@ -45,20 +45,11 @@ const claims: AtomicFile.LeftoverKind = { kind: "lock.claim", owned: false }
 /** What a lock leaves behind when its process dies mid-operation; saves sweep them. */
 export const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [releasing, claims]
 
-/** The storage of the lock of `file`'s target, `<target>.lock`. */
-export const storage = (file: AtomicFile.FileContext, lease: Duration.Duration): {
-  readonly ctx: LockContext
-  readonly storage: StoreLock.Storage
-} => {
-  const ctx = { ...file, lockPath: AtomicFile.sibling(file, "lock"), leaseMillis: Duration.toMillis(lease) }
-  return {
-    ctx,
-    storage: {
-      take: (owner) => Effect.mapError(take(ctx, owner), AtomicFile.describe),
-      release: (owner) => Effect.mapError(removeIfStill(ctx, owner), AtomicFile.describe)
-    }
-  }
-}
+/** The storage of the lock at `ctx.lockPath`. */
+export const storage = (ctx: LockContext): StoreLock.Storage => ({
+  take: (owner) => Effect.mapError(take(ctx, owner), AtomicFile.describe),
+  release: (owner) => Effect.mapError(removeIfStill(ctx, owner), AtomicFile.describe)
+})
 
 const justReleased: StoreLock.Attempt = { _tag: "Busy", holder: "nobody (it was just released)" }
 

@@ -38,10 +38,6 @@ export interface FileStoreOptions {
   readonly checkPermissions?: boolean
 }
 
-export const defaultLockLease: Duration.Duration = Duration.seconds(60)
-
-export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
-
 const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [AtomicFile.tempKind, ...FileLock.leftoverKinds]
 
 export const makeFile = (path: string, options?: FileStoreOptions) =>
@@ -59,15 +55,15 @@ export const makeFile = (path: string, options?: FileStoreOptions) =>
       keepCorrupt: Math.max(0, options?.keepCorrupt ?? 3),
       checkPermissions: options?.checkPermissions ?? true
     }
-    const lease = Duration.decode(options?.lockLease ?? defaultLockLease)
-    const lock = FileLock.storage(ctx, lease)
+    const lease = Duration.decode(options?.lockLease ?? Duration.seconds(60))
+    const lock = { ...ctx, lockPath: AtomicFile.sibling(ctx, "lock"), leaseMillis: Duration.toMillis(lease) }
     // A file system that refuses the lock file (read-only, full) shares nothing anyway: proceed.
-    const withLock = yield* StoreLock.make(lock.storage, {
+    const withLock = yield* StoreLock.make(FileLock.storage(lock), {
       store: "file",
-      name: `token lock ${lock.ctx.lockPath}`,
-      where: lock.ctx.lockPath,
+      name: `token lock ${lock.lockPath}`,
+      where: lock.lockPath,
       lease,
-      timeout: Duration.decode(options?.lockTimeout ?? defaultLockTimeout),
+      timeout: Duration.decode(options?.lockTimeout ?? Duration.seconds(90)),
       whenUnavailable: "proceed",
       localProcess: options?.localProcess
     })

@@ -148,12 +148,9 @@ const release = (storage: Storage, options: Options, owner: Owner, lost: Effect.
   storage.release(owner).pipe(
     Effect.flatMap((released) => released ? Effect.void : lost),
     Effect.catchAll((reason) =>
-      Effect.zipRight(
-        counted(options, "release"),
-        Effect.logWarning(
-          `Could not release the ${options.name} (${reason}); others take it over when its lease runs out`
-        )
-      )
+      counted(options, "release").pipe(Effect.zipRight(Effect.logWarning(
+        `Could not release the ${options.name} (${reason}); others take it over when its lease runs out`
+      )))
     )
   )
 
@@ -164,17 +161,14 @@ const keepExtending = (
   owner: Owner,
   lost: Effect.Effect<void>
 ) =>
-  Effect.sleep(Duration.divide(options.lease, 3).pipe(Option.getOrElse(() => options.lease))).pipe(
+  Effect.sleep(Duration.unsafeDivide(options.lease, 3)).pipe(
     Effect.zipRight(extend(owner)),
     Effect.flatMap((extended) => extended ? Effect.succeed(true) : Effect.as(lost, false)),
     // A missed extension is no loss yet: the lease still runs. The next one will tell.
     Effect.catchAll((reason) =>
-      Effect.as(
-        Effect.zipRight(
-          counted(options, "extend"),
-          Effect.logDebug(`Could not extend the ${options.name}: ${reason}`)
-        ),
-        true
+      counted(options, "extend").pipe(
+        Effect.zipRight(Effect.logDebug(`Could not extend the ${options.name}: ${reason}`)),
+        Effect.as(true)
       )
     ),
     Effect.repeat({ while: (held) => held })

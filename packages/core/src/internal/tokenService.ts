@@ -14,7 +14,8 @@ import * as TokenInfo from "../TokenInfo.js"
 import * as TokenMetrics from "../TokenMetrics.js"
 import { TokenStore } from "../TokenStore.js"
 
-export const renewalRetryDelay: Duration.Duration = Duration.seconds(30)
+/** After a failed renewal in the margin, a still-valid token is served this long before retrying. */
+const renewalRetryDelay = Duration.seconds(30)
 
 /** The token in memory, with the instants that matter. */
 export interface Current {
@@ -220,12 +221,9 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
       data = yield* service.api.refresh(base.data.token).pipe(
         Effect.flatMap(fromServer),
         Effect.catchAll((error) =>
-          mode._tag === "RefreshOnly" ? Effect.fail(error) : Effect.zipRight(
-            Effect.zipRight(
-              Metric.increment(TokenMetrics.refreshFallbacks),
-              Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
-            ),
-            login
+          mode._tag === "RefreshOnly" ? Effect.fail(error) : Metric.increment(TokenMetrics.refreshFallbacks).pipe(
+            Effect.zipRight(Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)),
+            Effect.zipRight(login)
           )
         )
       )
@@ -280,9 +278,7 @@ const clear = (service: Service): Effect.Effect<void, TokenStoreError> =>
 const awaitEnd = (busy: Busy): Effect.Effect<void> =>
   busy._tag === "Renewing" ? Effect.asVoid(Effect.exit(Deferred.await(busy.outcome))) : Deferred.await(busy.done)
 
-export const make = (
-  options?: { readonly refreshMargin?: Duration.DurationInput }
-) =>
+export const make = (options?: { readonly refreshMargin?: Duration.DurationInput }) =>
   Effect.gen(function*() {
     const api = yield* AuthApi
     const store = yield* TokenStore
@@ -290,6 +286,8 @@ export const make = (
     const current = yield* loadStored({ store, margin }, false).pipe(Effect.withSpan("TokenService.load"))
     const service: Service = { api, store, margin, state: yield* Ref.make<State>({ _tag: "Idle", current }) }
     const token = (mode: Mode) => Effect.map(lifecycle(service, mode), (current) => current.data.token)
+    const renew = (mode: Mode, name: string) =>
+      withLoginFallback(token(mode)).pipe(Effect.withSpan(`TokenService.${name}`))
 
     // The hot path: one Ref.get and a clock read; a span would cost more than the lookup.
     const slow = withLoginFallback(token({ _tag: "Auto" }))
@@ -301,33 +299,24 @@ export const make = (
           (now) => now < current.refreshAt ? Effect.succeed(current.data.token) : slow
         ))
 
-    const getTokenInfo = Effect.flatMap(Ref.get(service.state), ({ current }) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.as(
-          Metric.set(
-            TokenMetrics.secondsUntilExpiry,
-            current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000
-          ),
-          current === undefined
-            ? Option.none()
-            : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
-        )))
+    const getTokenInfo = Effect.gen(function*() {
+      const { current } = yield* Ref.get(service.state)
+      const now = yield* Clock.currentTimeMillis
+      yield* setSecondsLeft(current, now)
+      return current === undefined
+        ? Option.none()
+        : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
+    })
 
     return {
       getToken,
-      obtainToken: withLoginFallback(token({ _tag: "Obtain", queuedBehind: undefined })).pipe(
-        Effect.withSpan("TokenService.obtainToken")
-      ),
+      obtainToken: renew({ _tag: "Obtain", queuedBehind: undefined }, "obtainToken"),
       refreshToken: token({ _tag: "RefreshOnly", queuedBehind: undefined }).pipe(
         Effect.withSpan("TokenService.refreshToken")
       ),
-      forceRefresh: withLoginFallback(token({ _tag: "Refresh", queuedBehind: undefined })).pipe(
-        Effect.withSpan("TokenService.forceRefresh")
-      ),
+      forceRefresh: renew({ _tag: "Refresh", queuedBehind: undefined }, "forceRefresh"),
       renewRejected: (rejected: Redacted.Redacted<string>) =>
-        withLoginFallback(token({ _tag: "Rejected", token: rejected })).pipe(
-          Effect.withSpan("TokenService.renewRejected")
-        ),
+        renew({ _tag: "Rejected", token: rejected }, "renewRejected"),
       getTokenInfo,
       clearToken: clear(service).pipe(Effect.withSpan("TokenService.clearToken"))
     }
@@ -377,8 +366,11 @@ const renewed = (source: "server" | "file", current: Current, now: number) =>
   Effect.all([
     Effect.annotateCurrentSpan("source", source),
     Metric.increment(Metric.tagged(TokenMetrics.renewals, "source", source)),
-    Metric.set(TokenMetrics.secondsUntilExpiry, Math.max(0, current.expiresAt - now) / 1000)
+    setSecondsLeft(current, now)
   ], { discard: true })
+
+const setSecondsLeft = (current: Current | undefined, now: number) =>
+  Metric.set(TokenMetrics.secondsUntilExpiry, current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000)
 
 /** A store failure the service lives with: counted and logged, with what happens instead. */
 const storeFailed = (error: TokenStoreError, instead: string) =>
