@@ -1,20 +1,11 @@
 /**
- * The lock a shared token store holds while one process renews, written once for every store
- * (the file, Redis, Postgres). A store supplies only its storage primitives (`Storage`); `make`
- * turns them into the store's `withLock`:
- *
- * - **Waiting**: attempts are retried with a jittered exponential backoff (10 ms doubling to
- *   100 ms) until `timeout`, then fail with a `TokenStoreError` (operation `"lock"`) naming the
- *   holder. Fibers of one process queue before polling. A wait for another process is counted
- *   (`amp_token_lock_waits_total`) and traced (`TokenStore.lockWait`).
- * - **Lease**: while the effect runs, the lease is extended every third of it (when the storage
- *   can extend). A lock found no longer ours is reported once: a warning and the `lost` metric.
- *   The store's save is the fence that keeps such a holder from replacing a newer token.
- * - **Release**: on exit, however the effect ends, and only if the lock is still ours.
- * - **Storage unreachable**: `whenUnavailable: "proceed"` runs the effect unlocked with a
- *   warning (and the `unavailable` metric, operation `"lock"`); `"fail"` fails it.
- *
- * Stale locks (an owner killed while holding) are the storage's to recognise, in `take`.
+ * The lock a shared token store holds while one process renews, written once for every store.
+ * A store supplies its storage primitives (`Storage`); `make` turns them into its `withLock`:
+ * polling with a jittered backoff (10 ms doubling to 100 ms) until `timeout`, then a
+ * `TokenStoreError` naming the holder; the lease extended every third of it while the effect
+ * runs; release on exit if the lock is still ours; a lost lease reported once (a warning and the
+ * `lost` metric); an unreachable storage run through unlocked (`whenUnavailable: "proceed"`) or
+ * failed. Stale locks are the storage's to recognise, in `take`.
  *
  * @since 0.1.0
  */

@@ -1,14 +1,8 @@
 /**
- * The token service: an always-valid AMP token for whoever asks.
- *
- * `getToken` answers from memory while the token is valid and outside the refresh margin: no
- * lock, no I/O. Otherwise one fiber renews it (refresh while valid, else a login) while every
- * other caller shares that one result; the new token is saved to the `TokenStore` (when a
- * shared store keeps a later token another process saved meanwhile, that one is served).
- *
- * `obtainToken`, `forceRefresh` and `refreshToken` never answer with a token obtained before
- * they were called, nor with the failure of a renewal they did not cause: they wait for a
- * renewal under way, then renew (calls that waited together share that renewal).
+ * The token service: an always-valid AMP token for whoever asks. One fiber renews (refresh while
+ * valid, else a login) while every other caller shares its result; the new token is saved to the
+ * `TokenStore`. `obtainToken`, `forceRefresh` and `refreshToken` never answer with a token
+ * obtained before they were called, nor with the failure of a renewal they did not cause.
  *
  * @since 0.1.0
  */

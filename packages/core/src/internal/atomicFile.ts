@@ -1,11 +1,7 @@
 /**
- * Crash-safe work on a target file and the files beside it, for the token file and its lock:
- * exclusive creation, atomic replacement, renaming a file only if it is still the one looked at,
- * and the removal of what killed processes left behind.
- *
- * Names created beside the target are `<target>.<kind>-<owner>-<random>`, where `<owner>` is
- * `h<host hash>-p<pid>` (or `x` when unknown): a sweep removes a leftover of a dead process of
- * this host at once, instead of after `abandonedAfterMillis`.
+ * Crash-safe work on a target file and the files beside it, for the token file and its lock.
+ * Names created beside the target are `<target>.<kind>-<owner>-<random>`, `<owner>` being
+ * `h<host hash>-p<pid>` (or `x`): a leftover of a dead process of this host goes at once.
  *
  * @internal
  */
@@ -73,48 +69,36 @@ export interface LeftoverKind {
 export const tempKind: LeftoverKind = { kind: "tmp", owned: true }
 
 /**
- * Creates `file` exclusively with mode 0600 (never through a symbolic link, never readable by
- * others), writes and flushes it, and answers its `stat` (the file system's "now"). A missing
- * directory is created with mode 0700. A half-written file is removed; one that existed before
- * is never touched.
+ * Creates `file` exclusively with mode 0600 (never through a symbolic link), writes and flushes
+ * it, and answers its `stat` (the file system's "now"). A missing directory is created (0700). A
+ * half-written file is removed; one that existed before is never touched.
  */
 export const createExclusive = (
   ctx: FileContext,
   file: string,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
-  writeNew(ctx.fs, file, bytes).pipe(
-    Effect.catchIf(isNotFound, () =>
-      Effect.zipRight(
-        ctx.fs.makeDirectory(ctx.path.dirname(file), { recursive: true, mode: 0o700 }),
-        writeNew(ctx.fs, file, bytes)
-      ))
-  )
-
-const writeNew = (
-  fs: FileSystem.FileSystem,
-  file: string,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
-  Effect.scoped(Effect.gen(function*() {
-    const handle = yield* fs.open(file, { flag: "wx", mode: 0o600 })
-    return yield* Effect.zipRight(Effect.zipRight(handle.writeAll(bytes), handle.sync), handle.stat).pipe(
-      Effect.onError(() => Effect.ignore(fs.remove(file)))
+  text: string
+): Effect.Effect<FileSystem.File.Info, PlatformError> => {
+  const write = Effect.scoped(Effect.gen(function*() {
+    const handle = yield* ctx.fs.open(file, { flag: "wx", mode: 0o600 })
+    return yield* handle.writeAll(new TextEncoder().encode(text)).pipe(
+      Effect.zipRight(handle.sync),
+      Effect.zipRight(handle.stat),
+      Effect.onError(() => Effect.ignore(ctx.fs.remove(file)))
     )
   }))
+  const makeDirectory = ctx.fs.makeDirectory(ctx.path.dirname(file), { recursive: true, mode: 0o700 })
+  return Effect.catchIf(write, isNotFound, () => Effect.zipRight(makeDirectory, write))
+}
 
 /**
- * Replaces the target with `bytes` so that a crash leaves the old file or the new one: a temp
+ * Replaces the target with `text` so that a crash leaves the old file or the new one: a temp
  * file, renamed over the target (replacing a symbolic link, never following it), then the
  * directory flushed. Answers the temp file's `stat`, for `removeLeftovers`.
  */
-export const writeAtomically = (
-  ctx: FileContext,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
+export const writeAtomically = (ctx: FileContext, text: string): Effect.Effect<FileSystem.File.Info, PlatformError> =>
   Effect.gen(function*() {
     const temp = yield* uniqueSibling(ctx, tempKind.kind)
-    const written = yield* createExclusive(ctx, temp, bytes)
+    const written = yield* createExclusive(ctx, temp, text)
     yield* ctx.fs.rename(temp, ctx.target).pipe(Effect.onError(() => Effect.ignore(ctx.fs.remove(temp))))
     yield* syncDirectory(ctx.fs, ctx.path.dirname(ctx.target))
     return written
@@ -193,7 +177,9 @@ const isOld = (
   reference: FileSystem.File.Info
 ): Effect.Effect<boolean, PlatformError> =>
   Effect.map(ctx.fs.stat(file), (info) => {
-    const now = Option.getOrUndefined(reference.mtime)?.getTime()
-    const mtime = Option.getOrUndefined(info.mtime)?.getTime()
+    const now = mtimeOf(reference)
+    const mtime = mtimeOf(info)
     return now !== undefined && mtime !== undefined && now - mtime > abandonedAfterMillis
   })
+
+export const mtimeOf = (info: FileSystem.File.Info): number | undefined => Option.getOrUndefined(info.mtime)?.getTime()

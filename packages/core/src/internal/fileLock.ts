@@ -1,15 +1,9 @@
 /**
- * The storage of the lock beside the token file (`token.json.lock`), for `storeLock.ts`.
- *
- * - Taking it: create the lock file exclusively (mode 0600) with an owner record (process id,
- *   host, nonce, end of lease): atomic on every local file system.
- * - Taking over a stale lock (lease ran out, or owner on this host dead): many waiters see it at
- *   once and none may delete a lock another has created since, so a waiter first creates a claim
- *   on that very lock, `token.json.lock.claim-<its nonce>`, exclusively; the winner deletes the
- *   lock only if it still holds the record judged stale. A claim whose creator died is judged by
- *   the same rules as a lock.
- * - Releasing: the lock is renamed aside and checked to hold our record before it is deleted,
- *   so a process only ever deletes its own lock.
+ * The storage of the lock beside the token file (`token.json.lock`), for `storeLock.ts`: an owner
+ * record created exclusively (atomic on every local file system). Many waiters see a stale lock
+ * at once and none may delete a lock another has created since, so a waiter first creates a
+ * claim on that very lock, exclusively; the winner deletes the lock only if it still holds the
+ * record judged stale. Releasing renames the lock aside and checks it is ours before deleting.
  *
  * @internal
  */
@@ -27,7 +21,6 @@ const LockRecord = Schema.Struct({
   acquired_at: Rfc3339,
   lease_until: Rfc3339
 })
-type LockRecord = typeof LockRecord.Type
 
 const decodeRecord = Schema.decodeEither(Schema.parseJson(LockRecord), { onExcessProperty: "ignore" })
 
@@ -83,11 +76,11 @@ const recordOf = (ctx: LockContext, owner: StoreLock.Owner, now: number): string
     })
   ) + "\n"
 
-const describeHolder = (record: LockRecord): string =>
-  `${StoreLock.describeOwner(record)}, lease until ${DateTime.formatIso(record.lease_until)}`
-
 const holderOf = (text: string): string =>
-  Either.match(decodeRecord(text), { onLeft: () => "an unreadable lock file", onRight: describeHolder })
+  Either.match(decodeRecord(text), {
+    onLeft: () => "an unreadable lock file",
+    onRight: (record) => `${StoreLock.describeOwner(record)}, lease until ${DateTime.formatIso(record.lease_until)}`
+  })
 
 /** Why the lock (or claim) at `path`, found with `text`, may be removed; `None` while held. */
 const staleness = (
@@ -104,7 +97,7 @@ const staleness = (
   // Not a record (a foreign file, or a writer killed between create and write): judge it by its
   // age, with the lease as the limit.
   return Effect.map(ctx.fs.stat(path), (info) => {
-    const mtime = Option.getOrUndefined(info.mtime)?.getTime()
+    const mtime = AtomicFile.mtimeOf(info)
     return mtime !== undefined && now - mtime > ctx.leaseMillis
       ? Option.some("it is unreadable and older than the lease")
       : Option.none()
@@ -119,7 +112,7 @@ const readText = (ctx: LockContext, path: string): Effect.Effect<Option.Option<s
 
 /** Creates `path` with `text`, exclusively (mode 0600); `false` when it exists already. */
 const create = (ctx: LockContext, path: string, text: string): Effect.Effect<boolean, PlatformError> =>
-  AtomicFile.createExclusive(ctx, path, new TextEncoder().encode(text)).pipe(
+  AtomicFile.createExclusive(ctx, path, text).pipe(
     Effect.as(true),
     Effect.catchIf(AtomicFile.isAlreadyExists, () => Effect.succeed(false))
   )

@@ -8,7 +8,7 @@ import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect } from "effect"
 import type { LocalProcess } from "../LocalProcess.js"
-import type { TokenData } from "../TokenData.js"
+import * as TokenData from "../TokenData.js"
 import { TokenStoreError } from "../TokenError.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as FileLock from "./fileLock.js"
@@ -72,8 +72,8 @@ export const makeFile = (path: string, options?: FileStoreOptions) =>
     return {
       description: `file ${target}`,
       load: TokenFile.load(ctx).pipe(Effect.mapError(fail("load")), Effect.withSpan("TokenStore.load", span)),
-      save: (data: TokenData) =>
-        AtomicFile.writeAtomically(ctx, TokenFile.encode(data)).pipe(
+      save: (data: TokenData.TokenData) =>
+        AtomicFile.writeAtomically(ctx, TokenData.encodeFile(data)).pipe(
           // Afterwards, what writers and lock holders that died left beside the file goes.
           Effect.flatMap((written) => AtomicFile.removeLeftovers(ctx, leftoverKinds, written)),
           Effect.as(data),

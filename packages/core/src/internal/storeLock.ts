@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Data, DateTime, Duration, Effect, Metric, Option, Random, Schedule, type Scope } from "effect"
+import { DateTime, Duration, Effect, Metric, Option, Random, Schedule, type Scope } from "effect"
 import type { LocalProcess } from "../LocalProcess.js"
 import { TokenStoreError } from "../TokenError.js"
 import * as TokenMetrics from "../TokenMetrics.js"
@@ -78,8 +78,6 @@ export const staleness = (
   )
 }
 
-class Busy extends Data.TaggedError("Busy")<{ readonly holder: string }> {}
-
 export const make = (storage: Storage, options: Options): Effect.Effect<WithLock> =>
   Effect.map(
     // Fibers of one process queue here first, so that only one of them polls the storage.
@@ -108,7 +106,7 @@ const hold = (storage: Storage, options: Options): Effect.Effect<void, TokenStor
     const attempt = Effect.suspend(() => {
       attempts++
       return storage.take(owner)
-    }).pipe(Effect.flatMap((found) => found._tag === "Taken" ? Effect.void : new Busy({ holder: found.holder })))
+    }).pipe(Effect.flatMap((found) => found._tag === "Taken" ? Effect.void : Effect.fail(found)))
     const outcome = yield* Effect.acquireRelease(attempt, () => release(storage, options, owner, lost)).pipe(
       Effect.retry({ schedule: backoff(options.timeout), while: (error) => typeof error !== "string" }),
       Effect.either

@@ -21,8 +21,6 @@ const corruptKind = "corrupt"
 /** A token file is a few hundred bytes; anything much larger is not one (and is not read). */
 const maxFileBytes = 64 * 1024
 
-export const encode = (data: TokenData.TokenData): Uint8Array => new TextEncoder().encode(TokenData.encodeFile(data))
-
 /** What is wrong with the file's text, without quoting the content. */
 const describeParseError = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
@@ -37,15 +35,12 @@ export const load = (ctx: TokenFileContext): Effect.Effect<Option.Option<TokenDa
     // A second look only when a writer replaced the bad file while we were moving it aside.
     for (let look = 0; look < 2; look++) {
       const found = yield* inspect(ctx)
-      if (found._tag === "Missing") return Option.none()
-      const decoded = found._tag === "Text"
-        ? Either.mapLeft(TokenData.decodeFile(found.text), describeParseError)
-        : Either.left(found.reason)
-      if (Either.isRight(decoded)) return Option.some(decoded.right)
+      if (found === undefined) return Option.none()
+      if (Either.isRight(found.decoded)) return Option.some(found.decoded.right)
       const aside = yield* moveAside(ctx, found.info)
       if (Option.isSome(aside)) {
         yield* Effect.logWarning(
-          `The token file ${ctx.target} is not a valid token file (${decoded.left}); moved it to ${aside.value} and will obtain a new token`
+          `The token file ${ctx.target} is not a valid token file (${found.decoded.left}); moved it to ${aside.value} and will obtain a new token`
         )
         return Option.none()
       }
@@ -53,17 +48,18 @@ export const load = (ctx: TokenFileContext): Effect.Effect<Option.Option<TokenDa
     return Option.none()
   })
 
-type Found =
-  | { readonly _tag: "Missing" }
-  | { readonly _tag: "Unreadable"; readonly info: FileSystem.File.Info; readonly reason: string }
-  | { readonly _tag: "Text"; readonly info: FileSystem.File.Info; readonly text: string }
+interface Found {
+  readonly info: FileSystem.File.Info
+  /** The token, or what is wrong with the file (never its content). */
+  readonly decoded: Either.Either<TokenData.TokenData, string>
+}
 
 /**
  * Reads the target, tightening a file readable by others to 0600 (`checkPermissions`). A
  * symbolic link is read through (a user may point `token.json` elsewhere) but never changed
  * through. Anything but a regular file (a FIFO would block the read) is refused.
  */
-const inspect = (ctx: TokenFileContext): Effect.Effect<Found, PlatformError> =>
+const inspect = (ctx: TokenFileContext): Effect.Effect<Found | undefined, PlatformError> =>
   Effect.gen(function*() {
     const link = yield* ctx.fs.readLink(ctx.target).pipe(
       Effect.map(Option.some),
@@ -88,11 +84,11 @@ const inspect = (ctx: TokenFileContext): Effect.Effect<Found, PlatformError> =>
       yield* tightenMode(ctx, info)
     }
     if (Number(info.size) > maxFileBytes) {
-      return { _tag: "Unreadable", info, reason: `${info.size} bytes, far larger than a token file` } as const
+      return { info, decoded: Either.left(`${info.size} bytes, far larger than a token file`) }
     }
     const text = yield* ctx.fs.readFileString(ctx.target)
-    return { _tag: "Text", info, text } as const
-  }).pipe(Effect.catchIf(AtomicFile.isNotFound, () => Effect.succeed({ _tag: "Missing" } as const)))
+    return { info, decoded: Either.mapLeft(TokenData.decodeFile(text), describeParseError) }
+  }).pipe(Effect.catchIf(AtomicFile.isNotFound, () => Effect.succeed(undefined)))
 
 /** Changes a regular file readable by group or others to 0600, with a warning. */
 const tightenMode = (ctx: TokenFileContext, info: FileSystem.File.Info): Effect.Effect<void> => {
@@ -116,7 +112,7 @@ const tightenMode = (ctx: TokenFileContext, info: FileSystem.File.Info): Effect.
 const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
   a.dev === b.dev && Option.getEquivalence((x: number, y: number) => x === y)(a.ino, b.ino) &&
   a.size === b.size &&
-  Option.getOrUndefined(a.mtime)?.getTime() === Option.getOrUndefined(b.mtime)?.getTime()
+  AtomicFile.mtimeOf(a) === AtomicFile.mtimeOf(b)
 
 const stamp = Effect.map(
   Clock.currentTimeMillis,

@@ -128,10 +128,8 @@ interface Service {
 }
 
 /**
- * The token's lifecycle, for every operation but `clearToken`: decide, then serve, share, queue
- * or renew and keep the result. Deciding and announcing a renewal are one atomic update, and the
- * renewal is settled uninterruptibly: however it ends, the state goes back to `Idle` and its
- * `outcome` is completed, so no waiter is ever stranded.
+ * The token's lifecycle, for every operation but `clearToken`. Deciding and announcing a renewal
+ * are one atomic update, and the renewal is settled uninterruptibly, so no waiter is stranded.
  */
 const lifecycle = (service: Service, mode: Mode): Effect.Effect<Current, RenewalError> =>
   Effect.uninterruptibleMask((restore) =>
