@@ -90,15 +90,11 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
 export type FileStoreOptions = internal.FileStoreOptions
 
 /**
- * The token file at `path`, shared by any number of processes of one machine.
- *
- * - `save` writes a temp file beside it (exclusive create, mode 0600), flushes it, renames it
- *   over `path` and flushes the directory: a crash leaves the old file or the new one. A
- *   symbolic link at `path` is replaced, never written through. Leftovers of dead writers go.
- * - `load` tightens a file readable by others to 0600 and moves a corrupt or foreign file aside
- *   to `<path>.corrupt-<time>-<random>`, each with a warning.
- * - `withLock` holds `<path>.lock` (not reentrant). When the file system refuses the lock file
- *   (read-only, full), it runs the effect unlocked with a warning: such a store shares nothing.
+ * The token file at `path`, shared by the processes of one machine. `save` writes a temp file
+ * (mode 0600), flushes it, renames it over `path` (replacing a symbolic link, never writing
+ * through it) and flushes the directory. `load` tightens a file readable by others to 0600 and
+ * moves a corrupt one aside to `<path>.corrupt-<time>-<random>`. `withLock` holds `<path>.lock`
+ * (not reentrant), or runs unlocked with a warning when the file system refuses the lock file.
  *
  * @since 0.1.0
  * @category constructors

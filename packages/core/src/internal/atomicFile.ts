@@ -100,13 +100,11 @@ export const writeAtomically = (ctx: FileContext, text: string): Effect.Effect<F
     const temp = yield* uniqueSibling(ctx, tempKind.kind)
     const written = yield* createExclusive(ctx, temp, text)
     yield* ctx.fs.rename(temp, ctx.target).pipe(Effect.onError(() => Effect.ignore(ctx.fs.remove(temp))))
-    yield* syncDirectory(ctx.fs, ctx.path.dirname(ctx.target))
+    // Makes the rename durable; not every platform can open a directory, hence best effort.
+    const directory = ctx.fs.open(ctx.path.dirname(ctx.target), { flag: "r" })
+    yield* Effect.ignore(Effect.scoped(Effect.flatMap(directory, (handle) => handle.sync)))
     return written
   })
-
-/** Makes a rename in `dir` durable; not every platform can open a directory, hence best effort. */
-const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<void> =>
-  Effect.ignore(Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (handle) => handle.sync)))
 
 /**
  * Renames `from` to `to` and checks with `isExpected(to)` that what moved is what the caller had

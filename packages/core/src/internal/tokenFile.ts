@@ -6,7 +6,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { type PlatformError, SystemError } from "@effect/platform/Error"
-import { Clock, DateTime, Effect, Either, Option, ParseResult } from "effect"
+import { DateTime, Effect, Either, Option, ParseResult } from "effect"
 import * as TokenData from "../TokenData.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as StoreLock from "./storeLock.js"
@@ -114,11 +114,6 @@ const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
   a.size === b.size &&
   AtomicFile.mtimeOf(a) === AtomicFile.mtimeOf(b)
 
-const stamp = Effect.map(
-  Clock.currentTimeMillis,
-  (now) => DateTime.formatIso(DateTime.unsafeMake(now)).replace(/[-:.]/g, "")
-)
-
 /**
  * Moves the target, `seen` corrupt, to `<target>.corrupt-<time>-<random>` (mode 0600), keeping
  * the newest `keepCorrupt`. `None` when a writer replaced it meanwhile: the caller reads again.
@@ -128,7 +123,8 @@ const moveAside = (
   seen: FileSystem.File.Info
 ): Effect.Effect<Option.Option<string>, PlatformError> =>
   Effect.gen(function*() {
-    const aside = `${AtomicFile.sibling(ctx, corruptKind)}-${yield* stamp}-${yield* StoreLock.nonce}`
+    const time = DateTime.formatIso(yield* DateTime.now).replace(/[-:.]/g, "")
+    const aside = `${AtomicFile.sibling(ctx, corruptKind)}-${time}-${yield* StoreLock.nonce}`
     const moved = yield* AtomicFile.renameIfUnchanged(
       ctx.fs,
       ctx.target,

@@ -56,17 +56,10 @@ export type Mode =
   | { readonly _tag: "Auto" }
   /** `renewRejected`: a renewal only while `token`, which the server rejected, is still current. */
   | { readonly _tag: "Rejected"; readonly token: Redacted.Redacted<string> }
-  /**
-   * `obtainToken`, `forceRefresh`, `refreshToken`. `queuedBehind` is the work they last waited
-   * for: any renewal other than that one started after the call was made.
-   */
+  /** The explicit calls; any renewal but `queuedBehind`, the last one waited for, started after them. */
   | { readonly _tag: "Obtain" | "Refresh" | "RefreshOnly"; readonly queuedBehind: Busy | undefined }
 
-/**
- * What a call does next: serve the token in memory; start a renewal; share the outcome of the
- * one under way; wait until the work under way ends and decide again; or refuse (`refreshToken`
- * without an unexpired token).
- */
+/** What a call does next: serve, start a renewal, share the one under way, queue behind it, or refuse. */
 export type Decision =
   | { readonly _tag: "Serve"; readonly current: Current }
   | { readonly _tag: "Start" }
@@ -77,11 +70,10 @@ export type Decision =
 export type RenewalError = AuthError | TokenStoreError | NoTokenToRefresh
 
 /**
- * What a call in `mode` does, given the state at `now`: the whole policy of who renews, who
- * shares whose result and who waits. `getToken` and `renewRejected` share every renewal under
- * way (a wrong password costs one attempt) except a `refreshToken`'s, which cannot fall back to a
- * login. The explicit calls wait for the renewal under way when they were called, and may share
- * one that started after it when it renews at least as they would.
+ * The whole policy of who renews, who shares whose result and who waits. `getToken` and
+ * `renewRejected` share every renewal under way (a wrong password costs one attempt) but a
+ * `refreshToken`'s. The explicit calls wait for the renewal under way when called, and share a
+ * later one that renews at least as they would.
  */
 export const decide = (mode: Mode, state: State, now: number): Decision => {
   const current = state.current
