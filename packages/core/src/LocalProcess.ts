@@ -1,9 +1,7 @@
 /**
- * This process, as the file store's lock needs to know it: who it is (recorded in the lock
- * file and in the names of temp files) and whether another process of the same host is still
- * running, so that a lock or a temp file left by a killed process is dealt with at once rather
- * than when its lease runs out. The core cannot know this by itself; `@amp-effect/node`
- * supplies it (`NodeTokenStore.localProcess`).
+ * This process, as the file store's lock needs to know it: who it is, and whether another
+ * process of this host still runs (so that what a killed one left is dealt with at once).
+ * `@amp-effect/node` supplies it (`NodeTokenStore.localProcess`).
  *
  * @since 0.1.0
  */

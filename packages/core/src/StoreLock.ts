@@ -1,31 +1,16 @@
 /**
- * The lock a shared token store holds while one process renews, written once for every store
- * (the file, Redis, a Postgres store). A store supplies only its storage primitives (`Storage`:
- * take the lock for an owner with a lease, extend it, release it if still ours); `make` turns
- * them into the store's `withLock`:
- *
- * - **Waiting**: attempts are retried with one jittered exponential backoff (10 ms doubling to
- *   100 ms) until `timeout`, then fail with a `TokenStoreError` (operation `"lock"`) naming the
- *   holder. Fibers of one process queue before polling, so only one of them polls. A wait for
- *   another process is counted (`amp_token_lock_waits_total`) and traced (`TokenStore.lockWait`).
- * - **Lease**: while the effect runs, the lease is extended every third of it (when the storage
- *   can extend). A lock found no longer ours (when extending or releasing) is reported once: a
- *   warning and the `lost` metric. The store's save is the fence: it never lets the holder that
- *   lost its lease replace a newer token (see `TokenStore.save`).
- * - **Release**: on exit, however the effect ends, and only if the lock is still ours.
- * - **Storage unreachable**: `whenUnavailable: "proceed"` runs the effect unlocked with a
- *   warning (and the `unavailable` metric, operation `"lock"`); `"fail"` fails it.
- *
- * Stale locks (an owner killed while holding) are the storage's to recognise, with `staleness`
- * where the lock records its owner and lease: a lease that ran out, or an owner of this host that
- * is no longer running. A storage whose locks expire by themselves (Redis `PX`, a Postgres
- * session's advisory lock) has nothing to do.
+ * The lock a shared token store holds while one process renews, written once for every store.
+ * A store supplies its storage primitives (`Storage`); `make` turns them into its `withLock`:
+ * polling with a jittered backoff (10 ms doubling to 100 ms) until `timeout`, then a
+ * `TokenStoreError` naming the holder; the lease extended every third of it while the effect
+ * runs; release on exit if the lock is still ours; a lost lease reported once (a warning and the
+ * `lost` metric); an unreachable storage run through unlocked (`whenUnavailable: "proceed"`) or
+ * failed. Stale locks are the storage's to recognise, in `take`.
  *
  * @since 0.1.0
  */
-import type { Effect, Option } from "effect"
+import type { Effect } from "effect"
 import * as internal from "./internal/storeLock.js"
-import type { LocalProcess } from "./LocalProcess.js"
 
 /**
  * Who takes a lock: this process's id and host (`null` when unknown) and a nonce unique to one
@@ -46,16 +31,14 @@ export type Owner = internal.Owner
 export type Attempt = internal.Attempt
 
 /**
- * A store's lock primitives. Each fails with the reason the storage cannot be reached (a short
+ * A store's lock primitives; each fails with the reason the storage cannot be reached (a short
  * text that never holds a secret).
  *
- * - `take`: one attempt to take the lock for `owner`, for one lease; a storage that recognises
- *   stale locks takes them over here.
- * - `extend`: a fresh lease for `owner`'s lock; `false` when it is no longer `owner`'s. Omitted
- *   when the storage cannot extend: the lease then has to outlast a renewal.
- * - `release`: deletes `owner`'s lock; `false` when it was no longer `owner`'s (left as it is).
- * - `holder`: who holds the lock, for the message of a wait that timed out, when `take` cannot
- *   say without another round trip.
+ * - `take`: one attempt to take the lock for `owner`, for one lease (taking over a stale one);
+ * - `extend`: a fresh lease for `owner`'s lock, `false` when it is no longer `owner`'s; omitted
+ *   when the storage cannot extend (the lease then has to outlast a renewal);
+ * - `release`: deletes `owner`'s lock; `false` when it was no longer `owner`'s;
+ * - `holder`: who holds the lock, for the timeout's message, when `take` cannot say.
  *
  * @since 0.1.0
  * @category models
@@ -93,21 +76,6 @@ export type WithLock = internal.WithLock
  * @category constructors
  */
 export const make: (storage: Storage, options: Options) => Effect.Effect<WithLock> = internal.make
-
-/**
- * Why a lock recording `owner` and a lease until `leaseUntil` (epoch ms) may be taken over at
- * `now`: its lease ran out, or its owner, a process of this host, is no longer running (asked of
- * `local`). `None` while it is held.
- *
- * @since 0.1.0
- * @category utils
- */
-export const staleness: (
-  owner: Pick<Owner, "pid" | "host">,
-  leaseUntil: number,
-  now: number,
-  local: LocalProcess | undefined
-) => Effect.Effect<Option.Option<string>> = internal.staleness
 
 /**
  * A lock's owner for messages: `"process 12 on host-a"`.

@@ -1,17 +1,13 @@
 /**
- * The library's metrics, through Effect's `Metric`: export them with any metrics layer
- * (`@effect/opentelemetry`, a Prometheus exporter, or `Metric.snapshot` in tests).
- *
- * Nothing is recorded on the hot path (a valid token in memory): only renewals, retries,
- * persistence and lock events are counted, so metrics cost nothing on cached `getToken` calls.
+ * The library's metrics, through Effect's `Metric`: export them with any metrics layer. Nothing
+ * is recorded on the hot path (a valid token in memory).
  *
  * @since 0.1.0
  */
 import { Metric, MetricLabel } from "effect"
 
 /**
- * Logins, labelled `outcome` = `success` | the `AuthError`'s reason (`InvalidCredentials`, ...)
- * | `interrupted`.
+ * Logins, labelled `outcome` = `success` | the `AuthError`'s reason | `interrupted`.
  *
  * @since 0.1.0
  * @category metrics
@@ -66,7 +62,7 @@ export const persistenceFailures = Metric.counter("amp_token_persistence_failure
 })
 
 /**
- * Times a renewal had to wait for another process's lock on the token file.
+ * Times a renewal had to wait for another process's lock on the store.
  *
  * @since 0.1.0
  * @category metrics
@@ -88,8 +84,7 @@ export const renewals = Metric.counter("amp_token_renewals_total", {
 })
 
 /**
- * Seconds until the current token expires, as of the last change of token or the last
- * `getTokenInfo`; 0 when there is none.
+ * Seconds until the current token expires (as of the last renewal or `getTokenInfo`).
  *
  * @since 0.1.0
  * @category metrics
@@ -99,7 +94,7 @@ export const secondsUntilExpiry = Metric.gauge("amp_token_seconds_until_expiry",
 })
 
 /**
- * A metric label, as the library's counters are labelled (`outcome`, `endpoint`, `cause`, ...).
+ * A metric label, as the library's counters are labelled.
  *
  * @since 0.1.0
  * @category utils

@@ -1,16 +1,12 @@
 /**
- * Where tokens persist between runs. Three implementations share one contract:
- *
- * - `layerFile(path)`: the Rust client's `token.json`, over the abstract `FileSystem`,
- *   written crash-safely (temp file + rename) with mode 0600, shared between processes
- *   through a lock file beside it.
- * - `layerMemory`: in memory, for tests and for sharing between services of one process.
- * - `layerNoop`: nothing is kept; what the persistence policy picks in mock environments.
+ * Where tokens persist between runs: `layerFile(path)` (the Rust client's `token.json`, written
+ * crash-safely with mode 0600, shared between processes through a lock file beside it),
+ * `layerMemory` (for tests and for services of one process), `layerNoop` (nothing is kept).
  *
  * @since 0.1.0
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Context, type Duration, Effect, Layer, Option, Ref } from "effect"
+import { Context, Effect, Layer, Option, Ref } from "effect"
 import * as internal from "./internal/fileStore.js"
 import type { TokenData } from "./TokenData.js"
 import type { TokenStoreError } from "./TokenError.js"
@@ -31,19 +27,14 @@ export class TokenStore extends Context.Tag("@amp-effect/core/TokenStore")<Token
   readonly load: Effect.Effect<Option.Option<TokenData>, TokenStoreError>
   /**
    * Replaces the stored token with `data` and answers the token the store holds afterwards:
-   * `data`, or the one a shared store kept instead because another process saved it meanwhile
-   * and it expires as late or later (the fence that keeps a renewer whose lock ran out from
-   * replacing a newer token). `replacing` is the token this save supersedes (the one the
-   * renewal read or refreshed): it never fences its own successor out. Readers see the old
-   * token or the new one, never a mix.
+   * `data`, or one another process saved meanwhile that expires as late or later (the fence that
+   * keeps a renewer whose lock ran out from replacing a newer token). `replacing`, the token
+   * this save supersedes, never fences its successor out. Readers never see a mix.
    */
   readonly save: (data: TokenData, replacing?: TokenData) => Effect.Effect<TokenData, TokenStoreError>
   /** Forgets the stored token; nothing to remove is not an error. */
   readonly remove: Effect.Effect<void, TokenStoreError>
-  /**
-   * Runs `effect` while holding the store's exclusive lock, so that processes sharing the store
-   * renew one at a time. Stores that are not shared run `effect` as it is.
-   */
+  /** Runs `effect` holding the store's exclusive lock (processes renew one at a time). */
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TokenStoreError, R>
 }>() {}
 
@@ -66,7 +57,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.map(
 )
 
 /**
- * An in-memory store (see `makeMemory`).
+ * An in-memory store.
  *
  * @since 0.1.0
  * @category layers
@@ -91,8 +82,7 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
 )
 
 /**
- * Options for the file store: how many corrupt files are kept, the lock's lease and timeout,
- * this process (`LocalProcess`) and whether modes are checked; each is documented on its field.
+ * Options for the file store; each is documented on its field.
  *
  * @since 0.1.0
  * @category models
@@ -100,37 +90,11 @@ export const layerNoop: Layer.Layer<TokenStore> = Layer.succeed(
 export type FileStoreOptions = internal.FileStoreOptions
 
 /**
- * Default of `FileStoreOptions.lockLease`: 60 seconds.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLockLease: Duration.Duration = internal.defaultLockLease
-
-/**
- * Default of `FileStoreOptions.lockTimeout`: 90 seconds.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultLockTimeout: Duration.Duration = internal.defaultLockTimeout
-
-/**
- * The token file at `path` (relative paths resolve against the working directory). Any number
- * of processes of one machine may share it.
- *
- * - `save` writes a new file beside the target (exclusive create, mode 0600), flushes it and
- *   renames it over the target, then flushes the directory where the platform allows: a crash
- *   leaves the old file or the new one. Renaming replaces a symbolic link at `path` rather than
- *   writing through it. A missing directory is created with mode 0700. Temp files left by
- *   writers that died are removed.
- * - `load` tightens a file readable by group or others to 0600 (with a warning; see
- *   `checkPermissions`), and moves a corrupt or foreign file aside to
- *   `<path>.corrupt-<time>-<random>` (with a warning) instead of deleting it. A symbolic link
- *   is read through, never changed through.
- * - `withLock` holds `<path>.lock` (see `FileStoreOptions` for lease and timeout). It is not
- *   reentrant. When the file system refuses the lock file (read-only, full), it logs a warning
- *   and runs the effect unlocked rather than fail: such a store shares nothing anyway.
+ * The token file at `path`, shared by the processes of one machine. `save` writes a temp file
+ * (mode 0600), flushes it, renames it over `path` (replacing a symbolic link, never writing
+ * through it) and flushes the directory. `load` tightens a file readable by others to 0600 and
+ * moves a corrupt one aside to `<path>.corrupt-<time>-<random>`. `withLock` holds `<path>.lock`
+ * (not reentrant), or runs unlocked with a warning when the file system refuses the lock file.
  *
  * @since 0.1.0
  * @category constructors
@@ -141,7 +105,7 @@ export const makeFile: (
 ) => Effect.Effect<TokenStore["Type"], never, FileSystem.FileSystem | Path.Path> = internal.makeFile
 
 /**
- * The file store (see `makeFile`); needs a `FileSystem` and a `Path`.
+ * The file store (see `makeFile`).
  *
  * @since 0.1.0
  * @category layers

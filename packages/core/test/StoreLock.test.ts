@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Metric, Option, TestClock } from "effect"
+import { staleness } from "../src/internal/storeLock.js"
 import * as StoreLock from "../src/StoreLock.js"
 import * as LogCapture from "../src/testing/LogCapture.js"
 import { withSpans } from "../src/testing/SpanCapture.js"
@@ -297,7 +298,7 @@ describe("StoreLock.make", () => {
     }))
 })
 
-describe("StoreLock.staleness", () => {
+describe("staleness (the file lock's stale-lock rules)", () => {
   const local = (alive: boolean) => {
     const asked: Array<number> = []
     return {
@@ -308,25 +309,25 @@ describe("StoreLock.staleness", () => {
 
   it.effect("a lease that ran out, naming its owner and lease", () =>
     Effect.gen(function*() {
-      const stale = yield* StoreLock.staleness({ pid: 5, host: "host-b" }, 1_000, 1_000, undefined)
+      const stale = yield* staleness({ pid: 5, host: "host-b" }, 1_000, 1_000, undefined)
       expect(stale).toEqual(
         Option.some("its lease ran out (process 5 on host-b, lease until 1970-01-01T00:00:01.000Z)")
       )
-      expect(yield* StoreLock.staleness({ pid: 5, host: "host-b" }, 1_001, 1_000, undefined)).toEqual(Option.none())
+      expect(yield* staleness({ pid: 5, host: "host-b" }, 1_001, 1_000, undefined)).toEqual(Option.none())
     }))
 
   it.effect("an owner of this host that is no longer running; only such owners are asked about", () =>
     Effect.gen(function*() {
       const dead = local(false)
-      expect(yield* StoreLock.staleness({ pid: 5, host: "host-a" }, 9_000, 0, dead.local)).toEqual(
+      expect(yield* staleness({ pid: 5, host: "host-a" }, 9_000, 0, dead.local)).toEqual(
         Option.some("its owner, process 5, is no longer running")
       )
       const alive = local(true)
-      expect(yield* StoreLock.staleness({ pid: 5, host: "host-a" }, 9_000, 0, alive.local)).toEqual(Option.none())
+      expect(yield* staleness({ pid: 5, host: "host-a" }, 9_000, 0, alive.local)).toEqual(Option.none())
       expect(alive.asked).toEqual([5])
       // Another host, no pid, or this very process: nothing to ask.
       for (const owner of [{ pid: 5, host: "host-b" }, { pid: null, host: "host-a" }, { pid: 1, host: "host-a" }]) {
-        expect(yield* StoreLock.staleness(owner, 9_000, 0, dead.local)).toEqual(Option.none())
+        expect(yield* staleness(owner, 9_000, 0, dead.local)).toEqual(Option.none())
       }
       expect(dead.asked).toEqual([5])
     }))

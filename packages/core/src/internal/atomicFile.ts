@@ -1,24 +1,17 @@
 /**
- * Crash-safe work on a target file and the files beside it, over the abstract `FileSystem`:
- * exclusive creation (mode 0600, flushed), atomic replacement (temp file, flush, rename,
- * directory flush), renaming a file only if it is still the one looked at, and the removal of
- * what processes killed mid-operation left behind. The token file (`tokenFile.ts`) and its lock
- * (`fileLock.ts`) are both built on it; neither knows the other's names.
- *
- * Every name created beside the target starts with the target's name, so that a listing of the
- * directory tells ours apart from the user's files: `<target>.<kind>-<owner>-<random>`, where
- * `<owner>` is `h<host hash>-p<pid>` when the platform tells us who we are and `x` otherwise.
- * The owner lets a sweep remove a leftover of a dead process of this host at once, instead of
- * after `abandonedAfterMillis`.
+ * Crash-safe work on a target file and the files beside it, for the token file and its lock.
+ * Names created beside the target are `<target>.<kind>-<owner>-<random>`, `<owner>` being
+ * `h<host hash>-p<pid>` (or `x`): a leftover of a dead process of this host goes at once.
  *
  * @internal
  */
 import type { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Effect, Option, Random } from "effect"
+import { Effect, Option } from "effect"
 import type { LocalProcess } from "../LocalProcess.js"
+import * as StoreLock from "./storeLock.js"
 
-/** A target file, the file system it lives on, and who we are (for the names we create). */
+/** A target file, its file system, and who we are (for the names we create). */
 export interface FileContext {
   readonly fs: FileSystem.FileSystem
   readonly path: Path.Path
@@ -27,15 +20,10 @@ export interface FileContext {
 }
 
 /**
- * A leftover whose owner cannot be checked (other host, no liveness check) is removed once its
- * modification time is this much older than the file the current save just wrote. Both times
- * come from the file system's clock, so neither `TestClock` nor a skewed host clock matters.
+ * A leftover whose owner cannot be checked is removed once this much older than the file a save
+ * just wrote: both times are the file system's, so a skewed host clock does not matter.
  */
 const abandonedAfterMillis = 60_000
-
-// -----------------------------------------------------------------------------
-// Errors
-// -----------------------------------------------------------------------------
 
 /** A platform error in words, for messages: the reason and the system's description. */
 export const describe = (error: PlatformError): string =>
@@ -45,10 +33,6 @@ export const isNotFound = (error: PlatformError): boolean => error._tag === "Sys
 
 export const isAlreadyExists = (error: PlatformError): boolean =>
   error._tag === "SystemError" && error.reason === "AlreadyExists"
-
-// -----------------------------------------------------------------------------
-// Names
-// -----------------------------------------------------------------------------
 
 /** FNV-1a, 32 bits, in hex: a short, file-name-safe tag for a text (not a security measure). */
 export const fnv1a = (text: string): string => {
@@ -65,23 +49,16 @@ const ownerTag = (local: LocalProcess | undefined): string =>
 
 const ownerPattern = /^(?:h([0-9a-f]{8})-p(\d+)|x)-[0-9a-z]+$/
 
-/** 64 random bits in base 36: unguessable enough that nobody can pre-create our names. */
-export const randomSuffix: Effect.Effect<string> = Effect.map(
-  Effect.all([Random.nextIntBetween(0, 2 ** 32), Random.nextIntBetween(0, 2 ** 32)]),
-  ([a, b]) => a.toString(36).padStart(7, "0") + b.toString(36).padStart(7, "0")
-)
-
 /** The sibling of the target named `<target>.<kind>`. */
 export const sibling = (ctx: FileContext, kind: string): string => `${ctx.target}.${kind}`
 
 /** A fresh sibling of the target that carries its owner, `<target>.<kind>-<owner>-<random>`. */
 export const uniqueSibling = (ctx: FileContext, kind: string): Effect.Effect<string> =>
-  Effect.map(randomSuffix, (suffix) => `${sibling(ctx, kind)}-${ownerTag(ctx.local)}-${suffix}`)
+  Effect.map(StoreLock.nonce, (suffix) => `${sibling(ctx, kind)}-${ownerTag(ctx.local)}-${suffix}`)
 
 /**
- * A kind of sibling that only ever exists for a moment, so that any found later was left by a
- * dead process: `<target>.<kind>-…`. An `owned` kind is named by `uniqueSibling`, so its owner
- * can be checked; others are judged by age only.
+ * A kind of sibling that only exists for a moment, so that any found later was left by a dead
+ * process. An `owned` kind is named by `uniqueSibling`; others are judged by age only.
  */
 export interface LeftoverKind {
   readonly kind: string
@@ -91,111 +68,76 @@ export interface LeftoverKind {
 /** The temp files of `writeAtomically`. */
 export const tempKind: LeftoverKind = { kind: "tmp", owned: true }
 
-// -----------------------------------------------------------------------------
-// Creating and replacing
-// -----------------------------------------------------------------------------
-
 /**
- * Creates `file` exclusively with mode 0600 (so never through a symbolic link, and never
- * readable by others, not even for a moment), writes and flushes it; returns what `stat` says
- * of it (its modification time is the file system's "now"). A missing directory is created
- * with mode 0700 and the creation tried once more. When the write fails after the file was
- * created (disk full), the half-written file is removed; a file that existed before
- * (`AlreadyExists`) is never touched.
+ * Creates `file` exclusively with mode 0600 (never through a symbolic link), writes and flushes
+ * it, and answers its `stat` (the file system's "now"). A missing directory is created (0700). A
+ * half-written file is removed; one that existed before is never touched.
  */
 export const createExclusive = (
   ctx: FileContext,
   file: string,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
-  writeNew(ctx.fs, file, bytes).pipe(
-    Effect.catchIf(isNotFound, () =>
-      Effect.zipRight(
-        ctx.fs.makeDirectory(ctx.path.dirname(file), { recursive: true, mode: 0o700 }),
-        writeNew(ctx.fs, file, bytes)
-      ))
-  )
-
-const writeNew = (
-  fs: FileSystem.FileSystem,
-  file: string,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
-  Effect.scoped(Effect.gen(function*() {
-    const handle = yield* fs.open(file, { flag: "wx", mode: 0o600 })
-    return yield* Effect.zipRight(Effect.zipRight(handle.writeAll(bytes), handle.sync), handle.stat).pipe(
-      Effect.onError(() => Effect.ignore(fs.remove(file)))
+  text: string
+): Effect.Effect<FileSystem.File.Info, PlatformError> => {
+  const write = Effect.scoped(Effect.gen(function*() {
+    const handle = yield* ctx.fs.open(file, { flag: "wx", mode: 0o600 })
+    return yield* handle.writeAll(new TextEncoder().encode(text)).pipe(
+      Effect.zipRight(handle.sync),
+      Effect.zipRight(handle.stat),
+      Effect.onError(() => Effect.ignore(ctx.fs.remove(file)))
     )
   }))
+  const makeDirectory = ctx.fs.makeDirectory(ctx.path.dirname(file), { recursive: true, mode: 0o700 })
+  return Effect.catchIf(write, isNotFound, () => Effect.zipRight(makeDirectory, write))
+}
 
 /**
- * Replaces the target with `bytes` so that a crash at any moment leaves the old file or the new
- * one: a temp file beside it (`createExclusive`), renamed over the target (which replaces a
- * symbolic link rather than following it), then the directory flushed. Returns what `stat`
- * said of the temp file, for `removeLeftovers`.
+ * Replaces the target with `text` so that a crash leaves the old file or the new one: a temp
+ * file, renamed over the target (replacing a symbolic link, never following it), then the
+ * directory flushed. Answers the temp file's `stat`, for `removeLeftovers`.
  */
-export const writeAtomically = (
-  ctx: FileContext,
-  bytes: Uint8Array
-): Effect.Effect<FileSystem.File.Info, PlatformError> =>
+export const writeAtomically = (ctx: FileContext, text: string): Effect.Effect<FileSystem.File.Info, PlatformError> =>
   Effect.gen(function*() {
     const temp = yield* uniqueSibling(ctx, tempKind.kind)
-    const written = yield* createExclusive(ctx, temp, bytes)
+    const written = yield* createExclusive(ctx, temp, text)
     yield* ctx.fs.rename(temp, ctx.target).pipe(Effect.onError(() => Effect.ignore(ctx.fs.remove(temp))))
-    yield* syncDirectory(ctx.fs, ctx.path.dirname(ctx.target))
+    // Makes the rename durable; not every platform can open a directory, hence best effort.
+    const directory = ctx.fs.open(ctx.path.dirname(ctx.target), { flag: "r" })
+    yield* Effect.ignore(Effect.scoped(Effect.flatMap(directory, (handle) => handle.sync)))
     return written
   })
 
-/** Makes a rename in `dir` durable; not every platform can open a directory, hence best effort. */
-const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<void> =>
-  Effect.ignore(Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (handle) => handle.sync)))
-
-// -----------------------------------------------------------------------------
-// Moving
-// -----------------------------------------------------------------------------
-
-/** How `renameIfUnchanged` ended. */
-export type RenameOutcome = "Moved" | "Missing" | "Changed"
-
 /**
- * Renames `from` to `to`, then checks with `isExpected(to)` that what moved is what the caller
- * had looked at. Rename moves whatever is at `from` at that instant, so this is how a file that
- * another process may replace at any moment is moved without a check-then-act race. When the
- * moved file turns out to be another one (replaced meanwhile), it is put back with `link`,
- * which fails rather than overwrite a file created at `from` since: the newer file wins.
+ * Renames `from` to `to` and checks with `isExpected(to)` that what moved is what the caller had
+ * looked at: a file another process may replace at any moment is moved without a check-then-act
+ * race. `true` when moved; a file found replaced meanwhile is put back with `link`, which fails
+ * rather than overwrite a file created at `from` since: the newer file wins.
  */
 export const renameIfUnchanged = (
   fs: FileSystem.FileSystem,
   from: string,
   to: string,
   isExpected: (moved: string) => Effect.Effect<boolean, PlatformError>
-): Effect.Effect<RenameOutcome, PlatformError> =>
+): Effect.Effect<boolean, PlatformError> =>
   Effect.gen(function*() {
     const renamed = yield* fs.rename(from, to).pipe(
       Effect.as(true),
       Effect.catchIf(isNotFound, () => Effect.succeed(false))
     )
-    if (!renamed) return "Missing"
-    if (yield* isExpected(to)) return "Moved"
+    if (!renamed) return false
+    if (yield* isExpected(to)) return true
     yield* fs.link(to, from).pipe(
       Effect.zipRight(fs.remove(to)),
       Effect.catchAll((error) =>
         Effect.logDebug(`Could not put ${from} back (${describe(error)}); a newer one took its place`)
       )
     )
-    return "Changed"
+    return false
   })
 
-// -----------------------------------------------------------------------------
-// Leftovers
-// -----------------------------------------------------------------------------
-
 /**
- * Removes leftovers of the given kinds: one is abandoned when its name says it belongs to a
- * process of this host that is no longer running, or when it is `abandonedAfterMillis` older
- * than `reference`, a file just written. Files of live processes, including this one, are left
- * alone: they may be mid-operation. Names of those kinds that we would not make are not ours
- * to remove. Best effort: a failure only costs space.
+ * Removes leftovers of the given kinds whose name says they belong to a dead process of this
+ * host, or that are `abandonedAfterMillis` older than `reference`, a file just written. Names we
+ * would not make are not ours to remove. Best effort: a failure only costs space.
  */
 export const removeLeftovers = (
   ctx: FileContext,
@@ -233,7 +175,9 @@ const isOld = (
   reference: FileSystem.File.Info
 ): Effect.Effect<boolean, PlatformError> =>
   Effect.map(ctx.fs.stat(file), (info) => {
-    const now = Option.getOrUndefined(reference.mtime)?.getTime()
-    const mtime = Option.getOrUndefined(info.mtime)?.getTime()
+    const now = mtimeOf(reference)
+    const mtime = mtimeOf(info)
     return now !== undefined && mtime !== undefined && now - mtime > abandonedAfterMillis
   })
+
+export const mtimeOf = (info: FileSystem.File.Info): number | undefined => Option.getOrUndefined(info.mtime)?.getTime()

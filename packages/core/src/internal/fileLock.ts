@@ -1,30 +1,19 @@
 /**
- * The storage of the lock beside the token file (`token.json.lock`), over the abstract
- * `FileSystem`, for the lock kit (`storeLock.ts`: waiting, timeout and release are there).
- *
- * - Taking it: create the lock file exclusively (mode 0600) with an owner record: process id,
- *   host, a random nonce and the end of its lease. Creation either succeeds or fails with
- *   "already exists", atomically, on every local file system.
- * - Taking over: a lock whose lease ran out, or whose owner on this host is no longer running.
- *   Many waiters see the same stale lock at once, and none may delete a lock another has
- *   created since, so a waiter first creates a claim on that very lock,
- *   `token.json.lock.claim-<its nonce>`, exclusively: one waiter wins, re-reads the lock, and
- *   deletes it only if it still holds the record judged stale. The others go on waiting, and
- *   then everyone competes to create the lock as usual. A claim whose own creator died is
- *   judged (and removed) by the same rules as a lock.
- * - Releasing: the lock is renamed to `token.json.lock.stale-<owner>-<random>` and checked to
- *   hold our record before it is deleted, so a process only ever deletes its own lock (see
- *   `AtomicFile.renameIfUnchanged`).
+ * The storage of the lock beside the token file (`token.json.lock`), for `storeLock.ts`: an owner
+ * record created exclusively (atomic on every local file system). Many waiters see a stale lock
+ * at once and none may delete a lock another has created since, so a waiter first creates a
+ * claim on that very lock, exclusively; the winner deletes the lock only if it still holds the
+ * record judged stale. Releasing renames the lock aside and checks it is ours before deleting.
  *
  * @internal
  */
 import type { PlatformError } from "@effect/platform/Error"
-import { Clock, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, DateTime, Effect, Either, Option, Schema } from "effect"
 import { Rfc3339 } from "../TokenData.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as StoreLock from "./storeLock.js"
 
-/** What the lock file holds. Snake case like the token file; readable by a person with `cat`. */
+/** What the lock file holds; snake case like the token file. */
 const LockRecord = Schema.Struct({
   pid: Schema.NullOr(Schema.Int.pipe(Schema.positive())),
   host: Schema.NullOr(Schema.String),
@@ -32,12 +21,10 @@ const LockRecord = Schema.Struct({
   acquired_at: Rfc3339,
   lease_until: Rfc3339
 })
-type LockRecord = typeof LockRecord.Type
 
 const decodeRecord = Schema.decodeEither(Schema.parseJson(LockRecord), { onExcessProperty: "ignore" })
 
-/** The lock of one token file: where it is and its lease. */
-interface LockContext extends AtomicFile.FileContext {
+export interface LockContext extends AtomicFile.FileContext {
   readonly lockPath: string
   readonly leaseMillis: number
 }
@@ -48,31 +35,18 @@ const releasing: AtomicFile.LeftoverKind = { kind: "lock.stale", owned: true }
 /** A claim on a stale lock, named after the lock it claims: `<target>.lock.claim-<nonce>`. */
 const claims: AtomicFile.LeftoverKind = { kind: "lock.claim", owned: false }
 
-/**
- * What a lock leaves behind when its process dies mid-operation; saves of the token file sweep
- * them (`AtomicFile.removeLeftovers`).
- */
+/** What a lock leaves behind when its process dies mid-operation; saves sweep them. */
 export const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [releasing, claims]
 
-/** The storage of the lock of `file`'s target, `<target>.lock`, with a lease of `lease`. */
-export const storage = (file: AtomicFile.FileContext, lease: Duration.Duration): {
-  readonly ctx: LockContext
-  readonly storage: StoreLock.Storage
-} => {
-  const ctx = { ...file, lockPath: AtomicFile.sibling(file, "lock"), leaseMillis: Duration.toMillis(lease) }
-  return {
-    ctx,
-    storage: {
-      take: (owner) => Effect.mapError(take(ctx, owner), AtomicFile.describe),
-      release: (owner) =>
-        Effect.mapError(Effect.map(removeIfStill(ctx, owner), (outcome) => outcome === "Moved"), AtomicFile.describe)
-    }
-  }
-}
+/** The storage of the lock at `ctx.lockPath`. */
+export const storage = (ctx: LockContext): StoreLock.Storage => ({
+  take: (owner) => Effect.mapError(take(ctx, owner), AtomicFile.describe),
+  release: (owner) => Effect.mapError(removeIfStill(ctx, owner), AtomicFile.describe)
+})
 
 const justReleased: StoreLock.Attempt = { _tag: "Busy", holder: "nobody (it was just released)" }
 
-/** One attempt: `Taken`, or `Busy` when someone else holds the lock (after taking over a stale one). */
+/** One attempt: `Taken`, or `Busy` when someone else holds the lock. */
 const take = (ctx: LockContext, owner: StoreLock.Owner): Effect.Effect<StoreLock.Attempt, PlatformError> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -102,11 +76,11 @@ const recordOf = (ctx: LockContext, owner: StoreLock.Owner, now: number): string
     })
   ) + "\n"
 
-const describeHolder = (record: LockRecord): string =>
-  `${StoreLock.describeOwner(record)}, lease until ${DateTime.formatIso(record.lease_until)}`
-
 const holderOf = (text: string): string =>
-  Either.match(decodeRecord(text), { onLeft: () => "an unreadable lock file", onRight: describeHolder })
+  Either.match(decodeRecord(text), {
+    onLeft: () => "an unreadable lock file",
+    onRight: (record) => `${StoreLock.describeOwner(record)}, lease until ${DateTime.formatIso(record.lease_until)}`
+  })
 
 /** Why the lock (or claim) at `path`, found with `text`, may be removed; `None` while held. */
 const staleness = (
@@ -123,7 +97,7 @@ const staleness = (
   // Not a record (a foreign file, or a writer killed between create and write): judge it by its
   // age, with the lease as the limit.
   return Effect.map(ctx.fs.stat(path), (info) => {
-    const mtime = Option.getOrUndefined(info.mtime)?.getTime()
+    const mtime = AtomicFile.mtimeOf(info)
     return mtime !== undefined && now - mtime > ctx.leaseMillis
       ? Option.some("it is unreadable and older than the lease")
       : Option.none()
@@ -138,7 +112,7 @@ const readText = (ctx: LockContext, path: string): Effect.Effect<Option.Option<s
 
 /** Creates `path` with `text`, exclusively (mode 0600); `false` when it exists already. */
 const create = (ctx: LockContext, path: string, text: string): Effect.Effect<boolean, PlatformError> =>
-  AtomicFile.createExclusive(ctx, path, new TextEncoder().encode(text)).pipe(
+  AtomicFile.createExclusive(ctx, path, text).pipe(
     Effect.as(true),
     Effect.catchIf(AtomicFile.isAlreadyExists, () => Effect.succeed(false))
   )
@@ -150,10 +124,7 @@ const claimPath = (ctx: LockContext, stale: string): string => {
   return `${AtomicFile.sibling(ctx, claims.kind)}-${key}`
 }
 
-/**
- * Deletes the lock found stale with text `stale`, if this waiter wins the claim on it and it is
- * still that lock; `true` when deleted.
- */
+/** Deletes the lock found stale with text `stale` if this waiter wins the claim on it (`true`). */
 const takeOver = (
   ctx: LockContext,
   owner: StoreLock.Owner,
@@ -182,22 +153,21 @@ const takeOver = (
     }).pipe(Effect.ensuring(Effect.ignore(ctx.fs.remove(claim))))
   })
 
-/** Deletes the lock file if it is still `owner`'s; otherwise leaves it as it is. */
-const removeIfStill = (
-  ctx: LockContext,
-  owner: StoreLock.Owner
-): Effect.Effect<AtomicFile.RenameOutcome, PlatformError> =>
+/** Deletes the lock file if it is still `owner`'s (`true`); otherwise leaves it as it is. */
+const removeIfStill = (ctx: LockContext, owner: StoreLock.Owner): Effect.Effect<boolean, PlatformError> =>
   Effect.gen(function*() {
     const aside = yield* AtomicFile.uniqueSibling(ctx, releasing.kind)
-    const outcome = yield* AtomicFile.renameIfUnchanged(
+    const moved = yield* AtomicFile.renameIfUnchanged(
       ctx.fs,
       ctx.lockPath,
       aside,
       (moved) =>
-        Effect.map(ctx.fs.readFileString(moved), (text) =>
-          Either.getOrUndefined(decodeRecord(text))?.nonce === owner.nonce)
+        Effect.map(
+          ctx.fs.readFileString(moved),
+          (text) => Either.getOrUndefined(decodeRecord(text))?.nonce === owner.nonce
+        )
     )
-    // Moved: ours to delete. Changed: put back, or (when that failed) its owner lost it anyway.
-    yield* outcome === "Moved" ? ctx.fs.remove(aside) : Effect.ignore(ctx.fs.remove(aside))
-    return outcome
+    // Not moved: put back (nothing left aside), or its owner lost it anyway.
+    yield* moved ? ctx.fs.remove(aside) : Effect.ignore(ctx.fs.remove(aside))
+    return moved
   })

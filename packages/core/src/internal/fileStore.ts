@@ -1,72 +1,46 @@
 /**
  * `TokenStore.makeFile`: the token file (`tokenFile.ts`), written atomically (`atomicFile.ts`)
- * and shared through its lock (`fileLock.ts`). This is the one place that knows all three.
+ * and shared through its lock (`fileLock.ts`).
  *
  * @internal
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Duration, Effect, type Option } from "effect"
+import { Duration, Effect } from "effect"
 import type { LocalProcess } from "../LocalProcess.js"
-import type { TokenData } from "../TokenData.js"
+import * as TokenData from "../TokenData.js"
 import { TokenStoreError } from "../TokenError.js"
 import * as AtomicFile from "./atomicFile.js"
 import * as FileLock from "./fileLock.js"
 import * as StoreLock from "./storeLock.js"
 import * as TokenFile from "./tokenFile.js"
 
-/** Options for the file store (`TokenStore.FileStoreOptions`). */
 export interface FileStoreOptions {
   /** How many corrupt files moved aside are kept (newest first). Default 3. */
   readonly keepCorrupt?: number
   /**
    * How long a lock stays valid when its owner cannot be checked (another host, no
-   * `localProcess`, or an owner alive but stuck): after this, waiters take it over. It should
-   * exceed one renewal (with the default retry policy at most about a minute), else a slow
-   * renewal may be joined by a second login (never a corrupt file). Default 60 seconds.
+   * `localProcess`, an owner alive but stuck): then waiters take it over. It should exceed one
+   * renewal, else a slow renewal may be joined by a second login. Default 60 seconds.
    */
   readonly lockLease?: Duration.DurationInput
   /**
    * How long `withLock` waits for the lock before failing with a `TokenStoreError` (operation
-   * `"lock"`). Longer than the lease, so that a waiter outlives a dead owner's lease on another
-   * host. Default 90 seconds.
+   * `"lock"`); longer than the lease, to outlive a dead owner's. Default 90 seconds.
    */
   readonly lockTimeout?: Duration.DurationInput
-  /**
-   * This process and a liveness check of its neighbours (see `LocalProcess`). Without it, locks
-   * record no owner and are taken over only when their lease runs out.
-   */
+  /** This process (see `LocalProcess`); without it, locks are taken over only when their lease runs out. */
   readonly localProcess?: LocalProcess | undefined
   /**
-   * Whether `load` checks the file's POSIX mode and tightens a file readable by group or others
-   * to 0600, with a warning. Turn it off where modes mean nothing (Windows, where every file
-   * reads as 0666 and the check would warn on every load); `NodeTokenStore.layer` does so from
-   * `process.platform`. Default `true`.
+   * Whether `load` tightens a file readable by group or others to 0600, with a warning. Off
+   * where modes mean nothing (Windows; `NodeTokenStore.layer` decides). Default `true`.
    */
   readonly checkPermissions?: boolean
 }
 
-export const defaultLockLease: Duration.Duration = Duration.seconds(60)
-
-export const defaultLockTimeout: Duration.Duration = Duration.seconds(90)
-
-/** Every kind of leftover a save sweeps: its own temp files and the lock's. */
 const leftoverKinds: ReadonlyArray<AtomicFile.LeftoverKind> = [AtomicFile.tempKind, ...FileLock.leftoverKinds]
 
-export const makeFile = (
-  path: string,
-  options?: FileStoreOptions
-): Effect.Effect<
-  {
-    readonly description: string
-    readonly load: Effect.Effect<Option.Option<TokenData>, TokenStoreError>
-    readonly save: (data: TokenData) => Effect.Effect<TokenData, TokenStoreError>
-    readonly remove: Effect.Effect<void, TokenStoreError>
-    readonly withLock: StoreLock.WithLock
-  },
-  never,
-  FileSystem.FileSystem | Path.Path
-> =>
+export const makeFile = (path: string, options?: FileStoreOptions) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const paths = yield* Path.Path
@@ -81,15 +55,15 @@ export const makeFile = (
       keepCorrupt: Math.max(0, options?.keepCorrupt ?? 3),
       checkPermissions: options?.checkPermissions ?? true
     }
-    const lease = Duration.decode(options?.lockLease ?? defaultLockLease)
-    const lock = FileLock.storage(ctx, lease)
+    const lease = Duration.decode(options?.lockLease ?? Duration.seconds(60))
+    const lock = { ...ctx, lockPath: AtomicFile.sibling(ctx, "lock"), leaseMillis: Duration.toMillis(lease) }
     // A file system that refuses the lock file (read-only, full) shares nothing anyway: proceed.
-    const withFileLock = yield* StoreLock.make(lock.storage, {
+    const withLock = yield* StoreLock.make(FileLock.storage(lock), {
       store: "file",
-      name: `token lock ${lock.ctx.lockPath}`,
-      where: lock.ctx.lockPath,
+      name: `token lock ${lock.lockPath}`,
+      where: lock.lockPath,
       lease,
-      timeout: Duration.decode(options?.lockTimeout ?? defaultLockTimeout),
+      timeout: Duration.decode(options?.lockTimeout ?? Duration.seconds(90)),
       whenUnavailable: "proceed",
       localProcess: options?.localProcess
     })
@@ -98,8 +72,8 @@ export const makeFile = (
     return {
       description: `file ${target}`,
       load: TokenFile.load(ctx).pipe(Effect.mapError(fail("load")), Effect.withSpan("TokenStore.load", span)),
-      save: (data: TokenData) =>
-        AtomicFile.writeAtomically(ctx, TokenFile.encode(data)).pipe(
+      save: (data: TokenData.TokenData) =>
+        AtomicFile.writeAtomically(ctx, TokenData.encodeFile(data)).pipe(
           // Afterwards, what writers and lock holders that died left beside the file goes.
           Effect.flatMap((written) => AtomicFile.removeLeftovers(ctx, leftoverKinds, written)),
           Effect.as(data),
@@ -110,6 +84,6 @@ export const makeFile = (
         Effect.catchIf(AtomicFile.isNotFound, () => Effect.void),
         Effect.mapError(fail("remove"))
       ),
-      withLock: withFileLock
+      withLock
     }
   })

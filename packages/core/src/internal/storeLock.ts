@@ -1,26 +1,21 @@
 /**
- * The lock protocol every shared store uses (`StoreLock.make`): waiting with one backoff
- * `Schedule`, the timeout, the lease renewal, the release and the warnings. A store supplies its
- * storage primitives (`Storage`).
+ * The lock protocol every shared store uses (`StoreLock.make`).
  *
  * @internal
  */
-import { Data, DateTime, Duration, Effect, Metric, Option, Random, Schedule, type Scope } from "effect"
+import { DateTime, Duration, Effect, Metric, Option, Random, Schedule, type Scope } from "effect"
 import type { LocalProcess } from "../LocalProcess.js"
 import { TokenStoreError } from "../TokenError.js"
 import * as TokenMetrics from "../TokenMetrics.js"
 
-/** Who takes a lock: this process (when known) and a nonce unique to one acquisition. */
 export interface Owner {
   readonly pid: number | null
   readonly host: string | null
   readonly nonce: string
 }
 
-/** One attempt to take the lock: taken, or held by someone else (described for messages). */
 export type Attempt = { readonly _tag: "Taken" } | { readonly _tag: "Busy"; readonly holder: string }
 
-/** What a store's lock is made of; failures are the reason the storage cannot be reached. */
 export interface Storage {
   readonly take: (owner: Owner) => Effect.Effect<Attempt, string>
   readonly extend?: ((owner: Owner) => Effect.Effect<boolean, string>) | undefined
@@ -50,22 +45,18 @@ const backoff = (timeout: Duration.Duration) =>
     Schedule.upTo(timeout)
   )
 
-const newOwner = (local: Pick<LocalProcess, "pid" | "hostname"> | undefined): Effect.Effect<Owner> =>
-  Effect.map(
-    Effect.all([Random.nextIntBetween(0, 2 ** 32), Random.nextIntBetween(0, 2 ** 32)]),
-    ([a, b]) => ({
-      pid: local?.pid ?? null,
-      host: local?.hostname ?? null,
-      nonce: a.toString(36).padStart(7, "0") + b.toString(36).padStart(7, "0")
-    })
-  )
+/** 64 random bits in base 36: unguessable enough that nobody can pre-create our names. */
+export const nonce: Effect.Effect<string> = Effect.map(
+  Effect.all([Random.nextIntBetween(0, 2 ** 32), Random.nextIntBetween(0, 2 ** 32)]),
+  ([a, b]) => a.toString(36).padStart(7, "0") + b.toString(36).padStart(7, "0")
+)
 
 export const describeOwner = (owner: Pick<Owner, "pid" | "host">): string =>
   `process ${owner.pid ?? "?"} on ${owner.host ?? "an unknown host"}`
 
 /**
- * Why a lock whose lease ends at `leaseUntil` and whose owner is `owner` may be taken over at
- * `now`: its lease ran out, or its owner, a process of this host, is no longer running.
+ * Why a lock of `owner` whose lease ends at `leaseUntil` may be taken over at `now`: its lease
+ * ran out, or its owner, a process of this host, is no longer running. `None` while it is held.
  */
 export const staleness = (
   owner: Pick<Owner, "pid" | "host">,
@@ -87,13 +78,6 @@ export const staleness = (
   )
 }
 
-class Busy extends Data.TaggedError("Busy")<{ readonly holder: string }> {}
-
-/** A lock taken: whether its loss has been reported yet. */
-interface Holding {
-  lost: boolean
-}
-
 export const make = (storage: Storage, options: Options): Effect.Effect<WithLock> =>
   Effect.map(
     // Fibers of one process queue here first, so that only one of them polls the storage.
@@ -109,28 +93,28 @@ const counted = (options: Options, operation: string) =>
     ? Effect.void
     : Metric.increment(Metric.tagged(options.unavailable, "operation", operation))
 
-/**
- * Takes the lock for the current scope, waiting while someone else holds it, and keeps its lease
- * renewed until the scope closes, which releases it. When the storage cannot be reached, runs
- * unlocked with a warning (`"proceed"`) or fails (`"fail"`).
- */
+/** Takes the lock for the current scope and keeps its lease renewed until the scope closes. */
 const hold = (storage: Storage, options: Options): Effect.Effect<void, TokenStoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const owner = yield* newOwner(options.localProcess)
-    const holding: Holding = { lost: false }
+    const owner: Owner = {
+      pid: options.localProcess?.pid ?? null,
+      host: options.localProcess?.hostname ?? null,
+      nonce: yield* nonce
+    }
+    const lost = yield* Effect.once(lostWarning(options))
     let attempts = 0
     const attempt = Effect.suspend(() => {
       attempts++
       return storage.take(owner)
-    }).pipe(Effect.flatMap((found) => found._tag === "Taken" ? Effect.void : new Busy({ holder: found.holder })))
-    const outcome = yield* Effect.acquireRelease(attempt, () => release(storage, options, owner, holding)).pipe(
+    }).pipe(Effect.flatMap((found) => found._tag === "Taken" ? Effect.void : Effect.fail(found)))
+    const outcome = yield* Effect.acquireRelease(attempt, () => release(storage, options, owner, lost)).pipe(
       Effect.retry({ schedule: backoff(options.timeout), while: (error) => typeof error !== "string" }),
       Effect.either
     )
     yield* Effect.annotateCurrentSpan({ attempts, waited: attempts > 1 })
     if (attempts > 1) yield* Metric.increment(TokenMetrics.lockWaits)
     if (outcome._tag === "Right") {
-      if (storage.extend !== undefined) yield* Effect.forkScoped(keepExtending(storage.extend, options, owner, holding))
+      if (storage.extend !== undefined) yield* Effect.forkScoped(keepExtending(storage.extend, options, owner, lost))
       return
     }
     const failure = outcome.left
@@ -147,31 +131,24 @@ const hold = (storage: Storage, options: Options): Effect.Effect<void, TokenStor
     )
   }).pipe(Effect.withSpan("TokenStore.lockWait", { attributes: { store: options.store, lock: options.where } }))
 
-const lost = (options: Options, holding: Holding) =>
-  Effect.suspend(() => {
-    if (holding.lost) return Effect.void
-    holding.lost = true
-    return Effect.zipRight(
-      options.lost === undefined ? Effect.void : Metric.increment(options.lost),
-      Effect.logWarning(
-        `The ${options.name} was taken over by another process while held (its lease of ${
-          Duration.format(options.lease)
-        } ran out), so that process may be renewing too; a token it saves is kept if it expires later`
-      )
+const lostWarning = (options: Options) =>
+  Effect.zipRight(
+    options.lost === undefined ? Effect.void : Metric.increment(options.lost),
+    Effect.logWarning(
+      `The ${options.name} was taken over by another process while held (its lease of ${
+        Duration.format(options.lease)
+      } ran out), so that process may be renewing too; a token it saves is kept if it expires later`
     )
-  })
+  )
 
 /** Releases the lock if it is still ours. Never fails. */
-const release = (storage: Storage, options: Options, owner: Owner, holding: Holding) =>
+const release = (storage: Storage, options: Options, owner: Owner, lost: Effect.Effect<void>) =>
   storage.release(owner).pipe(
-    Effect.flatMap((released) => released ? Effect.void : lost(options, holding)),
+    Effect.flatMap((released) => released ? Effect.void : lost),
     Effect.catchAll((reason) =>
-      Effect.zipRight(
-        counted(options, "release"),
-        Effect.logWarning(
-          `Could not release the ${options.name} (${reason}); others take it over when its lease runs out`
-        )
-      )
+      counted(options, "release").pipe(Effect.zipRight(Effect.logWarning(
+        `Could not release the ${options.name} (${reason}); others take it over when its lease runs out`
+      )))
     )
   )
 
@@ -180,19 +157,16 @@ const keepExtending = (
   extend: (owner: Owner) => Effect.Effect<boolean, string>,
   options: Options,
   owner: Owner,
-  holding: Holding
+  lost: Effect.Effect<void>
 ) =>
-  Effect.sleep(Duration.divide(options.lease, 3).pipe(Option.getOrElse(() => options.lease))).pipe(
+  Effect.sleep(Duration.unsafeDivide(options.lease, 3)).pipe(
     Effect.zipRight(extend(owner)),
-    Effect.flatMap((extended) => extended ? Effect.succeed(true) : Effect.as(lost(options, holding), false)),
+    Effect.flatMap((extended) => extended ? Effect.succeed(true) : Effect.as(lost, false)),
     // A missed extension is no loss yet: the lease still runs. The next one will tell.
     Effect.catchAll((reason) =>
-      Effect.as(
-        Effect.zipRight(
-          counted(options, "extend"),
-          Effect.logDebug(`Could not extend the ${options.name}: ${reason}`)
-        ),
-        true
+      counted(options, "extend").pipe(
+        Effect.zipRight(Effect.logDebug(`Could not extend the ${options.name}: ${reason}`)),
+        Effect.as(true)
       )
     ),
     Effect.repeat({ while: (held) => held })

@@ -1,35 +1,27 @@
 /**
- * The token file itself, over the abstract `FileSystem`: its format, reading it (with the
- * permission and symbolic-link checks), and moving a corrupt or foreign one aside to
- * `<target>.corrupt-<time>-<random>` (kept, bounded). Writing it is `atomicFile.ts`'s work.
+ * The token file: its format, reading it (with the permission and symbolic-link checks), and
+ * moving a corrupt or foreign one aside. Writing it is `atomicFile.ts`'s work.
  *
  * @internal
  */
 import type { FileSystem } from "@effect/platform"
 import { type PlatformError, SystemError } from "@effect/platform/Error"
-import { Clock, DateTime, Effect, Either, Option, ParseResult } from "effect"
+import { DateTime, Effect, Either, Option, ParseResult } from "effect"
 import * as TokenData from "../TokenData.js"
 import * as AtomicFile from "./atomicFile.js"
+import * as StoreLock from "./storeLock.js"
 
 export interface TokenFileContext extends AtomicFile.FileContext {
-  /** How many files moved aside are kept. */
   readonly keepCorrupt: number
-  /** Whether to check (and tighten) the POSIX mode of the file on load. */
   readonly checkPermissions: boolean
 }
 
-/** Files moved aside are `<target>.corrupt-<time>-<random>`. */
 const corruptKind = "corrupt"
 
 /** A token file is a few hundred bytes; anything much larger is not one (and is not read). */
 const maxFileBytes = 64 * 1024
 
-export const encode = (data: TokenData.TokenData): Uint8Array => new TextEncoder().encode(TokenData.encodeFile(data))
-
-/** Decodes the file's text; the error names what is wrong without quoting the content. */
-const decode = (text: string): Either.Either<TokenData.TokenData, string> =>
-  Either.mapLeft(TokenData.decodeFile(text), (error) => describeParseError(error))
-
+/** What is wrong with the file's text, without quoting the content. */
 const describeParseError = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   if (issue === undefined) return "unreadable"
@@ -37,26 +29,18 @@ const describeParseError = (error: ParseResult.ParseError): string => {
   return issue._tag === "Missing" ? `missing field${where}` : `invalid content${where}`
 }
 
-// -----------------------------------------------------------------------------
-// Reading
-// -----------------------------------------------------------------------------
-
-/**
- * The token in the file, or `None`. A corrupt or foreign file counts as none: it is moved
- * aside (`moveAside`) with a warning that names what is wrong, never the content.
- */
+/** The token in the file, or `None`; a corrupt or foreign file is moved aside with a warning. */
 export const load = (ctx: TokenFileContext): Effect.Effect<Option.Option<TokenData.TokenData>, PlatformError> =>
   Effect.gen(function*() {
     // A second look only when a writer replaced the bad file while we were moving it aside.
     for (let look = 0; look < 2; look++) {
       const found = yield* inspect(ctx)
-      if (found._tag === "Missing") return Option.none()
-      const decoded = found._tag === "Text" ? decode(found.text) : Either.left(found.reason)
-      if (Either.isRight(decoded)) return Option.some(decoded.right)
+      if (found === undefined) return Option.none()
+      if (Either.isRight(found.decoded)) return Option.some(found.decoded.right)
       const aside = yield* moveAside(ctx, found.info)
       if (Option.isSome(aside)) {
         yield* Effect.logWarning(
-          `The token file ${ctx.target} is not a valid token file (${decoded.left}); moved it to ${aside.value} and will obtain a new token`
+          `The token file ${ctx.target} is not a valid token file (${found.decoded.left}); moved it to ${aside.value} and will obtain a new token`
         )
         return Option.none()
       }
@@ -64,21 +48,18 @@ export const load = (ctx: TokenFileContext): Effect.Effect<Option.Option<TokenDa
     return Option.none()
   })
 
-/** What `inspect` found at the target. */
-type Found =
-  | { readonly _tag: "Missing" }
-  /** Not something to read as a token file: too large, or not a regular file. */
-  | { readonly _tag: "Unreadable"; readonly info: FileSystem.File.Info; readonly reason: string }
-  | { readonly _tag: "Text"; readonly info: FileSystem.File.Info; readonly text: string }
+interface Found {
+  readonly info: FileSystem.File.Info
+  /** The token, or what is wrong with the file (never its content). */
+  readonly decoded: Either.Either<TokenData.TokenData, string>
+}
 
 /**
- * Reads the target. A regular file readable by group or others is tightened to 0600 first,
- * with a warning, unless `checkPermissions` is off (platforms without POSIX modes). A symbolic
- * link is read through (a user may point `token.json` elsewhere) but never changed through: no
- * chmod here, and the next save replaces the link itself. Anything but a regular file (a
- * directory, a FIFO that would block the read) is refused.
+ * Reads the target, tightening a file readable by others to 0600 (`checkPermissions`). A
+ * symbolic link is read through (a user may point `token.json` elsewhere) but never changed
+ * through. Anything but a regular file (a FIFO would block the read) is refused.
  */
-const inspect = (ctx: TokenFileContext): Effect.Effect<Found, PlatformError> =>
+const inspect = (ctx: TokenFileContext): Effect.Effect<Found | undefined, PlatformError> =>
   Effect.gen(function*() {
     const link = yield* ctx.fs.readLink(ctx.target).pipe(
       Effect.map(Option.some),
@@ -103,11 +84,11 @@ const inspect = (ctx: TokenFileContext): Effect.Effect<Found, PlatformError> =>
       yield* tightenMode(ctx, info)
     }
     if (Number(info.size) > maxFileBytes) {
-      return { _tag: "Unreadable", info, reason: `${info.size} bytes, far larger than a token file` } as const
+      return { info, decoded: Either.left(`${info.size} bytes, far larger than a token file`) }
     }
     const text = yield* ctx.fs.readFileString(ctx.target)
-    return { _tag: "Text", info, text } as const
-  }).pipe(Effect.catchIf(AtomicFile.isNotFound, () => Effect.succeed({ _tag: "Missing" } as const)))
+    return { info, decoded: Either.mapLeft(TokenData.decodeFile(text), describeParseError) }
+  }).pipe(Effect.catchIf(AtomicFile.isNotFound, () => Effect.succeed(undefined)))
 
 /** Changes a regular file readable by group or others to 0600, with a warning. */
 const tightenMode = (ctx: TokenFileContext, info: FileSystem.File.Info): Effect.Effect<void> => {
@@ -131,35 +112,26 @@ const tightenMode = (ctx: TokenFileContext, info: FileSystem.File.Info): Effect.
 const sameFile = (a: FileSystem.File.Info, b: FileSystem.File.Info): boolean =>
   a.dev === b.dev && Option.getEquivalence((x: number, y: number) => x === y)(a.ino, b.ino) &&
   a.size === b.size &&
-  Option.getOrUndefined(a.mtime)?.getTime() === Option.getOrUndefined(b.mtime)?.getTime()
-
-// -----------------------------------------------------------------------------
-// Moving aside
-// -----------------------------------------------------------------------------
-
-const stamp = Effect.map(
-  Clock.currentTimeMillis,
-  (now) => DateTime.formatIso(DateTime.unsafeMake(now)).replace(/[-:.]/g, "")
-)
+  AtomicFile.mtimeOf(a) === AtomicFile.mtimeOf(b)
 
 /**
- * Moves the target, which was `seen` and found corrupt or foreign, to
- * `<target>.corrupt-<time>-<random>` (mode 0600), keeping only the newest `keepCorrupt` of
- * them. `None` when the target changed meanwhile (a writer replaced it): the caller reads again.
+ * Moves the target, `seen` corrupt, to `<target>.corrupt-<time>-<random>` (mode 0600), keeping
+ * the newest `keepCorrupt`. `None` when a writer replaced it meanwhile: the caller reads again.
  */
 const moveAside = (
   ctx: TokenFileContext,
   seen: FileSystem.File.Info
 ): Effect.Effect<Option.Option<string>, PlatformError> =>
   Effect.gen(function*() {
-    const aside = `${AtomicFile.sibling(ctx, corruptKind)}-${yield* stamp}-${yield* AtomicFile.randomSuffix}`
-    const outcome = yield* AtomicFile.renameIfUnchanged(
+    const time = DateTime.formatIso(yield* DateTime.now).replace(/[-:.]/g, "")
+    const aside = `${AtomicFile.sibling(ctx, corruptKind)}-${time}-${yield* StoreLock.nonce}`
+    const moved = yield* AtomicFile.renameIfUnchanged(
       ctx.fs,
       ctx.target,
       aside,
       (moved) => Effect.map(ctx.fs.stat(moved), (info) => sameFile(info, seen))
     )
-    if (outcome !== "Moved") return Option.none()
+    if (!moved) return Option.none()
     // A moved symbolic link stays a link: chmod would change its target, which is not ours
     const isLink = yield* ctx.fs.readLink(aside).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
     if (!isLink) yield* ctx.fs.chmod(aside, 0o600)

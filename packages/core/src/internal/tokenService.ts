@@ -1,12 +1,7 @@
 /**
- * The token service's implementation. Read `lifecycle` first: it is the whole life of the token
- * for every operation but `clearToken` — decide (the pure table `decide`), then serve the token
- * in memory, wait for the work under way, or renew (`renewal`: re-read the store → refresh
- * while valid → fall back to a login → save) and keep the result.
- *
- * The state is one slot (`State`): `Idle`, or one fiber `Renewing` (or `Clearing`) while the
- * others wait on its `Deferred`, as `Effect.cachedInvalidateWithTTL` keeps its work in flight.
- * Nothing else serialises the operations: no semaphore, no counter.
+ * The token service. Read `lifecycle` first: the whole life of the token. The state is one slot:
+ * `Idle`, or one fiber `Renewing` (or `Clearing`) while the others wait on its `Deferred`, as
+ * `Effect.cachedInvalidateWithTTL` keeps its work in flight.
  *
  * @internal
  */
@@ -19,15 +14,8 @@ import * as TokenInfo from "../TokenInfo.js"
 import * as TokenMetrics from "../TokenMetrics.js"
 import { TokenStore } from "../TokenStore.js"
 
-/** The default refresh margin: five minutes, as the Rust client (defined with the other defaults). */
-export const defaultRefreshMargin: Duration.Duration = AmpConfig.defaultRefreshMargin
-
-/** How long `getToken` keeps serving a still-valid token after a failed renewal in the margin. */
-export const renewalRetryDelay: Duration.Duration = Duration.seconds(30)
-
-// -----------------------------------------------------------------------------
-// The model
-// -----------------------------------------------------------------------------
+/** After a failed renewal in the margin, a still-valid token is served this long before retrying. */
+const renewalRetryDelay = Duration.seconds(30)
 
 /** The token in memory, with the instants that matter. */
 export interface Current {
@@ -37,10 +25,8 @@ export interface Current {
   readonly refreshAt: number
 }
 
-/** What the service is doing. */
 export type State = Idle | Renewing | Clearing
 
-/** Nothing under way. */
 export interface Idle {
   readonly _tag: "Idle"
   readonly current: Current | undefined
@@ -49,7 +35,6 @@ export interface Idle {
 /** One fiber renews the token; whoever shares its result waits on `outcome`. */
 export interface Renewing {
   readonly _tag: "Renewing"
-  /** The token in memory while the renewal runs (still served while outside the margin). */
   readonly current: Current | undefined
   /** Which operation started it: tells whose callers it can answer. */
   readonly kind: Mode["_tag"]
@@ -63,7 +48,6 @@ export interface Clearing {
   readonly done: Deferred.Deferred<void>
 }
 
-/** The work that can be under way. */
 export type Busy = Renewing | Clearing
 
 /** How a caller asks for a token. */
@@ -72,45 +56,24 @@ export type Mode =
   | { readonly _tag: "Auto" }
   /** `renewRejected`: a renewal only while `token`, which the server rejected, is still current. */
   | { readonly _tag: "Rejected"; readonly token: Redacted.Redacted<string> }
-  /**
-   * The explicit calls, which renew whatever the current token: `obtainToken` (log in),
-   * `forceRefresh` (refresh, else log in), `refreshToken` (refresh only). `queuedBehind` is the
-   * work they last waited for (`undefined` on the first look): any renewal other than that one
-   * started after the call was made.
-   */
+  /** The explicit calls; any renewal but `queuedBehind`, the last one waited for, started after them. */
   | { readonly _tag: "Obtain" | "Refresh" | "RefreshOnly"; readonly queuedBehind: Busy | undefined }
 
-/** What a call does next, given the state (see `decide`). */
+/** What a call does next: serve, start a renewal, share the one under way, queue behind it, or refuse. */
 export type Decision =
-  /** Answer with the token in memory: no call. */
   | { readonly _tag: "Serve"; readonly current: Current }
-  /** Renew: this caller runs the renewal, and announces it as `Renewing`. */
   | { readonly _tag: "Start" }
-  /** Wait for the renewal under way and take its outcome. */
   | { readonly _tag: "Share"; readonly outcome: Deferred.Deferred<Current, RenewalError> }
-  /** Wait until the work under way ends, however it ends, then decide again. */
   | { readonly _tag: "Queue"; readonly behind: Busy }
-  /** `refreshToken` without an unexpired token. */
   | { readonly _tag: "Refuse"; readonly reason: "no token" | "expired" }
 
-/** How a renewal can fail (`NoTokenToRefresh` only for `refreshToken`, which has no fallback). */
 export type RenewalError = AuthError | TokenStoreError | NoTokenToRefresh
 
-// -----------------------------------------------------------------------------
-// The decision
-// -----------------------------------------------------------------------------
-
 /**
- * What a call in `mode` does, given the state at `now`. Pure: the whole policy of who renews,
- * who shares whose result and who waits, in one table.
- *
- * - `getToken` and `renewRejected` share every renewal under way (a thousand callers, one
- *   login; a wrong password, one attempt) — except a `refreshToken`, which cannot fall back to
- *   a login: they wait for it to end and decide again.
- * - The explicit calls never take the result of a renewal that was under way when they were
- *   called: they wait for it to end. They may share a renewal that started after that (it was
- *   started after they were called), when it renews at least as they would: `obtainToken` a
- *   login, `forceRefresh` a login or a forced refresh, `refreshToken` a refresh only.
+ * The whole policy of who renews, who shares whose result and who waits. `getToken` and
+ * `renewRejected` share every renewal under way (a wrong password costs one attempt) but a
+ * `refreshToken`'s. The explicit calls wait for the renewal under way when called, and share a
+ * later one that renews at least as they would.
  */
 export const decide = (mode: Mode, state: State, now: number): Decision => {
   const current = state.current
@@ -149,11 +112,6 @@ const explicitAnswers: Record<"Obtain" | "Refresh" | "RefreshOnly", ReadonlyArra
   RefreshOnly: ["RefreshOnly"]
 }
 
-// -----------------------------------------------------------------------------
-// The lifecycle
-// -----------------------------------------------------------------------------
-
-/** What the service works with. */
 interface Service {
   readonly api: AuthApi["Type"]
   readonly store: TokenStore["Type"]
@@ -162,16 +120,8 @@ interface Service {
 }
 
 /**
- * The token's lifecycle, for every operation but `clearToken`: decide (`decide`), then
- *
- * - Serve: the token in memory;
- * - Share: wait for the renewal under way; its token, or its failure, is this call's too;
- * - Queue: wait until the work under way ends, then decide again;
- * - Start: renew (`renewal`), keep the result in memory and hand it to whoever shares it.
- *
- * The decision and the announcement of a renewal are one atomic update of the state, and the
- * renewal is announced and settled uninterruptibly: however it ends (interrupted included), the
- * state goes back to `Idle` and its `outcome` is completed, so no waiter is ever stranded.
+ * The token's lifecycle, for every operation but `clearToken`. Deciding and announcing a renewal
+ * are one atomic update, and the renewal is settled uninterruptibly, so no waiter is stranded.
  */
 const lifecycle = (service: Service, mode: Mode): Effect.Effect<Current, RenewalError> =>
   Effect.uninterruptibleMask((restore) =>
@@ -229,9 +179,8 @@ const lifecycle = (service: Service, mode: Mode): Effect.Effect<Current, Renewal
   )
 
 /**
- * One renewal, under the store's lock (processes sharing the store renew one at a time): re-read
- * the store (another process may have just renewed) → refresh while the token is valid → fall
- * back to a login → save. Never a refresh of an expired token; no login for `refreshToken`.
+ * One renewal, under the store's lock: re-read the store (another process may have just renewed)
+ * → refresh while the token is valid → fall back to a login → save.
  */
 const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
   service.store.withLock(Effect.gen(function*() {
@@ -262,19 +211,15 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
       data = yield* service.api.refresh(base.data.token).pipe(
         Effect.flatMap(fromServer),
         Effect.catchAll((error) =>
-          mode._tag === "RefreshOnly" ? Effect.fail(error) : Effect.zipRight(
-            Effect.zipRight(
-              Metric.increment(TokenMetrics.refreshFallbacks),
-              Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)
-            ),
-            login
+          mode._tag === "RefreshOnly" ? Effect.fail(error) : Metric.increment(TokenMetrics.refreshFallbacks).pipe(
+            Effect.zipRight(Effect.logWarning(`Token refresh failed (${error.message}); logging in instead`)),
+            Effect.zipRight(login)
           )
         )
       )
     }
     yield* renewed("server", toCurrent(data, service.margin), now)
-    // A shared store may keep a later token another process saved meanwhile (this renewal's
-    // lock ran out): serve that one, so that this process and the store never disagree.
+    // The store may keep a later token another process saved meanwhile (this lock ran out).
     const held = yield* save(service, data, base?.data)
     if (held !== data) {
       yield* Effect.logWarning("Another process saved a token that expires later during this renewal; using it")
@@ -283,9 +228,8 @@ const renewal = (service: Service, mode: Mode, known: Current | undefined) =>
   }))
 
 /**
- * After a failed renewal in the refresh margin, the current token is still valid: serve it, and
- * try again after `renewalRetryDelay` (or at expiry) instead of on every call. `undefined` when
- * there is no valid token to keep (or the renewal did not fail, but was interrupted).
+ * After a failed renewal in the margin, a still-valid token is served until `renewalRetryDelay`
+ * (or expiry) instead of renewing on every call. `undefined` when there is none to keep.
  */
 const keepServing = (current: Current | undefined, cause: Cause.Cause<RenewalError>) =>
   Effect.gen(function*() {
@@ -300,10 +244,7 @@ const keepServing = (current: Current | undefined, cause: Cause.Cause<RenewalErr
     return { ...current, refreshAt: Math.min(current.expiresAt, now + Duration.toMillis(renewalRetryDelay)) }
   })
 
-/**
- * Forgets the token: in memory at once, then in the store. Waits for the work under way first,
- * so that a renewal finishing later does not bring the token back.
- */
+/** Forgets the token, after the work under way (so that a renewal cannot bring it back). */
 const clear = (service: Service): Effect.Effect<void, TokenStoreError> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
@@ -323,28 +264,22 @@ const clear = (service: Service): Effect.Effect<void, TokenStoreError> =>
     })
   )
 
-/** Waits until `busy` ends, however it ends. The waiter's own interruption still interrupts it. */
+/** Waits until `busy` ends, however it ends. */
 const awaitEnd = (busy: Busy): Effect.Effect<void> =>
   busy._tag === "Renewing" ? Effect.asVoid(Effect.exit(Deferred.await(busy.outcome))) : Deferred.await(busy.done)
 
-// -----------------------------------------------------------------------------
-// The service
-// -----------------------------------------------------------------------------
-
-/** Builds the service over an `AuthApi` and a `TokenStore`, loading the stored token first. */
-export const make = (
-  options?: { readonly refreshMargin?: Duration.DurationInput }
-) =>
+export const make = (options?: { readonly refreshMargin?: Duration.DurationInput }) =>
   Effect.gen(function*() {
     const api = yield* AuthApi
     const store = yield* TokenStore
-    const margin = Duration.toMillis(options?.refreshMargin ?? defaultRefreshMargin)
+    const margin = Duration.toMillis(options?.refreshMargin ?? AmpConfig.defaultRefreshMargin)
     const current = yield* loadStored({ store, margin }, false).pipe(Effect.withSpan("TokenService.load"))
     const service: Service = { api, store, margin, state: yield* Ref.make<State>({ _tag: "Idle", current }) }
     const token = (mode: Mode) => Effect.map(lifecycle(service, mode), (current) => current.data.token)
+    const renew = (mode: Mode, name: string) =>
+      withLoginFallback(token(mode)).pipe(Effect.withSpan(`TokenService.${name}`))
 
-    // The hot path: one Ref.get and a clock read. No span, no lock: they would cost more than
-    // the lookup.
+    // The hot path: one Ref.get and a clock read; a span would cost more than the lookup.
     const slow = withLoginFallback(token({ _tag: "Auto" }))
     const getToken = Effect.flatMap(Ref.get(service.state), ({ current }) =>
       current === undefined
@@ -354,48 +289,32 @@ export const make = (
           (now) => now < current.refreshAt ? Effect.succeed(current.data.token) : slow
         ))
 
-    const getTokenInfo = Effect.flatMap(Ref.get(service.state), ({ current }) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.as(
-          Metric.set(
-            TokenMetrics.secondsUntilExpiry,
-            current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000
-          ),
-          current === undefined
-            ? Option.none()
-            : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
-        )))
+    const getTokenInfo = Effect.gen(function*() {
+      const { current } = yield* Ref.get(service.state)
+      const now = yield* Clock.currentTimeMillis
+      yield* setSecondsLeft(current, now)
+      return current === undefined
+        ? Option.none()
+        : Option.some(TokenInfo.make(current.data, now, Duration.millis(margin)))
+    })
 
     return {
       getToken,
-      obtainToken: withLoginFallback(token({ _tag: "Obtain", queuedBehind: undefined })).pipe(
-        Effect.withSpan("TokenService.obtainToken")
-      ),
+      obtainToken: renew({ _tag: "Obtain", queuedBehind: undefined }, "obtainToken"),
       refreshToken: token({ _tag: "RefreshOnly", queuedBehind: undefined }).pipe(
         Effect.withSpan("TokenService.refreshToken")
       ),
-      forceRefresh: withLoginFallback(token({ _tag: "Refresh", queuedBehind: undefined })).pipe(
-        Effect.withSpan("TokenService.forceRefresh")
-      ),
+      forceRefresh: renew({ _tag: "Refresh", queuedBehind: undefined }, "forceRefresh"),
       renewRejected: (rejected: Redacted.Redacted<string>) =>
-        withLoginFallback(token({ _tag: "Rejected", token: rejected })).pipe(
-          Effect.withSpan("TokenService.renewRejected")
-        ),
+        renew({ _tag: "Rejected", token: rejected }, "renewRejected"),
       getTokenInfo,
       clearToken: clear(service).pipe(Effect.withSpan("TokenService.clearToken"))
     }
   })
 
-/**
- * Only `refreshToken` renews without falling back to a login, so only it can find no token to
- * refresh: for the other operations that error would be a bug.
- */
+/** Only `refreshToken` has no login fallback: for the others `NoTokenToRefresh` is a bug. */
 const withLoginFallback = <A>(effect: Effect.Effect<A, RenewalError>): Effect.Effect<A, AuthError | TokenStoreError> =>
   Effect.catchTag(effect, "NoTokenToRefresh", (error) => Effect.die(error))
-
-// -----------------------------------------------------------------------------
-// Helpers
-// -----------------------------------------------------------------------------
 
 const toCurrent = (data: TokenData, margin: number): Current => {
   const expiresAt = DateTime.toEpochMillis(data.expiresAt)
@@ -404,22 +323,13 @@ const toCurrent = (data: TokenData, margin: number): Current => {
 
 /**
  * Reads the store; a failure or an expired token counts as none. An expired token is removed
- * only under the store's lock (`removeExpired`), so that a fresh token another process saved in
- * the meantime is never deleted.
+ * only under the store's lock (`removeExpired`), never a fresh one another process just saved.
  */
 const loadStored = (service: Pick<Service, "store" | "margin">, removeExpired: boolean) =>
   Effect.gen(function*() {
     const stored = yield* service.store.load.pipe(
       Effect.map(Option.map((data) => data.withJwtExpiry())),
-      Effect.catchAll((error) =>
-        Effect.as(
-          Effect.zipRight(
-            persistenceFailed(error),
-            Effect.logWarning(`${error.message}; continuing without a stored token`)
-          ),
-          Option.none<TokenData>()
-        )
-      )
+      Effect.catchAll((error) => Effect.as(storeFailed(error, "continuing without a stored token"), Option.none()))
     )
     if (Option.isNone(stored)) return undefined
     const now = yield* Clock.currentTimeMillis
@@ -427,9 +337,7 @@ const loadStored = (service: Pick<Service, "store" | "margin">, removeExpired: b
     if (now < current.expiresAt) return current
     if (!removeExpired) return undefined
     yield* Effect.logInfo(`The stored token expired at ${DateTime.formatIso(stored.value.expiresAt)}; removing it`)
-    yield* service.store.remove.pipe(
-      Effect.catchAll((error) => Effect.zipRight(persistenceFailed(error), Effect.logWarning(error.message)))
-    )
+    yield* service.store.remove.pipe(Effect.catchAll((error) => storeFailed(error, "it stays in the store")))
     return undefined
   })
 
@@ -437,15 +345,7 @@ const loadStored = (service: Pick<Service, "store" | "margin">, removeExpired: b
 const save = (service: Service, data: TokenData, replacing: TokenData | undefined) =>
   service.store.save(data, replacing).pipe(
     Effect.map((held) => sameToken(held, data) ? data : held.withJwtExpiry()),
-    Effect.catchAll((error) =>
-      Effect.as(
-        Effect.zipRight(
-          persistenceFailed(error),
-          Effect.logWarning(`${error.message}; the token is kept in memory only`)
-        ),
-        data
-      )
-    )
+    Effect.catchAll((error) => Effect.as(storeFailed(error, "the token is kept in memory only"), data))
   )
 
 const sameToken = (candidate: TokenData, current: TokenData | undefined) =>
@@ -456,11 +356,18 @@ const renewed = (source: "server" | "file", current: Current, now: number) =>
   Effect.all([
     Effect.annotateCurrentSpan("source", source),
     Metric.increment(Metric.tagged(TokenMetrics.renewals, "source", source)),
-    Metric.set(TokenMetrics.secondsUntilExpiry, Math.max(0, current.expiresAt - now) / 1000)
+    setSecondsLeft(current, now)
   ], { discard: true })
 
-const persistenceFailed = (error: TokenStoreError) =>
-  Metric.increment(Metric.tagged(TokenMetrics.persistenceFailures, "operation", error.operation))
+const setSecondsLeft = (current: Current | undefined, now: number) =>
+  Metric.set(TokenMetrics.secondsUntilExpiry, current === undefined ? 0 : Math.max(0, current.expiresAt - now) / 1000)
+
+/** A store failure the service lives with: counted and logged, with what happens instead. */
+const storeFailed = (error: TokenStoreError, instead: string) =>
+  Effect.zipRight(
+    Metric.increment(Metric.tagged(TokenMetrics.persistenceFailures, "operation", error.operation)),
+    Effect.logWarning(`${error.message}; ${instead}`)
+  )
 
 /** Stamps a token just received from the server with the time it was obtained. */
 const fromServer = (token: Redacted.Redacted<string>) =>

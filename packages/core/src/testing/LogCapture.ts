@@ -1,6 +1,6 @@
 /**
- * Captures every log line (message, cause and annotations, as text) written while a test runs:
- * for tests of what a program logs, and of what it must never log (a token, a password).
+ * Captures every log line (message, cause and annotations) written while a test runs: for tests
+ * of what a program logs, and of what it must never log (a token, a password).
  *
  * @since 0.1.0
  */

@@ -1,6 +1,5 @@
 /**
- * The spans started while an effect runs, as the tracer in use makes them (each delegated to
- * it): names and attributes, for tests of what a program traces and of what it must not.
+ * The spans started while an effect runs: for tests of what a program traces.
  *
  * @since 0.1.0
  */

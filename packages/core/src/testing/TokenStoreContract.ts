@@ -1,9 +1,6 @@
 /**
- * The contract every `TokenStore` that keeps tokens fulfils, as a suite of `@effect/vitest`
- * tests to run against each implementation: the memory and file stores run it, as does the
- * Redis store, and so should any store of your own: in a test file,
- * `TokenStoreContract.storeContract("my store", MyStore.layer(...))` (imported from
- * `@amp-effect/core/testing`; it needs `@effect/vitest`).
+ * The contract every `TokenStore` that keeps tokens fulfils, as `@effect/vitest` tests: run
+ * `TokenStoreContract.storeContract("my store", MyStore.layer(...))` for a store of your own.
  *
  * @since 0.1.0
  */
@@ -13,8 +10,7 @@ import { TokenData } from "../TokenData.js"
 import { TokenStore } from "../TokenStore.js"
 
 /**
- * A token valid for 24 hours from `obtainedAtMillis`, with fixed, distinct times (milliseconds
- * included: they must survive the trip).
+ * A token valid for 24 hours from `obtainedAtMillis` (milliseconds included: they must survive).
  *
  * @since 0.1.0
  * @category fixtures
@@ -39,8 +35,7 @@ export const plain = (data: TokenData) => ({
 })
 
 /**
- * Runs the contract against the store built by `layer`. `layer` is built afresh for every test
- * (each in its own scope), so a file store gets its own temp directory per test.
+ * Runs the contract against the store built by `layer`, built afresh for every test.
  *
  * @since 0.1.0
  * @category suites
