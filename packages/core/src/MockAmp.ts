@@ -1,22 +1,15 @@
 /**
- * A fake Blockstream AMP API, written once as a platform-independent `HttpApp` (routes built
- * with `@effect/platform`'s `HttpRouter`), for tests.
+ * A fake Blockstream AMP API for tests, written once as a platform-independent `HttpApp`.
  *
- * It answers like AMP (Django REST framework): `POST /api/user/obtain_token` with
- * `{"username", "password"}`, `GET /api/user/refresh-token`, `/api/info`, `/api/changelog`,
- * `/api/assets/` and `/api/assets/{uuid}`, with or without the trailing slash; the
- * `Authorization: token <jwt>` scheme; JWT-shaped tokens whose `iat` / `exp` follow the `Clock`
- * of the fiber that created the mock (so `TestClock.adjust` moves them); 400
- * `non_field_errors` for wrong credentials, 401 `{"detail": "Invalid token."}` with
- * `WWW-Authenticate: Token`, 404 and 405. Tests script faults per endpoint, read exact request
- * counters and the request log, and revoke tokens.
+ * It answers like AMP (Django REST framework): `POST /api/user/obtain_token`,
+ * `GET /api/user/refresh-token`, `/api/info`, `/api/changelog`, `/api/assets/` and
+ * `/api/assets/{uuid}`, with or without the trailing slash; the `Authorization: token <jwt>`
+ * scheme; JWT-shaped tokens whose `iat` / `exp` follow the `Clock` of the fiber that created the
+ * mock (so `TestClock.adjust` moves them); DRF's 400, 401, 404 and 405 answers. Tests script
+ * faults per endpoint, read request counters and the request log, and revoke tokens.
  *
- * Two ways to talk to it:
- *
- * - in memory, without a socket: `layerHttpClient()` provides an `HttpClient` that hands every
- *   request to the app (only the path matters, any host works), so `AuthApi`, `AmpClient` and
- *   `TokenService` run against it under `TestClock`;
- * - over TCP: `@amp-effect/node`'s `MockAmpServer` serves the same app on `127.0.0.1`.
+ * Reach it in memory with `layerHttpClient()` (only the path matters, any host works), or over
+ * TCP with `@amp-effect/node`'s `MockAmpServer`, which serves the same app on `127.0.0.1`.
  *
  * @example
  * ```ts
@@ -24,8 +17,7 @@
  * import { HttpClient } from "@effect/platform"
  * import { Effect } from "effect"
  *
- * // The next `GET /info` answers 503; the code under test (here two plain requests) runs
- * // against the mock in memory, and the counters say what reached it.
+ * // The next `GET /info` answers 503; the counters say what reached the mock.
  * const test = Effect.gen(function*() {
  *   const amp = yield* MockAmp.MockAmp
  *   yield* amp.script("info", MockAmp.MockFault.status(503))
@@ -45,10 +37,6 @@ import { HttpClient } from "@effect/platform"
 import { Context, Effect, Layer } from "effect"
 import * as internal from "./internal/mockAmp.js"
 
-// -----------------------------------------------------------------------------
-// Models
-// -----------------------------------------------------------------------------
-
 /**
  * Configuration of a mock. Every field is optional.
  *
@@ -58,8 +46,10 @@ import * as internal from "./internal/mockAmp.js"
 export type MockAmpOptions = internal.MockAmpOptions
 
 /**
- * A scripted misbehaviour (`Status`, `Delay`, `Hang`, `Malformed`, `Reset`), consumed by exactly one
- * request to the endpoint it was scripted for (see `MockAmp.Controls.script`).
+ * A scripted misbehaviour, played by exactly one request to the endpoint it was scripted for:
+ * `Status` answers with that status, body (default `{"detail": <reason>}`) and extra headers;
+ * `Delay` waits on the mock's `Clock`, then answers normally; `Hang` never answers; `Reset`
+ * drops the connection (in memory, a `RequestError` with reason `"Transport"`).
  *
  * @since 0.1.0
  * @category models
@@ -67,16 +57,15 @@ export type MockAmpOptions = internal.MockAmpOptions
 export type MockFault = internal.MockFault
 
 /**
- * Constructors for `MockFault`s. Plain object literals work just as well.
+ * Constructors for `MockFault`s.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const MockFault: internal.MockFaults = internal.MockFault
+export const MockFault: typeof internal.MockFault = internal.MockFault
 
 /**
- * The endpoints of the mock, as used by `script` and the counters. `"assets"` covers both the
- * list and the single-asset route.
+ * The endpoints, as `script` and the counters name them; `"assets"` covers the list and one asset.
  *
  * @since 0.1.0
  * @category models
@@ -84,7 +73,8 @@ export const MockFault: internal.MockFaults = internal.MockFault
 export type MockEndpoint = internal.MockEndpoint
 
 /**
- * Requests received since start (or the last reset), by endpoint, with `unauthorized` and `total`.
+ * Requests received since start (or the last reset), by endpoint, faulted ones included;
+ * `unauthorized` counts the 401s of the token check, `total` every request, unknown paths too.
  *
  * @since 0.1.0
  * @category models
@@ -108,7 +98,7 @@ export type MockRequest = internal.MockRequest
 export type MockAsset = internal.MockAsset
 
 /**
- * The assets a mock serves unless {@link MockAmpOptions.assets} says otherwise, in list order.
+ * The assets a mock serves unless `MockAmpOptions.assets` says otherwise, in list order.
  *
  * @since 0.1.0
  * @category constants
@@ -125,29 +115,16 @@ export const defaultCredentials: { readonly username: "mock_user"; readonly pass
   internal.defaultCredentials
 
 /**
- * What the app fails with when it plays a `Reset` fault: the server (or in-memory client)
- * serving it must drop the connection without an answer. `layerHttpClient` turns it into a
- * `RequestError` with reason `"Transport"`; `MockAmpServer` resets the TCP connection.
+ * What the app fails with when it plays a `Reset` fault: whoever serves it drops the connection.
  *
- * @since 0.1.0
- * @category errors
- */
-export const ConnectionReset: typeof internal.ConnectionReset = internal.ConnectionReset
-
-/**
  * @since 0.1.0
  * @category errors
  */
 export type ConnectionReset = internal.ConnectionReset
 
-// -----------------------------------------------------------------------------
-// Tokens
-// -----------------------------------------------------------------------------
-
 /**
- * A JWT-shaped token carrying `payload`: an `HS256` header, the payload as base64url JSON and a
- * fixed junk signature (nobody verifies it: clients only read `exp`). The same payload gives
- * the same token.
+ * A JWT-shaped token carrying `payload`, with a junk signature (clients only read `exp`). The
+ * same payload gives the same token.
  *
  * @since 0.1.0
  * @category tokens
@@ -163,9 +140,8 @@ export const jwt: (payload: Readonly<Record<string, unknown>>) => string = inter
 export type MintOptions = internal.MintOptions
 
 /**
- * Mints a token the way the mock issues them: `{sub, iat, exp, jti}` with `iat` the current
- * time of the `Clock` in whole seconds (rounded down), so under `TestClock` the token's expiry
- * moves with `TestClock.adjust`. For test doubles that issue tokens without the HTTP routes.
+ * Mints a token as the mock issues them: `{sub, iat, exp, jti}`, dated by the `Clock` (so
+ * `TestClock.adjust` moves it). For test doubles that issue tokens without the HTTP routes.
  *
  * @example
  * ```ts
@@ -187,10 +163,6 @@ export type MintOptions = internal.MintOptions
  */
 export const mintToken: (options?: MintOptions) => Effect.Effect<string> = internal.mintToken
 
-// -----------------------------------------------------------------------------
-// Service
-// -----------------------------------------------------------------------------
-
 /**
  * A running fake AMP.
  *
@@ -200,9 +172,8 @@ export const mintToken: (options?: MintOptions) => Effect.Effect<string> = inter
 export class MockAmp extends Context.Tag("@amp-effect/core/MockAmp")<MockAmp, MockAmp.Service>() {}
 
 /**
- * The types of the `MockAmp` service: its `Controls` (what a test reads and changes, however the
- * mock is reached) and the `Service` (the controls, the routes as an `HttpApp`, an in-memory
- * `HttpClient` and its base URL).
+ * The `Controls` are what a test reads and changes, however the mock is reached; the `Service`
+ * adds the routes as an `HttpApp`, the in-memory `HttpClient` and its base URL.
  *
  * @since 0.1.0
  * @category models
@@ -221,21 +192,13 @@ export declare namespace MockAmp {
 }
 
 /**
- * Creates a fake AMP. Its notion of "now" and its delays follow the `Clock` of the fiber that
- * runs `make`, wherever the app is later run.
+ * Creates a fake AMP. Its "now" and its delays follow the `Clock` of the fiber that runs `make`,
+ * wherever the app is later run.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make: (options?: MockAmpOptions) => Effect.Effect<MockAmp.Service> = internal.make
-
-/**
- * A layer with one fake AMP.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (options?: MockAmpOptions): Layer.Layer<MockAmp> => Layer.effect(MockAmp, make(options))
 
 /**
  * A layer with one fake AMP and the in-memory `HttpClient` that reaches it: provide it under

@@ -1,13 +1,9 @@
 /**
- * An embedded, in-process mock of the Blockstream AMP API, over TCP.
- *
- * It serves `@amp-effect/core`'s fake AMP (`MockAmp`: the routes, tokens, faults and counters)
- * through `NodeHttpServer` on `127.0.0.1` and an ephemeral port, so the code under test talks
- * to it exactly as it would talk to AMP: over TCP, with the `Authorization: token <jwt>` scheme
- * and JWT-shaped tokens carrying `iat` / `exp`. Tests can script faults (error statuses, rate
- * limiting, malformed bodies, delays, hung or reset connections), read exact request counters
- * and revoke every issued token. Tests that need no socket can use `MockAmp.layerHttpClient`
- * from `@amp-effect/core` instead: the same mock, in memory.
+ * `@amp-effect/core`'s fake AMP (`MockAmp`: routes, tokens, faults, counters) served over TCP on
+ * `127.0.0.1` and an ephemeral port by `NodeHttpServer`, so the code under test talks to it as to
+ * AMP. Here a `Reset` fault really resets the TCP connection and a `Hang` holds it until the
+ * client gives up or the server's scope closes. Tests that need no socket can use
+ * `MockAmp.layerHttpClient` instead: the same mock, in memory.
  *
  * @since 0.1.0
  */
@@ -18,28 +14,19 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 
 /**
- * Constructors for the scripted faults (`MockAmp.MockFault`). Over a socket, `Reset` really
- * resets the TCP connection and `Hang` keeps it open until the client gives up or the server's
- * scope closes.
+ * Constructors for the scripted faults (`MockAmp.MockFault`).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const MockFault: typeof MockAmp.MockFault = MockAmp.MockFault
 
-// -----------------------------------------------------------------------------
-// Service
-// -----------------------------------------------------------------------------
-
 /**
- * A mock Blockstream AMP API server, running for the lifetime of a `Scope`.
- *
- * Use {@link make} when you want the service value directly (e.g. inside `it.scoped`), or
- * {@link layer} to provide it to a program. The server's notion of "now" and its delays follow
- * the `Clock` of the fiber that created it, so under `TestClock` issued tokens and their expiry
- * move with `TestClock.adjust`.
+ * A mock AMP server, running for the lifetime of a `Scope`. Its "now" and its delays follow the
+ * `Clock` of the fiber that created it, so under `TestClock` tokens expire with `TestClock.adjust`.
  *
  * @since 0.1.0
  * @category tags
@@ -51,11 +38,11 @@ export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")
   /** The credentials accepted when none are configured. */
   static readonly defaultCredentials = MockAmp.defaultCredentials
 
-  /** Starts a mock server in the current `Scope` (see the module's {@link make}). */
+  /** The module's {@link make}. */
   static readonly make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
     make(options)
 
-  /** A layer running one mock server for the lifetime of the layer (see the module's {@link layer}). */
+  /** The module's {@link layer}. */
   static readonly layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> => layer(options)
 }
 
@@ -67,8 +54,7 @@ export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")
  */
 export declare namespace MockAmpServer {
   /**
-   * A running server: where it listens, and the mock's controls (counters, request log,
-   * scripted faults, token lifetime and latency, issued tokens, revocation).
+   * A running server: where it listens, and the mock's controls.
    *
    * @since 0.1.0
    * @category models
@@ -76,14 +62,13 @@ export declare namespace MockAmpServer {
   export interface Service extends MockAmp.MockAmp.Controls {
     /** Base URL of the API, e.g. `"http://127.0.0.1:41234/api"` (no trailing slash). */
     readonly baseUrl: string
-    /** The port the server listens on. */
     readonly port: number
   }
 }
 
 /**
  * Starts a mock server on `127.0.0.1` (ephemeral port) in the current `Scope`. Closing the
- * scope closes the server and every open connection, including hung ones.
+ * scope closes the server and every open connection, hung ones included.
  *
  * @example
  * ```ts
@@ -109,38 +94,33 @@ export declare namespace MockAmpServer {
  */
 export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const mock = yield* MockAmp.make(options)
+    const { app, baseUrl: _baseUrl, httpClient: _httpClient, ...controls } = yield* MockAmp.make(options)
     const server = Http.createServer()
-    // A deep accept backlog so bursts of thousands of connections are not dropped
-    const httpServer = yield* NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(
-      Effect.orDie
+    // A deep accept backlog so that bursts of thousands of connections are not dropped
+    const httpServer = yield* Effect.orDie(
+      NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 })
     )
-    // Runs before NodeHttpServer's own close (finalizers run in reverse order), which would wait
-    // for hung and keep-alive connections forever: stop accepting, then cut every connection.
+    // Runs before NodeHttpServer's own close, which would wait for hung and keep-alive
+    // connections forever: stop accepting, then cut every connection.
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
         server.close(() => resume(Effect.void))
         server.closeAllConnections()
       })
     )
-    yield* httpServer.serve(mock.app.pipe(Effect.catchTag("ConnectionReset", resetConnection))).pipe(
-      // The mock plays a remote server: its requests make no spans in the tests' tracer
+    // The mock plays a remote server: its requests make no spans in the tests' tracer
+    yield* httpServer.serve(Effect.catchTag(app, "ConnectionReset", resetConnection)).pipe(
       Effect.withTracerEnabled(false)
     )
-    if (httpServer.address._tag !== "TcpAddress") {
-      return yield* Effect.dieMessage("MockAmpServer: server is not bound to a TCP port")
-    }
-    const port = httpServer.address.port
-    const { app: _app, baseUrl: _baseUrl, httpClient: _httpClient, ...controls } = mock
-    const service: MockAmpServer.Service = { ...controls, baseUrl: `http://127.0.0.1:${port}/api`, port }
-    return service
+    // Listening on a host and port, never a pipe: the address is a TCP one
+    const { port } = server.address() as AddressInfo
+    return { ...controls, baseUrl: `http://127.0.0.1:${port}/api`, port }
   })
 
-/** A `Reset` fault over a socket: an RST instead of an answer, then wait for the close to interrupt us. */
+/** A `Reset` over a socket: an RST instead of an answer; the server then interrupts the request. */
 const resetConnection = () =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     NodeHttpServerRequest.toIncomingMessage(request).socket.resetAndDestroy()
-    // The server interrupts a request whose connection closed without an answer
     return Effect.interruptible(Effect.never)
   })
 

@@ -1,59 +1,33 @@
 /**
- * The fake AMP behind `MockAmp`: its state, its routes as an `HttpApp`, and the in-memory
- * `HttpClient` over them.
+ * The fake AMP behind `MockAmp`: its state in one `Ref`, its routes as an `HttpApp`, and the
+ * in-memory `HttpClient` over them.
  *
  * @internal
  */
 import {
-  FetchHttpClient,
   HttpClient,
-  HttpIncomingMessage,
+  HttpClientError,
+  HttpClientResponse,
   HttpRouter,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { Clock, Data, Duration, Effect, Either, Encoding, Option, Schema } from "effect"
+import { Chunk, Clock, Data, Duration, Effect, Either, Encoding, HashMap, Match, Option, Ref, Schema } from "effect"
 
-// -----------------------------------------------------------------------------
-// Models (documented where `MockAmp` exports them)
-// -----------------------------------------------------------------------------
-
-/**
- * Configuration of a mock. Every field is optional.
- */
 export interface MockAmpOptions {
   /** Username accepted by `POST /user/obtain_token`. Defaults to `"mock_user"`. */
   readonly username?: string | undefined
   /** Password accepted by `POST /user/obtain_token`. Defaults to `"mock_pass"`. */
   readonly password?: string | undefined
-  /**
-   * How long an issued token stays valid. Defaults to 24 hours. The JWT's `exp` claim is the
-   * expiry in whole seconds, rounded down, so it is never later than the moment the mock starts
-   * rejecting the token.
-   */
+  /** How long an issued token stays valid. Defaults to 24 hours. */
   readonly tokenLifetime?: Duration.DurationInput | undefined
-  /** When `false`, issued tokens carry no `exp` claim (they still expire). Defaults to `true`. */
-  readonly issueExp?: boolean | undefined
   /** Extra delay before every obtain / refresh answer. Defaults to zero. */
   readonly latency?: Duration.DurationInput | undefined
   /** The assets served by `GET /assets/`, in list order. Defaults to `mockAssets`. */
   readonly assets?: ReadonlyArray<MockAsset> | undefined
 }
 
-/**
- * A scripted misbehaviour, consumed by exactly one request to the endpoint it was scripted for
- * (see `Controls.script`).
- *
- * - `Status`: answer with that status, body (default `{"detail": <reason>}`) and extra headers.
- * - `Delay`: wait (on the mock's `Clock`), then answer normally. Other requests are not blocked.
- * - `Hang`: never answer; the request stays open until the client gives up (its timeout, or it
- *   goes away) or, over a socket, the server's scope closes.
- * - `Malformed`: answer with that raw body as `application/json` (status 200 unless given).
- * - `Reset`: drop the connection without answering. The in-memory client fails with the
- *   transport error a client would see (`RequestError`, reason `"Transport"`); over a socket
- *   the connection is really reset.
- */
 export type MockFault =
   | {
     readonly _tag: "Status"
@@ -63,53 +37,12 @@ export type MockFault =
   }
   | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
   | { readonly _tag: "Hang" }
-  | { readonly _tag: "Malformed"; readonly body: string; readonly status?: number | undefined }
   | { readonly _tag: "Reset" }
 
-/** Constructors for `MockFault`s. */
-export interface MockFaults {
-  /** Answer with `status`, optionally with a raw body and extra headers. */
-  readonly status: (
-    status: number,
-    options?: { readonly body?: string | undefined; readonly headers?: Readonly<Record<string, string>> | undefined }
-  ) => MockFault
-  /** `429 Too Many Requests`, with a `Retry-After` header when one is given. */
-  readonly rateLimited: (retryAfter?: string | undefined) => MockFault
-  /** Wait `duration` on the mock's `Clock`, then answer normally. */
-  readonly delay: (duration: Duration.DurationInput) => MockFault
-  /** Never answer. */
-  readonly hang: MockFault
-  /** Answer with a raw (by default unparsable) body, status 200 unless given. */
-  readonly malformed: (body?: string, status?: number) => MockFault
-  /** Drop the connection without answering. */
-  readonly reset: MockFault
-}
-
-/**
- * The endpoints of the mock, as used by `Controls.script` and
- * `MockAmpCounters`. `"assets"` covers both the list and the single-asset route.
- */
 export type MockEndpoint = "obtain" | "refresh" | "info" | "assets" | "changelog"
 
-/**
- * Requests received since start (or the last reset). Faulted requests count too;
- * `unauthorized` counts the 401 answers of the authentication check and `total` counts every
- * request, including unknown paths.
- */
-export interface MockAmpCounters {
-  readonly obtain: number
-  readonly refresh: number
-  readonly info: number
-  readonly assets: number
-  readonly changelog: number
-  readonly unauthorized: number
-  readonly total: number
-}
+export type MockAmpCounters = { readonly [K in MockEndpoint | "unauthorized" | "total"]: number }
 
-/**
- * One request as the mock received it, in the request log (see
- * `Controls.requests`).
- */
 export interface MockRequest {
   /** The endpoint it was routed to; `undefined` for an unknown path (answered 404). */
   readonly endpoint: MockEndpoint | undefined
@@ -120,9 +53,6 @@ export interface MockRequest {
   readonly authorization: string | undefined
 }
 
-/**
- * An asset served by `GET /assets/`.
- */
 export interface MockAsset {
   readonly asset_uuid: string
   readonly asset_id: string
@@ -135,43 +65,27 @@ export interface MockAsset {
   readonly is_locked: boolean
 }
 
-/**
- * What `mintToken` puts in a token.
- */
 export interface MintOptions {
   /** The `sub` claim. Defaults to `"mock_user"`. */
   readonly subject?: string | undefined
-  /** The token's lifetime from now: `exp` is `now + lifetime` in whole seconds, rounded down. Defaults to 24 hours. */
+  /** `exp` is now plus this, in whole seconds rounded down. Defaults to 24 hours. */
   readonly lifetime?: Duration.DurationInput | undefined
-  /** When `false`, no `exp` claim. Defaults to `true`. */
-  readonly exp?: boolean | undefined
   /** The `jti` claim. Defaults to a random UUID, which makes every token unique. */
   readonly jti?: string | number | undefined
 }
 
-/**
- * What a test reads and changes on a fake AMP, however it is reached (in memory or over a
- * socket).
- */
 export interface Controls {
-  /** A snapshot of the request counters. */
+  /** Requests received since start (or the last reset), by endpoint. */
   readonly counters: Effect.Effect<MockAmpCounters>
   /** Sets every counter back to zero and empties the request log. */
   readonly resetCounters: Effect.Effect<void>
   /** Every request received since start (or the last reset), oldest first. */
   readonly requests: Effect.Effect<ReadonlyArray<MockRequest>>
-  /**
-   * Appends faults to the endpoint's queue. Each request to that endpoint consumes the next
-   * fault in order; once the queue is empty the endpoint behaves normally again.
-   */
+  /** Appends faults to the endpoint's queue: each request to it plays the next one, in order. */
   readonly script: (endpoint: MockEndpoint, ...faults: ReadonlyArray<MockFault>) => Effect.Effect<void>
-  /** Drops every fault not consumed yet. */
-  readonly clearScript: Effect.Effect<void>
   /** Changes the lifetime of tokens issued from now on. */
   readonly setTokenLifetime: (lifetime: Duration.DurationInput) => Effect.Effect<void>
-  /** Changes the delay added before every obtain / refresh answer. */
-  readonly setLatency: (latency: Duration.DurationInput) => Effect.Effect<void>
-  /** Every token issued so far, oldest first (for leak checks). */
+  /** Every token issued so far, oldest first. */
   readonly issuedTokens: Effect.Effect<ReadonlyArray<string>>
   /** Makes every token issued so far answer 401, as if revoked server-side. Later ones are valid. */
   readonly revokeAll: Effect.Effect<void>
@@ -179,15 +93,8 @@ export interface Controls {
   readonly revoke: (token: string) => Effect.Effect<void>
 }
 
-/**
- * The controls, and how to reach the mock: its routes as an `HttpApp`, and an in-memory
- * `HttpClient` with the base URL to use it with.
- */
 export interface Service extends Controls {
-  /**
-   * The routes as an `HttpApp`, to serve on any platform. It fails only with
-   * `ConnectionReset`, when a `Reset` fault is played.
-   */
+  /** The routes, to serve on any platform. Fails only with `ConnectionReset` (a `Reset` fault). */
   readonly app: HttpApp.Default<ConnectionReset>
   /** An `HttpClient` that hands every request to `app` in memory: no socket, any host. */
   readonly httpClient: HttpClient.HttpClient
@@ -195,14 +102,7 @@ export interface Service extends Controls {
   readonly baseUrl: string
 }
 
-// -----------------------------------------------------------------------------
-// Constants and faults
-// -----------------------------------------------------------------------------
-
 export const defaultCredentials = { username: "mock_user", password: "mock_pass" } as const
-
-/** Where the in-memory client pretends the API is; `.invalid` can never resolve. */
-const memoryBaseUrl = "http://amp.mock.invalid/api"
 
 /** Upper bound of an obtain_token body; anything larger is not a login. */
 const maxBodyBytes = 64 * 1024
@@ -232,22 +132,27 @@ export const mockAssets: ReadonlyArray<MockAsset> = [
   }
 ]
 
-const changelog = {
-  "mock-1.0": { added: ["user/obtain_token", "user/refresh-token", "assets", "info", "changelog"] }
-} as const
-
-export const MockFault: MockFaults = {
-  status: (status, options) => ({ _tag: "Status", status, body: options?.body, headers: options?.headers }),
-  rateLimited: (retryAfter) => ({
+export const MockFault = {
+  /** Answer with `status`, optionally with a raw body and extra headers. */
+  status: (
+    status: number,
+    options?: { readonly body?: string | undefined; readonly headers?: Readonly<Record<string, string>> | undefined }
+  ): MockFault => ({ _tag: "Status", status, ...options }),
+  /** `429 Too Many Requests`, with a `Retry-After` header when one is given. */
+  rateLimited: (retryAfter?: string): MockFault => ({
     _tag: "Status",
     status: 429,
     body: JSON.stringify({ detail: "Request was throttled." }),
     headers: retryAfter === undefined ? {} : { "retry-after": retryAfter }
   }),
-  delay: (duration) => ({ _tag: "Delay", duration }),
-  hang: { _tag: "Hang" },
-  malformed: (body = "{\"token\":", status) => ({ _tag: "Malformed", body, status }),
-  reset: { _tag: "Reset" }
+  /** Wait `duration` on the mock's `Clock`, then answer normally. */
+  delay: (duration: Duration.DurationInput): MockFault => ({ _tag: "Delay", duration }),
+  /** Never answer. */
+  hang: { _tag: "Hang" } as const,
+  /** Answer with a raw (by default unparsable) body as `application/json`, status 200 unless given. */
+  malformed: (body = "{\"token\":", status = 200): MockFault => ({ _tag: "Status", status, body }),
+  /** Drop the connection without answering. */
+  reset: { _tag: "Reset" } as const
 }
 
 export class ConnectionReset extends Data.TaggedError("ConnectionReset") {
@@ -256,32 +161,47 @@ export class ConnectionReset extends Data.TaggedError("ConnectionReset") {
   }
 }
 
-// -----------------------------------------------------------------------------
-// Tokens
-// -----------------------------------------------------------------------------
-
 const jwtHeader = Encoding.encodeBase64Url(JSON.stringify({ typ: "JWT", alg: "HS256" }))
 const jwtSignature = Encoding.encodeBase64Url("mock-amp: not a signature")
 
 export const jwt = (payload: Readonly<Record<string, unknown>>): string =>
   `${jwtHeader}.${Encoding.encodeBase64Url(JSON.stringify(payload))}.${jwtSignature}`
 
-/** The one place tokens are minted: `exp` never later than `now + lifetime`. */
-const mintAt = (nowMillis: number, options: MintOptions): string => {
-  const lifetimeMillis = Duration.toMillis(Duration.decode(options.lifetime ?? Duration.hours(24)))
-  const iat = Math.floor(nowMillis / 1000)
-  const exp = Math.floor((nowMillis + lifetimeMillis) / 1000)
-  const claims = { sub: options.subject ?? defaultCredentials.username, iat }
-  const jti = options.jti ?? globalThis.crypto.randomUUID()
-  return jwt(options.exp === false ? { ...claims, jti } : { ...claims, exp, jti })
-}
+/** The one place tokens are minted: `exp` rounds down, so it is never later than the real expiry. */
+const mintAt = (nowMillis: number, options: MintOptions): string =>
+  jwt({
+    sub: options.subject ?? defaultCredentials.username,
+    iat: Math.floor(nowMillis / 1000),
+    exp: Math.floor((nowMillis + Duration.toMillis(options.lifetime ?? "24 hours")) / 1000),
+    jti: options.jti ?? globalThis.crypto.randomUUID()
+  })
 
 export const mintToken = (options: MintOptions = {}): Effect.Effect<string> =>
   Effect.map(Clock.currentTimeMillis, (nowMillis) => mintAt(nowMillis, options))
 
-// -----------------------------------------------------------------------------
-// Answers
-// -----------------------------------------------------------------------------
+/** Everything that changes, in one `Ref`: a request is logged and takes its fault in one step. */
+interface State {
+  readonly requests: Chunk.Chunk<MockRequest>
+  readonly unauthorized: number
+  readonly faults: Readonly<Record<MockEndpoint, ReadonlyArray<MockFault>>>
+  readonly issued: Chunk.Chunk<string>
+  /** The expiry of each issued token not revoked. */
+  readonly valid: HashMap.HashMap<string, number>
+  readonly tokenLifetime: Duration.Duration
+}
+
+interface Mock {
+  readonly state: Ref.Ref<State>
+  readonly username: string
+  readonly password: string
+  readonly latency: Duration.Duration
+  readonly assets: ReadonlyArray<MockAsset>
+}
+
+const json = (status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) =>
+  HttpServerResponse.unsafeJson(body, { status, headers })
+
+const notFound = json(404, { detail: "Not found." })
 
 /** Reason phrases for the default body of a `Status` fault. */
 const reasons: Readonly<Record<number, string>> = {
@@ -299,317 +219,185 @@ const reasons: Readonly<Record<number, string>> = {
   504: "Gateway Timeout"
 }
 
-/** An answer with a raw body, `application/json` unless `headers` say otherwise. */
-const answer = (
-  status: number,
-  body: string,
-  headers: Readonly<Record<string, string>> = {}
-): HttpServerResponse.HttpServerResponse => {
-  // Lower-cased so that they replace the defaults instead of being sent twice
-  const merged: Record<string, string> = { "content-type": "application/json" }
-  for (const [name, value] of Object.entries(headers)) merged[name.toLowerCase()] = value
-  // These statuses carry no body (a web `Response` refuses one)
-  return status === 204 || status === 205 || status === 304
-    ? HttpServerResponse.empty({ status, headers: merged })
-    : HttpServerResponse.text(body, { status, headers: merged })
+/** What a fault does: `Some` answer instead of the normal one, `None` to answer normally. */
+const play = Match.typeTags<MockFault>()({
+  Status: ({ body, headers, status }) => {
+    // A header given in any case replaces the default (`Headers` lower-cases them in order)
+    const options = { status, headers: { "content-type": "application/json", ...headers } }
+    // These statuses carry no body (a web `Response` refuses one)
+    return Effect.succeedSome(
+      [204, 205, 304].includes(status)
+        ? HttpServerResponse.empty(options)
+        : HttpServerResponse.text(body ?? JSON.stringify({ detail: reasons[status] ?? "Error" }), options)
+    )
+  },
+  Delay: ({ duration }) => Effect.as(Effect.sleep(duration), Option.none()),
+  Hang: () => Effect.never,
+  Reset: () => Effect.fail(new ConnectionReset())
+})
+
+/** Appends a request to the log, which the counters are counted from. */
+const log = (request: HttpServerRequest.HttpServerRequest, endpoint?: MockEndpoint) => (state: State): State => {
+  // In memory the client's own URL; over a socket, the path with the `Host` header
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
+    ? request.originalUrl
+    : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
+  const entry = { endpoint, method: request.method, url, authorization: request.headers["authorization"] }
+  return { ...state, requests: Chunk.append(state.requests, entry) }
 }
 
-const json = (status: number, body: unknown, headers?: Readonly<Record<string, string>>) =>
-  answer(status, JSON.stringify(body), headers)
-
-const notFound = json(404, { detail: "Not found." })
-
-const Credentials = Schema.parseJson(Schema.Struct({ username: Schema.String, password: Schema.String }))
-const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
-const decodeCredentials = Schema.decodeUnknownEither(Credentials)
-
-// -----------------------------------------------------------------------------
-// The mock
-// -----------------------------------------------------------------------------
-
-interface IssuedToken {
-  readonly subject: string
-  readonly seq: number
-  readonly expiresAtMillis: number
-}
-
-type Authentication =
-  | { readonly _tag: "Authenticated"; readonly subject: string }
-  | { readonly _tag: "Rejected"; readonly detail: string }
-
-const endpointMethods: Readonly<Record<MockEndpoint, string>> = {
-  obtain: "POST",
-  refresh: "GET",
-  info: "GET",
-  assets: "GET",
-  changelog: "GET"
-}
+type Answer<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 
 /**
- * Everything the mock knows. JS is single-threaded and nothing below yields mid-update, so plain
- * mutable state gives exact counters even under thousands of concurrent requests.
+ * One endpoint: log the request and take its next fault, then latency (logins only), the fault,
+ * the method, the token (all but obtain and info) and AMP's answer.
  */
-interface State {
-  readonly username: string
-  readonly password: string
-  readonly issueExp: boolean
-  readonly assets: ReadonlyArray<MockAsset>
-  tokenLifetime: Duration.Duration
-  latency: Duration.Duration
-  readonly counters: { -readonly [K in keyof MockAmpCounters]: number }
-  requests: Array<MockRequest>
-  readonly faults: Record<MockEndpoint, Array<MockFault>>
-  readonly issued: Map<string, IssuedToken>
-  readonly revoked: Set<string>
-  nextSeq: number
-  /** Tokens with a sequence number below this were revoked by `revokeAll`. */
-  revokedBelow: number
-}
+const route = <E, R>(mock: Mock, endpoint: MockEndpoint, answer: Answer<E, R>) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const fault = yield* Ref.modify(mock.state, (state) => {
+      const [next, ...rest] = state.faults[endpoint]
+      const faults = { ...state.faults, [endpoint]: rest }
+      return [Option.fromNullable(next), { ...log(request, endpoint)(state), faults }]
+    })
+    if ((endpoint === "obtain" || endpoint === "refresh") && !Duration.isZero(mock.latency)) {
+      yield* Effect.sleep(mock.latency)
+    }
+    const faulted = Option.isSome(fault) ? yield* play(fault.value) : Option.none()
+    if (Option.isSome(faulted)) return faulted.value
+    if (request.method !== (endpoint === "obtain" ? "POST" : "GET")) {
+      return json(405, { detail: `Method "${request.method}" not allowed.` })
+    }
+    const refused = endpoint === "obtain" || endpoint === "info" ? undefined : yield* refusal(mock, request)
+    if (refused !== undefined) {
+      yield* Ref.update(mock.state, (state) => ({ ...state, unauthorized: state.unauthorized + 1 }))
+      return json(401, { detail: refused }, { "www-authenticate": "Token" })
+    }
+    return yield* answer
+  })
 
-const initialState = (options: MockAmpOptions): State => ({
-  username: options.username ?? defaultCredentials.username,
-  password: options.password ?? defaultCredentials.password,
-  issueExp: options.issueExp ?? true,
-  assets: options.assets ?? mockAssets,
-  tokenLifetime: Duration.decode(options.tokenLifetime ?? Duration.hours(24)),
-  latency: Duration.decode(options.latency ?? Duration.zero),
-  counters: { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized: 0, total: 0 },
-  requests: [],
-  faults: { obtain: [], refresh: [], info: [], assets: [], changelog: [] },
-  issued: new Map(),
-  revoked: new Set(),
-  nextSeq: 0,
-  revokedBelow: 0
+/** Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`): why a token is refused. */
+const refusal = (mock: Mock, request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const [keyword, token, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
+    if (keyword?.toLowerCase() !== "token") return "Authentication credentials were not provided."
+    if (token === undefined || rest.length > 0) return "Invalid token header."
+    const expiresAt = HashMap.get((yield* Ref.get(mock.state)).valid, token)
+    if (Option.isNone(expiresAt) || (yield* Clock.currentTimeMillis) >= expiresAt.value) return "Invalid token."
+    return undefined
+  })
+
+const Credentials = Schema.Struct({ username: Schema.String, password: Schema.String })
+
+/** `POST /user/obtain_token`: Django REST framework's 400s for a bad body or wrong credentials. */
+const obtainToken = (mock: Mock) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    // Measured once read; the text is kept for the decoding below
+    if ((yield* Effect.orElseSucceed(request.text, () => "")).length > maxBodyBytes) {
+      return json(413, { detail: "Request too large." })
+    }
+    const credentials = yield* Effect.either(HttpServerRequest.schemaBodyJson(Credentials))
+    if (Either.isLeft(credentials)) {
+      return credentials.left._tag === "RequestError"
+        ? json(400, { detail: "JSON parse error - request body is not valid JSON." })
+        : json(400, { username: ["This field is required."], password: ["This field is required."] })
+    }
+    if (credentials.right.username !== mock.username || credentials.right.password !== mock.password) {
+      return json(400, { non_field_errors: ["Unable to log in with provided credentials."] })
+    }
+    return yield* issueToken(mock)
+  })
+
+const issueToken = (mock: Mock) =>
+  Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
+    Ref.modify(mock.state, (state) => {
+      const token = mintAt(nowMillis, { subject: mock.username, lifetime: state.tokenLifetime })
+      const expiresAt = nowMillis + Duration.toMillis(state.tokenLifetime)
+      const issued = Chunk.append(state.issued, token)
+      return [json(200, { token }), { ...state, issued, valid: HashMap.set(state.valid, token, expiresAt) }]
+    }))
+
+const asset = (mock: Mock) =>
+  Effect.map(HttpRouter.params, ({ uuid }) => {
+    const found = mock.assets.find((candidate) => candidate.asset_uuid === uuid)
+    return found === undefined ? notFound : json(200, found)
+  })
+
+const changelog = { "mock-1.0": { added: ["user/obtain_token", "user/refresh-token", "assets", "info", "changelog"] } }
+
+const router = (mock: Mock) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.all("/api/user/obtain_token", route(mock, "obtain", obtainToken(mock))),
+    HttpRouter.all("/api/user/refresh-token", route(mock, "refresh", issueToken(mock))),
+    HttpRouter.all("/api/info", route(mock, "info", Effect.succeed(json(200, { version: "mock-1.0" })))),
+    HttpRouter.all("/api/changelog", route(mock, "changelog", Effect.succeed(json(200, changelog)))),
+    HttpRouter.all("/api/assets", route(mock, "assets", Effect.succeed(json(200, mock.assets)))),
+    HttpRouter.all("/api/assets/:uuid", route(mock, "assets", asset(mock)))
+  )
+
+const controls = (state: Ref.Ref<State>): Controls => ({
+  counters: Effect.map(Ref.get(state), ({ requests, unauthorized }) => {
+    const counters = { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized, total: requests.length }
+    for (const { endpoint } of requests) {
+      if (endpoint !== undefined) counters[endpoint]++
+    }
+    return counters
+  }),
+  resetCounters: Ref.update(state, (current) => ({ ...current, requests: Chunk.empty(), unauthorized: 0 })),
+  requests: Effect.map(Ref.get(state), (current) => Chunk.toReadonlyArray(current.requests)),
+  script: (endpoint, ...faults) =>
+    Ref.update(state, (current) => ({
+      ...current,
+      faults: { ...current.faults, [endpoint]: [...current.faults[endpoint], ...faults] }
+    })),
+  setTokenLifetime: (lifetime) =>
+    Ref.update(state, (current) => ({ ...current, tokenLifetime: Duration.decode(lifetime) })),
+  issuedTokens: Effect.map(Ref.get(state), (current) => Chunk.toReadonlyArray(current.issued)),
+  revokeAll: Ref.update(state, (current) => ({ ...current, valid: HashMap.empty() })),
+  revoke: (token) => Ref.update(state, (current) => ({ ...current, valid: HashMap.remove(current.valid, token) }))
 })
 
 export const make = (options: MockAmpOptions = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const state = initialState(options)
-    // AMP is served by Django REST framework: paths work with or without the trailing slash
-    const routes = yield* HttpRouter.toHttpApp(router(state)).pipe(
+    const state = yield* Ref.make<State>({
+      requests: Chunk.empty(),
+      unauthorized: 0,
+      faults: { obtain: [], refresh: [], info: [], assets: [], changelog: [] },
+      issued: Chunk.empty(),
+      valid: HashMap.empty(),
+      tokenLifetime: Duration.decode(options.tokenLifetime ?? "24 hours")
+    })
+    const routes = yield* HttpRouter.toHttpApp(router({
+      state,
+      username: options.username ?? defaultCredentials.username,
+      password: options.password ?? defaultCredentials.password,
+      latency: Duration.decode(options.latency ?? Duration.zero),
+      assets: options.assets ?? mockAssets
+    })).pipe(
+      // AMP is served by Django REST framework: paths work with or without the trailing slash
       HttpRouter.withRouterConfig({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true })
     )
-    const app: HttpApp.Default<ConnectionReset> = Effect.suspend(() => {
-      state.counters.total++
-      return routes.pipe(
-        Effect.catchTag("RouteNotFound", (error) => {
-          record(state, error.request, undefined)
-          return Effect.succeed(notFound)
-        })
-      )
-    }).pipe(
+    const app: HttpApp.Default<ConnectionReset> = routes.pipe(
+      Effect.catchTag("RouteNotFound", ({ request }) => Effect.as(Ref.update(state, log(request)), notFound)),
       // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
       Effect.withClock(clock)
     )
-    return { app, httpClient: yield* toHttpClient(app), baseUrl: memoryBaseUrl, ...controls(state) }
+    const baseUrl = "http://amp.mock.invalid/api"
+    return { app, httpClient: toHttpClient(app), baseUrl, ...controls(state) }
   })
 
-/** The routes of the AMP API the mock serves. */
-const router = (state: State) =>
-  HttpRouter.empty.pipe(
-    HttpRouter.all("/api/user/obtain_token", route(state, "obtain", (request) => obtainToken(state, request))),
-    HttpRouter.all(
-      "/api/user/refresh-token",
-      route(state, "refresh", (request) => withAuth(state, request, (subject) => issueToken(state, subject)))
-    ),
-    HttpRouter.all("/api/info", route(state, "info", () => Effect.succeed(json(200, { version: "mock-1.0" })))),
-    HttpRouter.all(
-      "/api/changelog",
-      route(state, "changelog", (request) => withAuth(state, request, () => Effect.succeed(json(200, changelog))))
-    ),
-    HttpRouter.all(
-      "/api/assets",
-      route(state, "assets", (request) => withAuth(state, request, () => Effect.succeed(json(200, state.assets))))
-    ),
-    HttpRouter.all(
-      "/api/assets/:uuid",
-      route(state, "assets", (request) =>
-        Effect.flatMap(HttpRouter.params, ({ uuid }) =>
-          withAuth(state, request, () => {
-            const asset = state.assets.find((candidate) => candidate.asset_uuid === uuid)
-            return Effect.succeed(asset === undefined ? notFound : json(200, asset))
-          })))
-    )
-  )
-
-/**
- * One endpoint: count it and take its next fault at once (so faults are consumed in arrival
- * order), then latency, the fault, the method check and AMP's normal answer.
- */
-const route = <E, R>(
-  state: State,
-  endpoint: MockEndpoint,
-  normal: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    state.counters[endpoint]++
-    record(state, request, endpoint)
-    const fault = state.faults[endpoint].shift()
-    if ((endpoint === "obtain" || endpoint === "refresh") && Duration.toMillis(state.latency) > 0) {
-      yield* Effect.sleep(state.latency)
-    }
-    if (fault !== undefined) {
-      const faulted = yield* playFault(fault)
-      if (Option.isSome(faulted)) return faulted.value
-    }
-    if (request.method !== endpointMethods[endpoint]) {
-      return json(405, { detail: `Method "${request.method}" not allowed.` })
-    }
-    return yield* normal(request)
-  })
-
-const record = (
-  state: State,
-  request: HttpServerRequest.HttpServerRequest,
-  endpoint: MockEndpoint | undefined
-) => {
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
-    ? request.originalUrl
-    : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
-  state.requests.push({ endpoint, method: request.method, url, authorization: request.headers["authorization"] })
-}
-
-/** Plays a fault: `Some` answer instead of the normal one, `None` to answer normally. */
-const playFault = (
-  fault: MockFault
-): Effect.Effect<Option.Option<HttpServerResponse.HttpServerResponse>, ConnectionReset> => {
-  switch (fault._tag) {
-    case "Status":
-      return Effect.succeedSome(
-        answer(fault.status, fault.body ?? JSON.stringify({ detail: reasons[fault.status] ?? "Error" }), fault.headers)
-      )
-    case "Malformed":
-      return Effect.succeedSome(answer(fault.status ?? 200, fault.body))
-    case "Reset":
-      return Effect.fail(new ConnectionReset())
-    case "Hang":
-      return Effect.never
-    case "Delay":
-      return Effect.as(Effect.sleep(fault.duration), Option.none())
-  }
-}
-
-/** `POST /user/obtain_token`: DRF's answers to a bad body or wrong credentials, else a token. */
-const obtainToken = (state: State, request: HttpServerRequest.HttpServerRequest) => {
-  if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
-    return Effect.succeed(json(413, { detail: "Request too large." }))
-  }
-  return request.text.pipe(
-    HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-    Effect.either,
-    Effect.flatMap((body) => {
-      // A body sent without a Content-Length (chunked, or in memory) is measured once read.
-      if (Either.isRight(body) && body.right.length > maxBodyBytes) {
-        return Effect.succeed(json(413, { detail: "Request too large." }))
-      }
-      if (Either.isLeft(body) || Either.isLeft(decodeJson(body.right))) {
-        return Effect.succeed(json(400, { detail: "JSON parse error - request body is not valid JSON." }))
-      }
-      const credentials = decodeCredentials(body.right)
-      if (Either.isLeft(credentials)) {
-        return Effect.succeed(json(400, {
-          username: ["This field is required."],
-          password: ["This field is required."]
-        }))
-      }
-      if (credentials.right.username !== state.username || credentials.right.password !== state.password) {
-        return Effect.succeed(json(400, { non_field_errors: ["Unable to log in with provided credentials."] }))
-      }
-      return issueToken(state, state.username)
-    })
-  )
-}
-
-const issueToken = (state: State, subject: string) =>
-  Effect.map(Clock.currentTimeMillis, (nowMillis) => {
-    const token = mintAt(nowMillis, { subject, lifetime: state.tokenLifetime, exp: state.issueExp })
-    state.issued.set(token, {
-      subject,
-      seq: state.nextSeq++,
-      expiresAtMillis: nowMillis + Duration.toMillis(state.tokenLifetime)
-    })
-    return json(200, { token })
-  })
-
-/** Runs `onAuthenticated` for a valid token, or answers 401. */
-const withAuth = <E>(
-  state: State,
-  request: HttpServerRequest.HttpServerRequest,
-  onAuthenticated: (subject: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E>
-) =>
-  Effect.flatMap(Clock.currentTimeMillis, (nowMillis) => {
-    const auth = authenticate(state, request, nowMillis)
-    if (auth._tag === "Authenticated") return onAuthenticated(auth.subject)
-    state.counters.unauthorized++
-    return Effect.succeed(json(401, { detail: auth.detail }, { "www-authenticate": "Token" }))
-  })
-
-/** Django REST framework's TokenAuthentication: keyword `token` (not `Bearer`), then the token. */
-const authenticate = (
-  state: State,
-  request: HttpServerRequest.HttpServerRequest,
-  nowMillis: number
-): Authentication => {
-  const [keyword, credential, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
-  if (keyword === undefined || keyword.toLowerCase() !== "token") {
-    return { _tag: "Rejected", detail: "Authentication credentials were not provided." }
-  }
-  if (credential === undefined || rest.length > 0) {
-    return { _tag: "Rejected", detail: "Invalid token header." }
-  }
-  const token = state.issued.get(credential)
-  if (
-    token === undefined || token.seq < state.revokedBelow || state.revoked.has(credential) ||
-    nowMillis >= token.expiresAtMillis
-  ) {
-    return { _tag: "Rejected", detail: "Invalid token." }
-  }
-  return { _tag: "Authenticated", subject: token.subject }
-}
-
-/** What a test does with the mock: read its counters, script faults, revoke tokens. */
-const controls = (state: State): Omit<Service, "app" | "httpClient" | "baseUrl"> => ({
-  counters: Effect.sync(() => ({ ...state.counters })),
-  resetCounters: Effect.sync(() => {
-    for (const key of Object.keys(state.counters) as Array<keyof State["counters"]>) state.counters[key] = 0
-    state.requests = []
-  }),
-  requests: Effect.sync(() => state.requests.slice()),
-  script: (endpoint, ...scripted) => Effect.sync(() => void state.faults[endpoint].push(...scripted)),
-  clearScript: Effect.sync(() => {
-    for (const queue of Object.values(state.faults)) queue.length = 0
-  }),
-  setTokenLifetime: (lifetime) => Effect.sync(() => void (state.tokenLifetime = Duration.decode(lifetime))),
-  setLatency: (duration) => Effect.sync(() => void (state.latency = Duration.decode(duration))),
-  issuedTokens: Effect.sync(() => Array.from(state.issued.keys())),
-  revokeAll: Effect.sync(() => void (state.revokedBelow = state.nextSeq)),
-  revoke: (token) => Effect.sync(() => void state.revoked.add(token))
-})
-
-// -----------------------------------------------------------------------------
-// In-memory client
-// -----------------------------------------------------------------------------
-
-/**
- * `FetchHttpClient` with a `fetch` that hands the web `Request` to `app` instead of a socket:
- * the platform's own request encoding, and only the path matters. A `Reset` fault rejects, as
- * `fetch` does when a server drops the connection; an aborted request interrupts the app.
- */
+/** An `HttpClient` that runs `app` in the calling fiber: no socket, any host, `Uint8Array` bodies. */
 const toHttpClient = (app: HttpApp.Default<ConnectionReset>) =>
-  Effect.map(Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer), (client) => {
-    const fetch: typeof globalThis.fetch = (input, init) =>
-      Effect.runPromise(
-        app.pipe(
-          Effect.provideService(
-            HttpServerRequest.HttpServerRequest,
-            HttpServerRequest.fromWeb(new Request(input, init))
-          ),
-          Effect.map(HttpServerResponse.toWeb),
-          Effect.either
-        ),
-        { signal: init?.signal ?? undefined }
-      ).then(Either.getOrThrowWith((reset) => reset))
-    return HttpClient.transformResponse(client, Effect.provideService(FetchHttpClient.Fetch, fetch))
+  HttpClient.make((request, url) => {
+    const body = request.body._tag === "Uint8Array" ? request.body.body : null
+    const web = new Request(url, { method: request.method, headers: request.headers, body })
+    return app.pipe(
+      Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(web)),
+      Effect.map((response) => HttpClientResponse.fromWeb(request, HttpServerResponse.toWeb(response))),
+      // What a client sees when the server drops the connection
+      Effect.catchTag("ConnectionReset", (cause) =>
+        new HttpClientError.RequestError({ request, reason: "Transport", cause }))
+    )
   })
