@@ -134,10 +134,7 @@ export const layerPolicyStore = (
     })
   )
 
-/**
- * `sent` with `maxRedirections: 0` over the application's undici options: it turns undici's
- * redirect interceptor off (undici 7's types dropped the option; the interceptor still reads it).
- */
+/** `maxRedirections: 0` turns undici's redirect interceptor off (undici 7's types lack it). */
 const withoutRedirects = <A, E, R>(sent: Effect.Effect<A, E, R>) =>
   Effect.flatMap(Effect.serviceOption(NodeHttpClient.UndiciRequestOptions), (own) => {
     const options = { ...Option.getOrUndefined(own), maxRedirections: 0 } as NodeHttpClient.UndiciRequestOptions["Type"]
@@ -177,8 +174,7 @@ export const layerWithStore = <E, R>(
   )
 
 /**
- * A `TokenService` from `Config` (`options`), its store picked by the persistence policy
- * (`layerPolicyStore`).
+ * A `TokenService` from `Config` (`options`), its store picked by `layerPolicyStore`.
  *
  * @since 0.1.0
  * @category layers
