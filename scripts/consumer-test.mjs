@@ -15,7 +15,9 @@
  *    server), and there is no tsx anywhere in the project; its code cache goes where
  *    `XDG_CACHE_HOME` says (here inside the project), is named for the Node running this test
  *    (the `node` on PATH, which the executable's `#!/usr/bin/env node` runs too), and later
- *    runs start from it.
+ *    runs start from it;
+ * 5. `@amp-effect/postgres` imports without loading its driver `@effect/sql-pg`, and once it is
+ *    removed, `AMP_TOKEN_STORE=postgres` fails with the error that says what to install.
  *
  * It runs on the Node first on PATH: `.ci/run` runs it on the machine's and on the newest line.
  *
@@ -33,12 +35,15 @@ const keep = process.argv.includes("--keep")
 const started = Date.now()
 
 /** The published packages, in dependency order. */
-const packages = ["core", "node", "redis", "cli"]
+const packages = ["core", "node", "redis", "postgres", "cli"]
 /** What a user installs beside them (the v3 line: npm's `latest` tags are Effect 4). */
 const registryPackages = [
   "effect@^3.22.4",
   "@effect/platform@^0.97.2",
   "@effect/platform-node@^0.108.2",
+  "@effect/experimental@^0.61.1",
+  "@effect/sql@^0.52.1",
+  "@effect/sql-pg@^0.53.0",
   "typescript@~5.9.3",
   "@types/node@^20"
 ]
@@ -189,10 +194,24 @@ const redisChoice = Layer.build(NodeAmp.layerPolicyStore()).pipe(
   Effect.map((error) => error.variable)
 )
 
+// The same for AMP_TOKEN_STORE=postgres: @amp-effect/postgres loaded, and it asks for AMP_POSTGRES_URL.
+const postgresChoice = Layer.build(NodeAmp.layerPolicyStore()).pipe(
+  Effect.scoped,
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+    ["AMP_API_BASE_URL", "https://amp-test.blockstream.com/api"],
+    ["AMP_USERNAME", "alice"],
+    ["AMP_PASSWORD", "not-used"],
+    ["AMP_TOKEN_STORE", "postgres"]
+  ]))),
+  Effect.flip,
+  Effect.map((error) => ({ variable: error.variable, message: error.message }))
+)
+
 const internal = await import("@amp-effect/core/internal/tokenFile").then(() => "importable", (error) => error.code)
 const result = await Effect.runPromise(Effect.scoped(program))
 const redis = await Effect.runPromise(redisChoice)
-console.log(JSON.stringify({ ...result, internal, redis }))
+const postgres = await Effect.runPromise(postgresChoice)
+console.log(JSON.stringify({ ...result, internal, redis, postgres }))
 `
   )
   const app = JSON.parse(run("node", ["app.mjs"], { cwd: project }).stdout.trim().split("\n").at(-1))
@@ -205,6 +224,44 @@ console.log(JSON.stringify({ ...result, internal, redis }))
   ok(`import("@amp-effect/core/internal/tokenFile"): ${app.internal}`)
   if (app.redis !== "AMP_REDIS_URL") fail(`AMP_TOKEN_STORE=redis did not load @amp-effect/redis: ${app.redis}`)
   ok("AMP_TOKEN_STORE=redis: NodeAmp loaded the optional @amp-effect/redis (which asked for AMP_REDIS_URL)")
+  if (app.postgres.variable !== "AMP_POSTGRES_URL") {
+    fail(`AMP_TOKEN_STORE=postgres did not load @amp-effect/postgres: ${app.postgres.message}`)
+  }
+  ok("AMP_TOKEN_STORE=postgres: NodeAmp loaded the optional @amp-effect/postgres (which asked for AMP_POSTGRES_URL)")
+
+  step("import @amp-effect/postgres with @effect/sql-pg refused by a resolve hook")
+  // The driver is loaded when a store opens its own pool, not at import: an application that
+  // passes its own SqlClient (or never builds the store) never loads it.
+  Fs.writeFileSync(
+    Path.join(project, "no-sql-pg-hooks.mjs"),
+    `export const resolve = (specifier, context, next) => {
+  if (specifier === "@effect/sql-pg" || specifier.startsWith("@effect/sql-pg/")) {
+    throw new Error(\`refused: \${specifier}\`)
+  }
+  return next(specifier, context)
+}
+`
+  )
+  Fs.writeFileSync(
+    Path.join(project, "no-sql-pg.mjs"),
+    `import { register } from "node:module"
+register("./no-sql-pg-hooks.mjs", import.meta.url)
+`
+  )
+  Fs.writeFileSync(
+    Path.join(project, "postgres-import.mjs"),
+    `const { PostgresTokenStore } = await import("@amp-effect/postgres")
+// The hook does refuse the driver: without this, the check above could not fail.
+const driver = await import("@effect/sql-pg/PgClient").then(() => "loaded", (error) => error.message)
+console.log(JSON.stringify({ layerConfig: typeof PostgresTokenStore.layerConfig, driver }))
+`
+  )
+  const hooked = run("node", ["--import", "./no-sql-pg.mjs", "postgres-import.mjs"], { cwd: project })
+  const imported = JSON.parse(hooked.stdout.trim().split("\n").at(-1))
+  if (imported.layerConfig !== "function" || imported.driver !== "refused: @effect/sql-pg/PgClient") {
+    fail(`import("@amp-effect/postgres"): ${JSON.stringify(imported)}`)
+  }
+  ok("PostgresTokenStore.layerConfig is there, and @effect/sql-pg was not loaded at import")
 
   step("tsc --noEmit: NodeNext, strict, exactOptionalPropertyTypes, target ES2020")
   Fs.writeFileSync(
@@ -231,6 +288,7 @@ console.log(JSON.stringify({ ...result, internal, redis }))
     Path.join(project, "app.ts"),
     `import { AmpClient, AmpConfig, TokenError, TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer, NodeAmp } from "@amp-effect/node"
+import { PostgresTokenStore } from "@amp-effect/postgres"
 import { RedisTokenStore } from "@amp-effect/redis"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 
@@ -249,10 +307,11 @@ const client: Layer.Layer<AmpClient.AmpClient | TokenService.TokenService, unkno
 const mock = TokenService.layerMock("test-token")
 const server = MockAmpServer.MockAmpServer.make()
 const fleet = NodeAmp.layerWithStore(RedisTokenStore.layerConfig())
+const database = NodeAmp.layerWithStore(PostgresTokenStore.layerConfig())
 const prefixed = NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))
 const renamed = NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") })
 
-export { client, fleet, inMemory, live, mock, prefixed, program, renamed, server, withFile }
+export { client, database, fleet, inMemory, live, mock, prefixed, program, renamed, server, withFile }
 `
   )
   const tsc = run(Path.join(project, "node_modules", ".bin", "tsc"), ["--noEmit", "--listFiles", "-p", "."], {
@@ -350,6 +409,33 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   const mode = (cacheStats.mode & 0o777).toString(8)
   ok(`code cache: ${written[0]} (${(cacheStats.size / 1024).toFixed(0)} KiB, mode ${mode}), used by the later runs`)
   ok(`the mock server saw ${counters.obtain} login in all`)
+
+  step("AMP_TOKEN_STORE=postgres without @amp-effect/postgres installed")
+  Fs.rmSync(Path.join(project, "node_modules", "@amp-effect", "postgres"), { recursive: true })
+  Fs.writeFileSync(
+    Path.join(project, "postgres-missing.mjs"),
+    `import { NodeAmp } from "@amp-effect/node"
+import { ConfigProvider, Effect, Layer } from "effect"
+
+const error = await Layer.build(NodeAmp.layerPolicyStore()).pipe(
+  Effect.scoped,
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+    ["AMP_USERNAME", "alice"],
+    ["AMP_PASSWORD", "not-used"],
+    ["AMP_TOKEN_STORE", "postgres"]
+  ]))),
+  Effect.flip,
+  Effect.runPromise
+)
+console.log(JSON.stringify({ tag: error._tag, variable: error.variable, message: error.message }))
+`
+  )
+  const missing = JSON.parse(run("node", ["postgres-missing.mjs"], { cwd: project }).stdout.trim().split("\n").at(-1))
+  const hint = "install it with its driver (npm install @amp-effect/postgres @effect/sql @effect/sql-pg)"
+  if (missing.variable !== "AMP_TOKEN_STORE" || !missing.message.includes(hint)) {
+    fail(`without @amp-effect/postgres: ${JSON.stringify(missing)}`)
+  }
+  ok(`without the package: ${missing.message}`)
 
   console.log(`\nConsumer test passed on Node ${process.version} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 } finally {

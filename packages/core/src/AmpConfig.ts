@@ -1,34 +1,13 @@
 /**
- * The library's configuration as Effect `Config` values (so tests swap a `ConfigProvider`
- * instead of touching `process.env`), each validated as it is read.
+ * The library's configuration as Effect `Config` values, each validated as it is read. The
+ * `layerConfig` constructors take a `Config` for each option, by default the one here:
+ * `Config.nested(AmpConfig.retry, "AMP")` reads one group under a prefix, `nested("ISSUER")`
+ * every variable. Prefer `Config.nested` to `ConfigProvider.nested`, which in effect 3.x keeps
+ * only the first comma-separated piece of each value (a password `a,b` would read as `a`).
  *
- * | variable | default |
- * | --- | --- |
- * | `AMP_API_BASE_URL` | `defaultBaseUrl`: `https://amp-test.blockstream.com/api` |
- * | `AMP_USERNAME`, `AMP_PASSWORD` | required to log in |
- * | `API_RETRY_MAX_ATTEMPTS` | `RetryPolicy.defaultOptions`: `3` |
- * | `API_RETRY_BASE_DELAY_MS` | `RetryPolicy.defaultOptions`: `1000` |
- * | `API_RETRY_MAX_DELAY_MS` | `RetryPolicy.defaultOptions`: `30000` |
- * | `API_REQUEST_TIMEOUT_SECONDS` | `defaultRequestTimeout`: `10` |
- * | `AMP_TOKEN_PERSISTENCE` | `false` |
- * | `AMP_TESTS` | unset |
- * | `AMP_TOKEN_FILE` | `defaultTokenFile`: `token.json` |
- * | `AMP_TOKEN_REFRESH_MARGIN_SECONDS` | `defaultRefreshMargin`: `300` |
- * | `AMP_TOKEN_STORE` | unset (`file`, `redis`, `memory` or `none`; see `PersistencePolicy`) |
- *
- * The `layerConfig` constructors (`AuthApi`, `AmpClient`, `TokenService`, and `NodeAmp` in
- * `@amp-effect/node`) take a `Config` for each option, by default the one here: pass
- * `Config.nested(AmpConfig.retry, "AMP")` to read one group under a prefix, or
- * `AmpConfig.nested("ISSUER")` to read every variable under one.
- *
- * Prefer `Config.nested` to `ConfigProvider.nested`: in effect 3.x a provider nested with
- * `ConfigProvider.nested` splits every value at its commas and keeps the first piece (a
- * password `a,b` would be read as `a`).
- *
- * Read through `read` (or a `layerConfig`), a value that is missing or invalid fails with an
- * `AmpConfigError` naming the variable as the environment spells it, the rule it breaks and,
- * except for secrets, the value found: `API_RETRY_MAX_ATTEMPTS is invalid: got "abc", expected
- * a whole number of at least 1`.
+ * Read through `read`, a missing or invalid value fails with an `AmpConfigError` naming the
+ * variable, the rule and, except for secrets, the value: `API_RETRY_MAX_ATTEMPTS is invalid:
+ * got "abc", expected a whole number of at least 1`.
  *
  * @since 0.1.0
  */
@@ -37,9 +16,8 @@ import { normalizeBaseUrl } from "./internal/ampHttp.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
 /**
- * A configuration variable is missing or holds a value the library cannot use. The message is
- * `VARIABLE reason`, or `VARIABLE="value" is invalid: reason` when `value` is given (a value
- * checked outside `Config`, such as a command-line flag).
+ * A configuration variable is missing or invalid: `VARIABLE reason`, or `VARIABLE="value" is
+ * invalid: reason` when `value` is given (one checked outside `Config`, such as a CLI flag).
  *
  * @since 0.1.0
  * @category errors
@@ -68,16 +46,18 @@ export interface Credentials {
   readonly password: Redacted.Redacted<string>
 }
 
+const storeKinds = Schema.Literal("file", "redis", "postgres", "memory", "none")
+
 /**
  * Where tokens are kept, as `AMP_TOKEN_STORE` names it.
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreKind = "file" | "redis" | "memory" | "none"
+export type StoreKind = typeof storeKinds.Type
 
 /**
- * The whole configuration, every value validated.
+ * The whole configuration.
  *
  * @since 0.1.0
  * @category models
@@ -85,18 +65,15 @@ export type StoreKind = "file" | "redis" | "memory" | "none"
 export interface AmpConfig extends Credentials {
   readonly retry: RetryPolicy.RetryOptions
   readonly requestTimeout: Duration.Duration
-  /** `AMP_TOKEN_PERSISTENCE`: asks for persistence (the policy may still refuse it). */
   readonly tokenPersistence: boolean
-  /** `AMP_TESTS`: `"live"` asks for persistence too. */
   readonly tests: Option.Option<string>
   readonly tokenFile: string
   readonly refreshMargin: Duration.Duration
-  /** `AMP_TOKEN_STORE` when set; `None` leaves the choice to `PersistencePolicy.chooseStore`. */
   readonly tokenStore: Option.Option<StoreKind>
 }
 
 /**
- * The testnet API, so that a forgotten variable never points a test at mainnet.
+ * The testnet API: a forgotten variable never points a test at mainnet.
  *
  * @since 0.1.0
  * @category constants
@@ -104,7 +81,7 @@ export interface AmpConfig extends Credentials {
 export const defaultBaseUrl = "https://amp-test.blockstream.com/api"
 
 /**
- * How long one HTTP attempt may take when no timeout is given: 10 seconds.
+ * How long one HTTP attempt may take by default.
  *
  * @since 0.1.0
  * @category constants
@@ -112,21 +89,12 @@ export const defaultBaseUrl = "https://amp-test.blockstream.com/api"
 export const defaultRequestTimeout: Duration.Duration = Duration.seconds(10)
 
 /**
- * How long before expiry a token is renewed when no margin is given: five minutes, as the
- * Rust client.
+ * How long before expiry a token is renewed by default, as the Rust client.
  *
  * @since 0.1.0
  * @category constants
  */
 export const defaultRefreshMargin: Duration.Duration = Duration.minutes(5)
-
-/**
- * The token file's path when `AMP_TOKEN_FILE` is unset, relative to the working directory.
- *
- * @since 0.1.0
- * @category constants
- */
-export const defaultTokenFile = "token.json"
 
 /**
  * The store used when persistence is asked for without naming a store.
@@ -137,9 +105,8 @@ export const defaultTokenFile = "token.json"
 export const defaultStoreKind: StoreKind = "file"
 
 /**
- * The `ConfigError` of a variable holding `value`, which breaks `rule` ("expected ..."): read
- * as `VARIABLE is invalid: got "value", expected ...`. Never for a secret: fail with
- * `ConfigError.InvalidData([], rule)` instead, which does not quote it.
+ * The `ConfigError` of a variable holding `value`, which breaks `rule` ("expected ..."). Never
+ * for a secret (it quotes the value): use `ConfigError.InvalidData([], rule)`.
  *
  * @since 0.1.0
  * @category errors
@@ -148,41 +115,29 @@ export const invalidValue = (value: string, rule: string): ConfigError.ConfigErr
   ConfigError.InvalidData([], `got ${JSON.stringify(value)}, ${rule}`)
 
 /**
- * The `ConfigError` of a variable that is unset (or blank, where blank means unset): a
- * `MissingData`, so `Config.withDefault` and `Config.option` apply to it. `detail` stays in the
- * `ConfigError`'s own message; the `AmpConfigError` says `VARIABLE is not set`.
+ * The `ConfigError` of an unset (or blank) variable: a `MissingData`, so `Config.withDefault`
+ * and `Config.option` apply. The `AmpConfigError` says `VARIABLE is not set`.
  *
  * @since 0.1.0
  * @category errors
  */
 export const notSet = (detail = "is not set"): ConfigError.ConfigError => ConfigError.MissingData([], detail)
 
-/**
- * The `AmpConfigError` of a `ConfigError`, read from its structure alone: the first failure, the
- * variable named by its path (joined with `_`, as `ConfigProvider.fromEnv` joins it), the reason
- * by its kind. An invalid value's message is the rule it breaks, used as it is (ours, as
- * `invalidValue` writes it, or Effect's own); a secret's never quotes it.
- */
+/** The first failure of a `ConfigError`, read by its kind and path (joined as the environment's). */
 const fromConfigError = (error: ConfigError.ConfigError): AmpConfigError => {
-  switch (error._op) {
-    case "And":
-    case "Or":
-      return fromConfigError(error.left)
-    case "MissingData":
-      return new AmpConfigError({ variable: variableOf(error.path), reason: "is not set" })
-    case "InvalidData":
-      return new AmpConfigError({ variable: variableOf(error.path), reason: `is invalid: ${error.message}` })
-    case "SourceUnavailable":
-    case "Unsupported":
-      return new AmpConfigError({ variable: variableOf(error.path), reason: `could not be read: ${error.message}` })
-  }
+  if (error._op === "And" || error._op === "Or") return fromConfigError(error.left)
+  return new AmpConfigError({
+    variable: error.path.length === 0 ? "the configuration" : error.path.join("_"),
+    reason: error._op === "MissingData"
+      ? "is not set"
+      : error._op === "InvalidData"
+      ? `is invalid: ${error.message}`
+      : `could not be read: ${error.message}`
+  })
 }
 
-const variableOf = (path: ReadonlyArray<string>) => path.length === 0 ? "the configuration" : path.join("_")
-
 /**
- * Reads `config` from the current `ConfigProvider`, failing with the `AmpConfigError` of the
- * first variable that is missing or invalid.
+ * Reads `config`, failing with the `AmpConfigError` of the first missing or invalid variable.
  *
  * @since 0.1.0
  * @category utils
@@ -191,10 +146,8 @@ export const read = <A>(config: Config.Config<A>): Effect.Effect<A, AmpConfigErr
   Effect.mapError(config, fromConfigError)
 
 /**
- * The variable `name`, its text trimmed and read by `parse`; text `parse` refuses is invalid
- * for `rule`, and quoted as `shown` shows it. A `Config.primitive` rather than a
- * `Config.mapOrFail`: the failure of a primitive carries the path the provider read, so a prefix
- * added by `ConfigProvider.nested` is named too.
+ * The variable `name`, trimmed and read by `parse`, quoted as `shown` shows it when refused. A
+ * `Config.primitive`: its failure carries the path the provider read, prefix included.
  */
 const variable = <A>(
   name: string,
@@ -210,7 +163,7 @@ const variable = <A>(
 const wholeNumber = (min: number) =>
   Schema.decodeOption(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(min)))
 
-/** `AMP_TOKEN_PERSISTENCE` as it may be spelt (lowercased); empty is false. */
+/** `AMP_TOKEN_PERSISTENCE`, lowercased; empty is false. */
 const parseFlag = (text: string): Option.Option<boolean> => {
   const flag = text.toLowerCase()
   return ["true", "1", "yes", "on"].includes(flag)
@@ -239,7 +192,7 @@ const parseBaseUrl = (text: string): Option.Option<string> => {
 }
 
 /**
- * `AMP_API_BASE_URL`, validated and without a trailing slash; `defaultBaseUrl` when unset.
+ * `AMP_API_BASE_URL`, without a trailing slash; `defaultBaseUrl` when unset.
  *
  * @since 0.1.0
  * @category config
@@ -252,7 +205,7 @@ export const baseUrl: Config.Config<string> = variable(
 ).pipe(Config.withDefault(defaultBaseUrl))
 
 /**
- * `AMP_USERNAME`, required (an empty value counts as unset).
+ * `AMP_USERNAME`, required (empty counts as unset).
  *
  * @since 0.1.0
  * @category config
@@ -282,9 +235,9 @@ const seconds = (name: string, min: number) =>
   Config.map(variable(name, `expected a whole number of seconds (>= ${min})`, wholeNumber(min)), Duration.seconds)
 
 /**
- * The retry policy's variables, each defaulting to `RetryPolicy.defaultOptions`. The maximum
- * delay must not be below the base delay, or the "exponential" backoff would be a constant one
- * and surprise whoever set it.
+ * `API_RETRY_MAX_ATTEMPTS`, `API_RETRY_BASE_DELAY_MS`, `API_RETRY_MAX_DELAY_MS`, defaulting to
+ * `RetryPolicy.defaultOptions`. A maximum below the base delay is refused: it would turn the
+ * exponential backoff into a constant one.
  *
  * @since 0.1.0
  * @category config
@@ -307,8 +260,7 @@ export const retry: Config.Config<RetryPolicy.RetryOptions> = Config.all({
 ))
 
 /**
- * `API_REQUEST_TIMEOUT_SECONDS`: how long one attempt may take; `defaultRequestTimeout` when
- * unset.
+ * `API_REQUEST_TIMEOUT_SECONDS`: how long one attempt may take; `defaultRequestTimeout` when unset.
  *
  * @since 0.1.0
  * @category config
@@ -318,8 +270,7 @@ export const requestTimeout: Config.Config<Duration.Duration> = seconds("API_REQ
 )
 
 /**
- * `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed;
- * `defaultRefreshMargin` when unset.
+ * `AMP_TOKEN_REFRESH_MARGIN_SECONDS`: how long before expiry a token is refreshed.
  *
  * @since 0.1.0
  * @category config
@@ -328,29 +279,18 @@ export const refreshMargin: Config.Config<Duration.Duration> = seconds("AMP_TOKE
   Config.withDefault(defaultRefreshMargin)
 )
 
-/**
- * `AMP_TOKEN_PERSISTENCE`: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case); `false`
- * when unset.
- *
- * @since 0.1.0
- * @category config
- */
-export const tokenPersistence: Config.Config<boolean> = variable(
+/** `AMP_TOKEN_PERSISTENCE`: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case); unset is false. */
+const tokenPersistence: Config.Config<boolean> = variable(
   "AMP_TOKEN_PERSISTENCE",
   "expected true or false",
   parseFlag
 ).pipe(Config.withDefault(false))
 
-/**
- * `AMP_TESTS`, as it is set (`"live"` asks for persistence).
- *
- * @since 0.1.0
- * @category config
- */
-export const tests: Config.Config<Option.Option<string>> = Config.option(Config.string("AMP_TESTS"))
+/** `AMP_TESTS` (`"live"` asks for persistence). */
+const tests: Config.Config<Option.Option<string>> = Config.option(Config.string("AMP_TESTS"))
 
 /**
- * `AMP_TOKEN_FILE`: the token file's path; `defaultTokenFile` when unset.
+ * `AMP_TOKEN_FILE`: the token file's path; `token.json` (in the working directory) when unset.
  *
  * @since 0.1.0
  * @category config
@@ -359,13 +299,11 @@ export const tokenFile: Config.Config<string> = variable(
   "AMP_TOKEN_FILE",
   "expected a file path",
   Option.liftPredicate((path: string) => path !== "")
-).pipe(Config.withDefault(defaultTokenFile))
-
-const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
+).pipe(Config.withDefault("token.json"))
 
 /**
- * `AMP_TOKEN_STORE`: `file`, `redis`, `memory` or `none` (any case); `None` when unset or
- * blank. `PersistencePolicy.chooseStore` decides what an unset value means.
+ * `AMP_TOKEN_STORE`: `file`, `redis`, `postgres`, `memory` or `none` (any case); `None` when
+ * unset or blank, which `PersistencePolicy.chooseStore` decides on.
  *
  * @since 0.1.0
  * @category config
@@ -373,19 +311,16 @@ const storeKinds: ReadonlyArray<StoreKind> = ["file", "redis", "memory", "none"]
 export const tokenStore: Config.Config<Option.Option<StoreKind>> = Config.option(Config.nested(
   Config.primitive("a token store", (text) => {
     const kind = text.trim().toLowerCase()
-    return kind === ""
-      ? Either.left(notSet())
-      : Either.fromOption(
-        Option.fromNullable(storeKinds.find((candidate) => candidate === kind)),
-        () => invalidValue(text, "expected file, redis, memory or none")
-      )
+    if (kind === "") return Either.left(notSet())
+    return Schema.is(storeKinds)(kind)
+      ? Either.right(kind)
+      : Either.left(invalidValue(text, "expected file, redis, postgres, memory or none"))
   }),
   "AMP_TOKEN_STORE"
 ))
 
 /**
- * One `Config` for each field of `AmpConfig`: the shape of the `layerConfig` constructors'
- * options.
+ * One `Config` for each field of `AmpConfig`: the `layerConfig` constructors' options.
  *
  * @since 0.1.0
  * @category models
@@ -412,17 +347,15 @@ export const fields: Fields = {
 }
 
 /**
- * Every variable read under `prefix` (`Config.nested`): `nested("ISSUER")` reads
- * `ISSUER_AMP_USERNAME`, `ISSUER_API_RETRY_MAX_ATTEMPTS`, ... from the environment. Pass it to
- * a `layerConfig`, whole or in part.
+ * Every variable read under `prefix`: `nested("ISSUER")` reads `ISSUER_AMP_USERNAME`, ... Pass
+ * it to a `layerConfig`, whole or in part.
  *
  * @example
  * ```ts
  * import { AmpConfig } from "@amp-effect/core"
  * import { Config, ConfigProvider, Effect } from "effect"
  *
- * // Two AMP accounts in one environment, each under its own prefix. (A map joined with `_`,
- * // as `ConfigProvider.fromEnv` joins a nested path, stands in for the environment here.)
+ * // Two AMP accounts in one environment (a map joined with `_` stands in for it).
  * const env = ConfigProvider.fromMap(
  *   new Map([
  *     ["ISSUER_AMP_USERNAME", "issuer"],
@@ -454,18 +387,9 @@ export const nested = (prefix: string): Fields =>
   Record.map(fields, (config: Config.Config<unknown>) => Config.nested(config, prefix)) as unknown as Fields
 
 /**
- * The whole configuration, from the seed's variables.
+ * Reads every variable, failing with the first `AmpConfigError`.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<AmpConfig> = Config.all(fields)
-
-/**
- * Reads and validates every variable. Fails with the first `AmpConfigError`, which names the
- * variable and (except for secrets) the value it found.
- *
- * @since 0.1.0
- * @category config
- */
-export const load: Effect.Effect<AmpConfig, AmpConfigError> = read(config)
+export const load: Effect.Effect<AmpConfig, AmpConfigError> = read(Config.all(fields))

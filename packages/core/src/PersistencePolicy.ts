@@ -1,17 +1,12 @@
 /**
- * Where tokens are kept, decided from configuration alone, as the Rust client's design
- * document says, extended with `AMP_TOKEN_STORE`:
+ * Where tokens are kept, decided from configuration alone (the Rust client's rules, extended
+ * with `AMP_TOKEN_STORE`):
  *
- * 1. A mock environment never persists, whatever else is set (`AMP_TOKEN_STORE` included): a
- *    username or password containing "mock" (any case), or a base URL on localhost /
- *    127.0.0.0/8 / `[::1]` or with "mock" anywhere in it. This keeps test runs from leaving
- *    `token.json` files (or Redis keys) behind.
- * 2. Otherwise `AMP_TOKEN_STORE`, when set, names the store: `file`, `redis` or `memory` is
- *    that store (naming a store asks for it: no `AMP_TOKEN_PERSISTENCE=true` is needed, and
- *    `AMP_TOKEN_PERSISTENCE=false` does not turn it off), `none` is none (even with
- *    `AMP_TOKEN_PERSISTENCE=true`).
- * 3. Otherwise `AMP_TOKEN_PERSISTENCE=true` or `AMP_TESTS=live` picks the file store
- *    (`AMP_TOKEN_FILE`).
+ * 1. A mock environment never persists, whatever else is set: a username or password containing
+ *    "mock" (any case), or a base URL on a loopback host or with "mock" in it. Test runs leave no
+ *    `token.json`, Redis key or Postgres row behind.
+ * 2. Otherwise `AMP_TOKEN_STORE`, when set, names the store, whatever `AMP_TOKEN_PERSISTENCE` says.
+ * 3. Otherwise `AMP_TOKEN_PERSISTENCE=true` or `AMP_TESTS=live` picks the file (`AMP_TOKEN_FILE`).
  * 4. Otherwise no store.
  *
  * Code that supplies a `TokenStore` layer itself is not subject to this policy.
@@ -21,13 +16,8 @@
 import { Option, Redacted } from "effect"
 import type { AmpConfig, Credentials, StoreKind } from "./AmpConfig.js"
 
-/**
- * True when the credentials or the base URL say "this is a mock".
- *
- * @since 0.1.0
- * @category predicates
- */
-export const isMockEnvironment = (credentials: Credentials): boolean => {
+/** True when the credentials or the base URL say "this is a mock". */
+const isMockEnvironment = (credentials: Credentials): boolean => {
   const mentionsMock = (text: string) => text.toLowerCase().includes("mock")
   return mentionsMock(credentials.username) ||
     mentionsMock(Redacted.value(credentials.password)) ||
@@ -35,14 +25,8 @@ export const isMockEnvironment = (credentials: Credentials): boolean => {
     isLoopbackUrl(credentials.baseUrl)
 }
 
-/**
- * True for URLs whose host is `localhost` (or a subdomain of it), 127.0.0.0/8 or `[::1]`
- * (also as an IPv4-mapped IPv6 address, `[::ffff:127.0.0.1]`).
- *
- * @since 0.1.0
- * @category predicates
- */
-export const isLoopbackUrl = (url: string): boolean => {
+/** True for a host `localhost` (or under it), 127.0.0.0/8 or `[::1]` (IPv4-mapped too). */
+const isLoopbackUrl = (url: string): boolean => {
   if (!URL.canParse(url)) return false
   // The URL parser normalises addresses: `127.1` → `127.0.0.1`, `[::ffff:127.0.0.1]` → `[::ffff:7f00:1]`.
   const host = new URL(url).hostname.toLowerCase()
@@ -51,12 +35,7 @@ export const isLoopbackUrl = (url: string): boolean => {
 }
 
 /**
- * The store the policy picks and what decided it:
- *
- * - `"mock"`: a mock environment (the store is `none`);
- * - `"AMP_TOKEN_STORE"`: the variable named the store;
- * - `"AMP_TOKEN_PERSISTENCE"` or `"AMP_TESTS=live"`: asked for persistence (the store is `file`);
- * - `"default"`: nothing asked for a store (the store is `none`).
+ * The store the policy picks, and the rule that picked it.
  *
  * @since 0.1.0
  * @category models
@@ -67,15 +46,13 @@ export interface StoreChoice {
 }
 
 /**
- * The policy: which store keeps the tokens obtained with this configuration (see the module's
- * documentation for the rules).
+ * The policy: which store keeps the tokens obtained with this configuration.
  *
  * @example
  * ```ts
  * import { AmpConfig, PersistencePolicy } from "@amp-effect/core"
  * import { ConfigProvider, Effect } from "effect"
  *
- * // The store a process with these variables would use.
  * const storeFor = (env: Record<string, string>) =>
  *   AmpConfig.load.pipe(
  *     Effect.map(PersistencePolicy.chooseStore),
@@ -85,7 +62,7 @@ export interface StoreChoice {
  *
  * console.log(storeFor({ AMP_USERNAME: "svc-issuer", AMP_PASSWORD: "s3cret", AMP_TOKEN_PERSISTENCE: "true" }))
  * // Output: { store: 'file', reason: 'AMP_TOKEN_PERSISTENCE' }
- * console.log(storeFor({ AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass", AMP_TOKEN_STORE: "redis" }))
+ * console.log(storeFor({ AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass", AMP_TOKEN_STORE: "postgres" }))
  * // Output: { store: 'none', reason: 'mock' }
  * ```
  *
@@ -101,12 +78,3 @@ export const chooseStore = (config: AmpConfig): StoreChoice => {
   }
   return { store: "none", reason: "default" }
 }
-
-/**
- * Whether tokens obtained with this configuration are kept in a store (`chooseStore` picks
- * one other than `none`).
- *
- * @since 0.1.0
- * @category predicates
- */
-export const shouldPersist = (config: AmpConfig): boolean => chooseStore(config).store !== "none"

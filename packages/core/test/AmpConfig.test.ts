@@ -125,7 +125,7 @@ describe("AmpConfig", () => {
       expect(Duration.toSeconds(AmpConfig.defaultRequestTimeout)).toBe(10)
       expect(config.refreshMargin).toStrictEqual(AmpConfig.defaultRefreshMargin)
       expect(TokenService.defaultRefreshMargin).toBe(AmpConfig.defaultRefreshMargin)
-      expect(config.tokenFile).toBe(AmpConfig.defaultTokenFile)
+      expect(config.tokenFile).toBe("token.json")
       expect(config.baseUrl).toBe(AmpConfig.defaultBaseUrl)
       expect(config.tokenStore).toEqual(Option.none())
     }))
@@ -141,7 +141,7 @@ describe("AmpConfig", () => {
         AMP_USERNAME: "someone-else",
         API_RETRY_MAX_ATTEMPTS: "not ours"
       }
-      const whole = yield* AmpConfig.read(Config.nested(AmpConfig.config, "ISSUER")).pipe(
+      const whole = yield* AmpConfig.read(Config.nested(Config.all(AmpConfig.fields), "ISSUER")).pipe(
         Effect.withConfigProvider(providerOf(env))
       )
       expect(whole.username).toBe("issuer")
@@ -172,7 +172,7 @@ describe("AmpConfig", () => {
     it.effect(`nested: ${name} is named with its prefix`, () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(
-          AmpConfig.read(Config.nested(AmpConfig.config, "ISSUER")).pipe(
+          AmpConfig.read(Config.nested(Config.all(AmpConfig.fields), "ISSUER")).pipe(
             Effect.withConfigProvider(providerOf({ ISSUER_AMP_USERNAME: "u", ISSUER_AMP_PASSWORD: "p", ...env }))
           )
         )
@@ -199,6 +199,7 @@ describe("AmpConfig", () => {
   const stores: ReadonlyArray<readonly [string, Option.Option<AmpConfig.StoreKind>]> = [
     ["file", Option.some("file")],
     ["Redis", Option.some("redis")],
+    ["postgres", Option.some("postgres")],
     [" MEMORY ", Option.some("memory")],
     ["none", Option.some("none")],
     ["", Option.none()],
@@ -216,7 +217,9 @@ describe("AmpConfig", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(AmpConfig.load.pipe(withEnv({ ...credentials, AMP_TOKEN_STORE: "s3" })))
       expect(error.variable).toBe("AMP_TOKEN_STORE")
-      expect(error.message).toBe("AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, memory or none")
+      expect(error.message).toBe(
+        "AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, postgres, memory or none"
+      )
     }))
 
   it.effect("turns any ConfigError into an AmpConfigError naming the variable", () =>

@@ -9,11 +9,8 @@ const withEnv = (env: Record<string, string>) =>
 const choose = (env: Record<string, string>) =>
   AmpConfig.load.pipe(Effect.map(PersistencePolicy.chooseStore), withEnv(env))
 
-const decide = (env: Record<string, string>) =>
-  AmpConfig.load.pipe(
-    Effect.map(PersistencePolicy.shouldPersist),
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
-  )
+/** Whether the policy keeps the tokens at all. */
+const decide = (env: Record<string, string>) => Effect.map(choose(env), (choice) => choice.store !== "none")
 
 const real = {
   AMP_USERNAME: "alice",
@@ -62,7 +59,14 @@ describe("PersistencePolicy", () => {
     ["AMP_TOKEN_PERSISTENCE=false", { AMP_TOKEN_PERSISTENCE: "false" }, null],
     ["AMP_TESTS=live", { AMP_TESTS: "live" }, "AMP_TESTS=live"]
   ]
-  const kinds: ReadonlyArray<AmpConfig.StoreKind | undefined> = [undefined, "file", "redis", "memory", "none"]
+  const kinds: ReadonlyArray<AmpConfig.StoreKind | undefined> = [
+    undefined,
+    "file",
+    "redis",
+    "postgres",
+    "memory",
+    "none"
+  ]
   for (const kind of kinds) {
     for (const [flagName, flagEnv, flagReason] of flags) {
       const env = { ...real, ...flagEnv, ...(kind === undefined ? {} : { AMP_TOKEN_STORE: kind }) }
@@ -87,20 +91,24 @@ describe("PersistencePolicy", () => {
     }
   }
 
-  it("recognises loopback hosts and nothing else", () => {
-    expect(PersistencePolicy.isLoopbackUrl("http://127.1.2.3/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://app.localhost/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://127.1:8080/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:127.0.0.1]:8080/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:127.9.8.7]/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:10.0.0.1]/api")).toBe(false)
-    expect(PersistencePolicy.isLoopbackUrl("https://localhost.example.com/api")).toBe(false)
-    expect(PersistencePolicy.isLoopbackUrl("https://amp.blockstream.com/api")).toBe(false)
-    // Whole addresses only: three-digit octets count, longer names and addresses do not.
-    expect(PersistencePolicy.isLoopbackUrl("http://127.0.0.100/api")).toBe(true)
-    expect(PersistencePolicy.isLoopbackUrl("http://127.0.0.1.example.com/api")).toBe(false)
-    expect(PersistencePolicy.isLoopbackUrl("http://[1::ffff:7f00:1]/api")).toBe(false)
-    expect(PersistencePolicy.isLoopbackUrl("http://[::ffff:7f00:1:2]/api")).toBe(false)
-    expect(PersistencePolicy.isLoopbackUrl("not a URL")).toBe(false)
-  })
+  it.effect("a base URL on a loopback host is a mock environment; other hosts are not", () =>
+    Effect.gen(function*() {
+      // The base URL set past AmpConfig's validation, so that any text reaches the policy.
+      const config = yield* AmpConfig.load.pipe(withEnv({ ...real, AMP_TOKEN_PERSISTENCE: "true" }))
+      const isLoopbackUrl = (baseUrl: string) => PersistencePolicy.chooseStore({ ...config, baseUrl }).reason === "mock"
+      expect(isLoopbackUrl("http://127.1.2.3/api")).toBe(true)
+      expect(isLoopbackUrl("http://app.localhost/api")).toBe(true)
+      expect(isLoopbackUrl("http://127.1:8080/api")).toBe(true)
+      expect(isLoopbackUrl("http://[::ffff:127.0.0.1]:8080/api")).toBe(true)
+      expect(isLoopbackUrl("http://[::ffff:127.9.8.7]/api")).toBe(true)
+      expect(isLoopbackUrl("http://[::ffff:10.0.0.1]/api")).toBe(false)
+      expect(isLoopbackUrl("https://localhost.example.com/api")).toBe(false)
+      expect(isLoopbackUrl("https://amp.blockstream.com/api")).toBe(false)
+      // Whole addresses only: three-digit octets count, longer names and addresses do not.
+      expect(isLoopbackUrl("http://127.0.0.100/api")).toBe(true)
+      expect(isLoopbackUrl("http://127.0.0.1.example.com/api")).toBe(false)
+      expect(isLoopbackUrl("http://[1::ffff:7f00:1]/api")).toBe(false)
+      expect(isLoopbackUrl("http://[::ffff:7f00:1:2]/api")).toBe(false)
+      expect(isLoopbackUrl("not a URL")).toBe(false)
+    }))
 })

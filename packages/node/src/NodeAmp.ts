@@ -2,16 +2,16 @@
  * Node.js wiring for `@amp-effect/core`: the HTTP client, the file system and the persistence
  * policy, so that an application needs one layer to get a `TokenService`.
  *
- * The store is picked by `PersistencePolicy.chooseStore` (`AMP_TOKEN_STORE`,
- * `AMP_TOKEN_PERSISTENCE`, `AMP_TESTS`; a mock environment never persists). The Redis store
- * comes from `@amp-effect/redis`, an optional peer dependency loaded only when it is picked:
- * install it (and `redis`) to use `AMP_TOKEN_STORE=redis`.
+ * The store is picked by `PersistencePolicy.chooseStore`. The Redis and Postgres stores come from
+ * `@amp-effect/redis` and `@amp-effect/postgres`, optional peers loaded only when picked.
+ * HTTP goes through undici, over the application's `NodeHttpClient.Dispatcher` when it provides
+ * one (a `ProxyAgent`, say), and never follows a redirect, whatever that dispatcher is composed with.
  *
  * @example
  * ```ts
  * import { AmpConfig, TokenService } from "@amp-effect/core"
  * import { NodeAmp } from "@amp-effect/node"
- * import { Config, Effect } from "effect"
+ * import { Effect } from "effect"
  *
  * const program = Effect.flatMap(TokenService.TokenService, (tokens) => tokens.getToken)
  *
@@ -19,10 +19,6 @@
  * const fromEnv = program.pipe(Effect.provide(NodeAmp.layerConfig()))
  * // The same variables under a prefix: ISSUER_AMP_USERNAME, ISSUER_AMP_PASSWORD, ...
  * const issuer = program.pipe(Effect.provide(NodeAmp.layerConfig(AmpConfig.nested("ISSUER"))))
- * // AMP_API_RETRY_* rather than API_RETRY_*, which the application uses for something else.
- * const ownRetry = program.pipe(
- *   Effect.provide(NodeAmp.layerConfig({ retry: Config.nested(AmpConfig.retry, "AMP") }))
- * )
  * // A store of the application's choosing instead of the persistence policy's.
  * const ownFile = program.pipe(
  *   Effect.provide(NodeAmp.layerWithStore(NodeAmp.layerFileStore("/var/lib/my-app/token.json")))
@@ -33,62 +29,58 @@
  */
 import { AmpClient, AmpConfig, AuthApi, PersistencePolicy, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { Config, Context, Effect, Layer, Option, Record } from "effect"
 import * as NodeTokenStore from "./NodeTokenStore.js"
 
 /**
- * The options of the `layerConfig` constructors: a `Config` for each field of `AmpConfig`, by
- * default the one `AmpConfig` reads from the seed's variables (see `AmpConfig.Fields`).
- * `AmpConfig.nested(prefix)` reads them all under a prefix; `Config.nested` one of them.
+ * A `Config` for each field of `AmpConfig` (`AmpConfig.Fields`), by default `AmpConfig`'s own.
  *
  * @since 0.1.0
  * @category models
  */
 export type ConfigOptions = { readonly [K in keyof AmpConfig.Fields]?: AmpConfig.Fields[K] | undefined }
 
-/** What this package needs of `@amp-effect/redis`, an optional peer loaded only for the Redis store. */
-interface RedisStorePackage {
-  readonly RedisTokenStore: {
-    readonly layerConfig: (options: {
-      readonly baseUrl: Config.Config<string>
-      readonly username: Config.Config<string>
-    }) => Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError>
-  }
-}
+/** The `layerConfig` of `RedisTokenStore` and `PostgresTokenStore`, as this package calls it. */
+type SharedStoreLayer = (options: {
+  readonly baseUrl: Config.Config<string>
+  readonly username: Config.Config<string>
+}) => Layer.Layer<TokenStore.TokenStore, AmpConfig.AmpConfigError>
+
+/** The optional peers that hold the shared stores: the module each exports, what to install. */
+const sharedStores = {
+  redis: ["RedisTokenStore", "its client (npm install @amp-effect/redis redis)"],
+  postgres: ["PostgresTokenStore", "its driver (npm install @amp-effect/postgres @effect/sql @effect/sql-pg)"]
+} as const
 
 /**
- * Loads `@amp-effect/redis`; its absence is an `AmpConfigError` that says what to install. The
- * specifier is a variable, not a literal, so that TypeScript and bundlers leave it alone.
+ * Loads the optional peer that holds a shared store, or fails saying what to install. The
+ * specifier is computed so that TypeScript and bundlers leave it alone.
  */
-const loadRedisStore = (specifier: string): Effect.Effect<RedisStorePackage, AmpConfig.AmpConfigError> =>
-  Effect.tryPromise({
-    try: () => import(specifier) as Promise<RedisStorePackage>,
+const loadStore = (kind: keyof typeof sharedStores): Effect.Effect<SharedStoreLayer, AmpConfig.AmpConfigError> => {
+  const specifier = `@amp-effect/${kind}`
+  return Effect.tryPromise({
+    try: () => import(specifier) as Promise<Record<string, { readonly layerConfig: SharedStoreLayer }>>,
     catch: (cause) =>
       new AmpConfig.AmpConfigError({
         variable: "AMP_TOKEN_STORE",
-        reason: `is "redis", but ${specifier} could not be loaded: install it with its client ` +
-          `(npm install ${specifier} redis)${cause instanceof Error ? ` (${cause.message.split("\n")[0]})` : ""}`
+        reason: `is "${kind}", but ${specifier} could not be loaded: install it with ${sharedStores[kind][1]}` +
+          (cause instanceof Error ? ` (${cause.message.split("\n")[0]})` : "")
       })
-  })
+  }).pipe(Effect.map((loaded) => loaded[sharedStores[kind][0]]!.layerConfig))
+}
 
 /**
- * The token file at `path`, on Node's file system, shared safely by any number of processes of
- * this machine: atomic saves, mode 0600, and a lock beside it whose owner is this process (a
- * lock left by a killed process is taken over at once). See `TokenStore.makeFile`.
+ * The token file at `path`, shared safely by the processes of this machine (`NodeTokenStore.layer`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerFileStore = (
-  path: string,
-  options?: TokenStore.FileStoreOptions
-): Layer.Layer<TokenStore.TokenStore> => NodeTokenStore.layer(path, options)
+export const layerFileStore: typeof NodeTokenStore.layer = NodeTokenStore.layer
 
-/** Every field of `AmpConfig`, from `options` where given. */
 const configOf = (options: ConfigOptions = {}): Config.Config<AmpConfig.AmpConfig> =>
   Config.all(Record.map(AmpConfig.fields, (config, key) => options[key] ?? config) as AmpConfig.Fields)
 
-/** Why no store keeps the tokens, for the info log line. */
 const whyNone = (choice: PersistencePolicy.StoreChoice, config: AmpConfig.AmpConfig): string => {
   switch (choice.reason) {
     case "mock":
@@ -102,11 +94,9 @@ const whyNone = (choice: PersistencePolicy.StoreChoice, config: AmpConfig.AmpCon
 }
 
 /**
- * The store the persistence policy picks from the configuration (`PersistencePolicy.chooseStore`):
- * the `AMP_TOKEN_FILE` file, Redis (from `@amp-effect/redis`, configured by `AMP_REDIS_*`), memory,
- * or nothing. An info log line says which store was chosen and why. Every variable is checked,
- * so a bad one fails here with an `AmpConfigError`; so does `AMP_TOKEN_STORE=redis` without
- * `@amp-effect/redis` installed.
+ * The store `PersistencePolicy.chooseStore` picks: the `AMP_TOKEN_FILE` file, Redis
+ * (`AMP_REDIS_*`), Postgres (`AMP_POSTGRES_*`), memory or none, announced at info level with
+ * the reason. Fails on a bad variable, or when the store's package is not installed.
  *
  * @since 0.1.0
  * @category layers
@@ -119,40 +109,58 @@ export const layerPolicyStore = (
       const config = yield* AmpConfig.read(configOf(options))
       const choice = PersistencePolicy.chooseStore(config)
       const why = choice.reason === "AMP_TOKEN_STORE" ? `AMP_TOKEN_STORE=${choice.store}` : choice.reason
+      const keptIn = (where: string) => Effect.logInfo(`Token persistence on (${why}): tokens are kept in ${where}`)
       switch (choice.store) {
-        case "file": {
-          yield* Effect.logInfo(`Token persistence on (${why}): tokens are kept in ${config.tokenFile}`)
+        case "file":
+          yield* keptIn(config.tokenFile)
           return layerFileStore(config.tokenFile)
-        }
-        case "memory": {
+        case "memory":
           yield* Effect.logInfo(
             `Token persistence off (${why}): tokens are shared in this process's memory, lost when it exits`
           )
           return TokenStore.layerMemory
-        }
-        case "redis": {
-          const redis = yield* loadRedisStore("@amp-effect/redis")
-          // Logged once built, from the store's own description (which names the server).
-          return redis.RedisTokenStore.layerConfig({
-            baseUrl: Config.succeed(config.baseUrl),
-            username: Config.succeed(config.username)
-          }).pipe(Layer.tap((context) => {
-            const where = Context.get(context, TokenStore.TokenStore).description
-            return Effect.logInfo(`Token persistence on (${why}): tokens are kept in ${where}`)
-          }))
-        }
-        case "none": {
+        case "none":
           yield* Effect.logInfo(whyNone(choice, config))
           return TokenStore.layerNoop
+        default: {
+          const layerConfig = yield* loadStore(choice.store)
+          // Announced once built, by the store's description: the server, never its credentials.
+          return layerConfig({
+            baseUrl: Config.succeed(config.baseUrl),
+            username: Config.succeed(config.username)
+          }).pipe(Layer.tap((context) => keptIn(Context.get(context, TokenStore.TokenStore).description)))
         }
       }
     })
   )
 
+/** `maxRedirections: 0` turns undici's redirect interceptor off (undici 7's types lack it). */
+const withoutRedirects = <A, E, R>(sent: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.serviceOption(NodeHttpClient.UndiciRequestOptions), (own) => {
+    const options = { ...Option.getOrUndefined(own), maxRedirections: 0 } as NodeHttpClient.UndiciRequestOptions["Type"]
+    return Effect.provideService(sent, NodeHttpClient.UndiciRequestOptions, options)
+  })
+
 /**
- * A `TokenService` with the given store: the AMP endpoints over Node's HTTP client (undici),
- * the credentials, refresh margin and retry policy read from `Config` (`options`, by default
- * the seed's variables).
+ * Undici over the application's `Dispatcher`, else one of its own, never following a redirect
+ * (even through a dispatcher composed to): a 3xx reaches the core's pipeline, which refuses it.
+ */
+const layerHttp: Layer.Layer<HttpClient.HttpClient> = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.map(HttpClient.HttpClient, HttpClient.transform(withoutRedirects))
+).pipe(
+  Layer.provide(NodeHttpClient.layerUndiciWithoutDispatcher),
+  Layer.provide(Layer.scoped(
+    NodeHttpClient.Dispatcher,
+    Effect.flatMap(
+      Effect.serviceOption(NodeHttpClient.Dispatcher),
+      Option.match({ onNone: () => NodeHttpClient.makeDispatcher, onSome: Effect.succeed })
+    )
+  ))
+)
+
+/**
+ * A `TokenService` with the given store, everything else from `Config` (`options`).
  *
  * @since 0.1.0
  * @category layers
@@ -162,13 +170,11 @@ export const layerWithStore = <E, R>(
   options?: ConfigOptions
 ): Layer.Layer<TokenService.TokenService, AmpConfig.AmpConfigError | E, R> =>
   TokenService.layerConfig(options).pipe(
-    Layer.provide(Layer.merge(AuthApi.layerConfig(options).pipe(Layer.provide(NodeHttpClient.layerUndici)), store))
+    Layer.provide(Layer.merge(AuthApi.layerConfig(options).pipe(Layer.provide(layerHttp)), store))
   )
 
 /**
- * Everything from `Config` (`options`, by default the seed's variables), the store chosen by
- * the persistence policy (`layerPolicyStore`). `AmpConfig.nested(prefix)` reads every variable
- * under a prefix (`ISSUER_AMP_USERNAME`, ...); `Config.nested` renames one group.
+ * A `TokenService` from `Config` (`options`), its store picked by `layerPolicyStore`.
  *
  * @since 0.1.0
  * @category layers
@@ -179,9 +185,7 @@ export const layerConfig = (
   layerWithStore(layerPolicyStore(options), options)
 
 /**
- * The authenticated `AmpClient` and the `TokenService` behind it, everything from `Config`
- * (`options`, as for `layerConfig`; the store by the persistence policy), over Node's HTTP
- * client.
+ * `layerConfig` and the authenticated `AmpClient` over it.
  *
  * @since 0.1.0
  * @category layers
@@ -191,5 +195,5 @@ export const layerClient = (
 ): Layer.Layer<AmpClient.AmpClient | TokenService.TokenService, AmpConfig.AmpConfigError> =>
   AmpClient.layerConfig(options).pipe(
     Layer.provideMerge(layerConfig(options)),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(layerHttp)
   )

@@ -1,7 +1,6 @@
 /**
- * The token file store on Node: `TokenStore.layerFile` over Node's file system, with this
- * process's id and host recorded in the lock and a liveness check of other processes, so that
- * a lock left by a killed process is taken over at once rather than when its lease runs out.
+ * The token file store on Node: `TokenStore.layerFile` over Node's file system, with this process
+ * in the lock and a liveness check, so that a killed process's lock is taken over at once.
  *
  * @since 0.1.0
  */
@@ -12,26 +11,9 @@ import { Effect, Layer } from "effect"
 import * as Os from "node:os"
 
 /**
- * Whether process `pid` of this host is running: signal 0 checks without signalling. `EPERM`
- * means it runs under another user. Ids that `kill` would read as process groups (0, negative)
- * are never checked: they count as alive, so only the lease applies.
- *
- * @since 0.1.0
- * @category utils
- */
-export const isAlive = (pid: number): Effect.Effect<boolean> =>
-  Effect.sync(() => {
-    if (!Number.isSafeInteger(pid) || pid <= 0) return true
-    try {
-      process.kill(pid, 0)
-      return true
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code !== "ESRCH"
-    }
-  })
-
-/**
- * This process, for the file store's lock.
+ * This process, for the file store's lock. Another process of this host is alive unless signal 0
+ * says it does not exist (`EPERM`: it runs under another user). Ids that `kill` reads as process
+ * groups (0, negative) count as alive, so only the lease frees their lock.
  *
  * @since 0.1.0
  * @category constants
@@ -39,12 +21,21 @@ export const isAlive = (pid: number): Effect.Effect<boolean> =>
 export const localProcess: LocalProcess.LocalProcess = {
   pid: process.pid,
   hostname: Os.hostname(),
-  isAlive
+  isAlive: (pid) =>
+    Effect.sync(() => {
+      if (!Number.isSafeInteger(pid) || pid <= 0) return true
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code !== "ESRCH"
+      }
+    })
 }
 
 /**
- * The file store's options on this platform: this process for the lock, and no POSIX mode check
- * on Windows, where modes mean nothing and the check would warn on every load.
+ * The file store's options on Node: this process for the lock, and no POSIX mode check on
+ * Windows, where modes mean nothing and the check would warn on every load.
  *
  * @since 0.1.0
  * @category constants
@@ -55,19 +46,15 @@ export const defaultOptions: TokenStore.FileStoreOptions = {
 }
 
 /**
- * The token file at `path` on Node's file system (see `TokenStore.makeFile`), with
- * `defaultOptions` under the given ones. Give it to `TokenService` as its store.
+ * The token file at `path` on Node's file system (`TokenStore.makeFile`), with `defaultOptions`
+ * under the given ones.
  *
  * @example
  * ```ts
- * import { TokenService } from "@amp-effect/core"
  * import { NodeTokenStore } from "@amp-effect/node"
- * import { Layer } from "effect"
  *
- * // A token file shared by the processes of this machine; a renewal waits at most 30 seconds
- * // for another process's lock.
- * const store = NodeTokenStore.layer("/var/lib/my-app/token.json", { lockTimeout: "30 seconds" })
- * const tokens = TokenService.layer().pipe(Layer.provide(store)) // still needs an `AuthApi`
+ * // A renewal waits at most 30 seconds for another process's lock.
+ * export const store = NodeTokenStore.layer("/var/lib/my-app/token.json", { lockTimeout: "30 seconds" })
  * ```
  *
  * @since 0.1.0

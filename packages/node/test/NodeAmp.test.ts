@@ -1,4 +1,6 @@
 import { AmpClient, AmpConfig, TokenService, TokenStore } from "@amp-effect/core"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer, Logger, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -6,8 +8,14 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { vi } from "vitest"
 import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 import * as NodeAmp from "../src/NodeAmp.js"
+
+// As if @amp-effect/postgres were not installed (the consumer test checks the real absence).
+vi.mock("@amp-effect/postgres", () => {
+  throw new Error("Cannot find package '@amp-effect/postgres'")
+})
 
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-node-test-"))),
@@ -96,9 +104,10 @@ describe("NodeAmp", () => {
       expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "file" })).toBe(`file ${file}`)
       expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "Memory", AMP_TOKEN_PERSISTENCE: "false" })).toBe("memory")
       expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "none", AMP_TOKEN_PERSISTENCE: "true" })).toBe("none")
-      // ...but a mock environment never persists: the Redis package is not even loaded (it would
-      // fail for want of AMP_REDIS_URL).
+      // ...but a mock environment never persists: the Redis and Postgres packages are not even
+      // loaded (Redis would fail for want of AMP_REDIS_URL, Postgres is mocked away here).
       expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "redis", AMP_USERNAME: "mock_user" })).toBe("none")
+      expect(yield* storeFor({ ...real, AMP_TOKEN_STORE: "postgres", AMP_PASSWORD: "Mock" })).toBe("none")
       // Which store, and why, at info level: the first thing to check when a token is not kept.
       expect(infos).toEqual([
         `Token persistence on (AMP_TESTS=live): tokens are kept in ${file}`,
@@ -108,7 +117,8 @@ describe("NodeAmp", () => {
         `Token persistence on (AMP_TOKEN_STORE=file): tokens are kept in ${file}`,
         "Token persistence off (AMP_TOKEN_STORE=memory): tokens are shared in this process's memory, lost when it exits",
         "Token persistence off (AMP_TOKEN_STORE=none)",
-        "Token persistence off: mock credentials or a local/mock base URL never persist (AMP_TOKEN_STORE=redis ignored)"
+        "Token persistence off: mock credentials or a local/mock base URL never persist (AMP_TOKEN_STORE=redis ignored)",
+        "Token persistence off: mock credentials or a local/mock base URL never persist (AMP_TOKEN_STORE=postgres ignored)"
       ])
       expect(Fs.readdirSync(dir)).toEqual([])
       const error = yield* Effect.flip(storeFor({ ...real, API_RETRY_MAX_ATTEMPTS: "0" }))
@@ -148,6 +158,50 @@ describe("NodeAmp", () => {
       }),
     300_000 // "did not hang": two tsx children, one after the other, on a busy machine
   )
+
+  it.effect("AMP_TOKEN_STORE=postgres without @amp-effect/postgres installed says what to install", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(NodeAmp.layerPolicyStore()).pipe(
+          Effect.scoped,
+          Effect.withConfigProvider(ConfigProvider.fromMap(
+            new Map([["AMP_USERNAME", "alice"], ["AMP_PASSWORD", "hunter2"], ["AMP_TOKEN_STORE", "Postgres"]])
+          ))
+        )
+      )
+      expect(error.variable).toBe("AMP_TOKEN_STORE")
+      expect(error.message).toContain(
+        "AMP_TOKEN_STORE is \"postgres\", but @amp-effect/postgres could not be loaded: install it with its driver " +
+          "(npm install @amp-effect/postgres @effect/sql @effect/sql-pg) ("
+      )
+    }))
+
+  it.scopedLive("over the application's own Dispatcher, composed to follow redirects, a 3xx is still refused", () =>
+    Effect.gen(function*() {
+      const amp = yield* MockAmpServer.make()
+      const other = yield* MockAmpServer.make()
+      yield* amp.script(
+        "obtain",
+        MockFault.status(307, { headers: { location: `${other.baseUrl}/user/obtain_token` } })
+      )
+      const sent: Array<string> = []
+      const agent = new Undici.Agent()
+      yield* Effect.addFinalizer(() => Effect.promise(() => agent.destroy()))
+      const dispatcher = agent.compose(
+        Undici.interceptors.redirect({ maxRedirections: 5 }),
+        (dispatch) => (options, handler) => {
+          sent.push(`${options.origin}${options.path}`)
+          return dispatch(options, handler)
+        }
+      )
+      const env = { AMP_API_BASE_URL: amp.baseUrl, AMP_USERNAME: "mock_user", AMP_PASSWORD: "mock_pass" }
+      const layer = NodeAmp.layerConfig().pipe(Layer.provide(Layer.succeed(NodeHttpClient.Dispatcher, dispatcher)))
+      const error = yield* Effect.flip(withService(env, layer, (service) => service.getToken))
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "Redirected", status: 307 })
+      expect(sent).toEqual([`${amp.baseUrl}/user/obtain_token`])
+      expect((yield* amp.counters).obtain).toBe(1)
+      expect((yield* other.counters).total).toBe(0)
+    }))
 
   it.live(
     "the demo runs end to end against the embedded server",
