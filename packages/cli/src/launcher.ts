@@ -1,33 +1,14 @@
 #!/usr/bin/env node
 /**
- * The installed `amp-token` executable, built to CommonJS as `dist/amp-token.cjs`: it runs the
- * bundled CLI, `dist/cli.cjs` beside it, from the code V8 compiled for it on an earlier run.
- *
- * Why: a CLI called from scripts (`$(amp-token token)`) pays its start-up on every call, and a
- * third of that start-up was V8 compiling the 700 KB bundle (effect, @effect/cli, the
- * platform). Node 20 has no compile cache for modules (`module.enableCompileCache` came with
- * 22.1), so the launcher keeps one itself: it compiles the bundle with `vm.Script`, handing V8
- * the code cache of an earlier run, and when there was none (or V8 rejected it) it writes one
- * as the process exits — after the run, so that it holds the functions the run compiled too.
- * The same mechanism on every Node version, tested on each line CI runs (20, 22 and 24).
- *
- * The cache, and what keeps it safe:
- * - one file per bundle content and runtime, in `$XDG_CACHE_HOME/amp-token` (else
- *   `~/.cache/amp-token`; `%LOCALAPPDATA%\amp-token` on Windows), about 1.7 MB; none when
- *   there is no such place. Its name holds a hash of the bundle's bytes: V8 itself compares
- *   only the source's length, so an edited bundle must never meet an older cache. It holds
- *   too what else V8 checks a cache against — the Node and V8 versions, the architecture, and
- *   the options the process was started with (`node --jitless ...`, `NODE_OPTIONS`), which set
- *   V8's flags — so that each Node a user switches between keeps a cache of its own instead of
- *   rejecting and rewriting the other's; a cache V8 rejects all the same costs one slower start.
- *   Writing a cache removes those of other bundles (an upgrade leaves no litter);
- * - the directory is created `0700` and the file `0600`; on POSIX a directory or file that is
- *   not the user's own, or that others can write to, is not read (a code cache is code);
- * - written to a temporary file and renamed: a concurrent run reads a whole file or none;
- * - `NODE_DISABLE_COMPILE_CACHE=1` (Node's own switch) turns it off. Failing to read or write
- *   it only means compiling as without it: the launcher never fails because of its cache.
- *
- * Plain Node, not Effect, on purpose: it runs before anything is loaded, and must stay small.
+ * The installed `amp-token` (`dist/amp-token.cjs`): runs the bundle `cli.cjs` beside it from the
+ * code V8 compiled on an earlier run, since compiling it was a third of every start and Node 20
+ * has no compile cache for modules. The cache is written at exit (with what the run compiled)
+ * when there was none or V8 rejected it, in `$XDG_CACHE_HOME/amp-token` (else `~/.cache`;
+ * `%LOCALAPPDATA%` on Windows). Its name holds what V8 does not check itself: a hash of the
+ * bundle, the Node and V8 versions, the architecture and a hash of the V8-flag options
+ * (`execArgv`, `NODE_OPTIONS`). A code cache is code: `0700`/`0600`, written by a rename, read
+ * only if the user's own and writable by nobody else. Any failure just compiles without it;
+ * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Plain Node: it runs before anything is loaded.
  *
  * @since 0.1.0
  */
@@ -38,14 +19,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Vm from "node:vm"
 
-/** The bundle this launcher runs: `cli.cjs`, beside the built launcher. */
 const bundle = Path.join(__dirname, "cli.cjs")
 
-/** Where the code caches go, or `undefined` when caching is off or there is no place for it. */
+/** Where the caches go, or `undefined` when caching is off or there is no place for it. */
 const cacheDirectory = (): string | undefined => {
   const env = process.env
   if ((env["NODE_DISABLE_COMPILE_CACHE"] ?? "") !== "") return undefined
-  // A relative XDG_CACHE_HOME is invalid, and ignored, as the XDG specification says.
+  // A relative XDG_CACHE_HOME is ignored, as the XDG specification says.
   const xdg = env["XDG_CACHE_HOME"] ?? ""
   const base = process.platform === "win32"
     ? env["LOCALAPPDATA"] ?? ""
@@ -59,13 +39,6 @@ const cacheDirectory = (): string | undefined => {
 const isPrivate = (stats: Fs.Stats): boolean =>
   process.platform === "win32" || (stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0)
 
-/** Creates the directory if missing; whether it is safe to use. */
-const openDirectory = (directory: string): boolean => {
-  Fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
-  const stats = Fs.statSync(directory)
-  return stats.isDirectory() && isPrivate(stats)
-}
-
 /** The cache file's bytes, when it exists and is safe to use. */
 const readCache = (file: string): Buffer | undefined => {
   const fd = Fs.openSync(file, "r")
@@ -77,7 +50,7 @@ const readCache = (file: string): Buffer | undefined => {
   }
 }
 
-/** Writes `data` as `name` in `directory` (whole or not at all); removes other bundles' caches. */
+/** Writes `data` as `name` in `directory`, whole; removes other bundles' caches (no litter). */
 const writeCache = (directory: string, name: string, data: Buffer): void => {
   const file = Path.join(directory, name)
   const temporary = `${file}.${process.pid}.tmp`
@@ -91,7 +64,7 @@ const writeCache = (directory: string, name: string, data: Buffer): void => {
   }
 }
 
-/** `f()`, or `undefined` when it throws: the cache is only ever an optimisation. */
+/** `f()`, or `undefined` when it throws: the cache is only an optimisation. */
 const attempt = <A>(f: () => A): A | undefined => {
   try {
     return f()
@@ -102,7 +75,11 @@ const attempt = <A>(f: () => A): A | undefined => {
 
 const source = Fs.readFileSync(bundle)
 const directory = cacheDirectory()
-const usable = directory !== undefined && attempt(() => openDirectory(directory)) === true
+const usable = directory !== undefined && attempt(() => {
+      Fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
+      const stats = Fs.statSync(directory)
+      return stats.isDirectory() && isPrivate(stats)
+    }) === true
 const hash = (data: string | Buffer, length: number) => createHash("sha256").update(data).digest("hex").slice(0, length)
 // The options that can change V8's flags, hence its code: `-<hash>`, or nothing without any.
 const options = [...process.execArgv, process.env["NODE_OPTIONS"] ?? ""].join("\0")

@@ -599,7 +599,7 @@ describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis"
       const { env } = yield* setup
       const memory = oneLineFailure(yield* amp(["token"], { ...env, AMP_TOKEN_STORE: "memory" }))
       expect(memory).toBe(
-        "amp-token: configuration: AMP_TOKEN_STORE=\"memory\" is invalid: amp-token keeps the token in a file or in Redis: expected file or redis"
+        "amp-token: configuration: AMP_TOKEN_STORE=\"memory\" is invalid: amp-token keeps the token in a file, in Redis or in Postgres: expected file, redis or postgres"
       )
       const noUrl = oneLineFailure(yield* amp(["--store", "redis", "status"], env))
       expect(noUrl).toMatch(/^amp-token: configuration: AMP_REDIS_URL /)
