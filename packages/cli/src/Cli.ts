@@ -62,38 +62,30 @@ const store = Options.choice("store", ["file", "redis", "postgres"]).pipe(
   )
 )
 
-const url = (name: string, description: string) =>
-  Options.redacted(name).pipe(Options.withPseudoName("URL"), Options.withDescription(description))
-
-const redisUrl = url(
-  "redis-url",
-  "With --store redis: redis://[[user]:password@]host[:port][/db] or rediss:// (default: $AMP_REDIS_URL)"
-)
-
-const postgresUrl = url(
-  "postgres-url",
-  "With --store postgres: postgres://user:password@host[:port]/db (default: $AMP_POSTGRES_URL)"
-)
+const url = (store: string, format: string) =>
+  Options.redacted(`${store}-url`).pipe(
+    Options.withPseudoName("URL"),
+    Options.withDescription(`With --store ${store}: ${format} (default: $AMP_${store.toUpperCase()}_URL)`),
+    Options.optional
+  )
 
 const logLevel = Options.choiceWithValue(
   "log-level",
   LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level] as const)
-).pipe(Options.withDescription("How much to log on stderr (default: warning)"), Options.optional)
+).pipe(Options.withDescription("How much to log on stderr (default: warning)"))
 
 /** The options a command takes after its name, where they win over `amp-token`'s. */
 const own = {
   tokenFile: Options.optional(tokenFile),
   baseUrl: Options.optional(baseUrl),
   store: Options.optional(store),
-  redisUrl: Options.optional(redisUrl),
-  postgresUrl: Options.optional(postgresUrl),
-  logLevel
+  redisUrl: url("redis", "redis://[[user]:password@]host[:port][/db] or rediss://"),
+  postgresUrl: url("postgres", "postgres://user:password@host[:port]/db"),
+  logLevel: Options.optional(logLevel)
 }
 
-/**
- * `amp-token`'s options, before a command's name: only these fall back to their variables, so
- * that the environment never hides a flag. The URLs have none: the chosen store reads its own.
- */
+// Only before the name do options fall back to variables: after it, a variable would win over
+// a flag before the name. Not the URLs: the chosen store reads its own.
 const root = Command.make("amp-token", {
   ...own,
   tokenFile: Options.withFallbackConfig(tokenFile, AmpConfig.tokenFile),
@@ -118,15 +110,10 @@ const checked = <A>(flag: string, variable: string, config: Config.Config<A>, va
     Effect.mapError((error) => new AmpConfig.AmpConfigError({ ...error, variable: flag }))
   )
 
-/** The shared stores. Each loads its driver only when built (in the bundle, from beside it). */
+/** The shared stores: name, URL variable, its `Config`, layer. Each loads its driver when built. */
 const shared = {
-  redis: { name: "Redis", variable: "AMP_REDIS_URL", url: RedisConfig.url, layer: RedisTokenStore.layerConfig },
-  postgres: {
-    name: "Postgres",
-    variable: "AMP_POSTGRES_URL",
-    url: PostgresConfig.url,
-    layer: PostgresTokenStore.layerConfig
-  }
+  redis: ["Redis", "AMP_REDIS_URL", RedisConfig.url, RedisTokenStore.layerConfig],
+  postgres: ["Postgres", "AMP_POSTGRES_URL", PostgresConfig.url, PostgresTokenStore.layerConfig]
 } as const
 
 /** Each command's layer (`Command.provide`): the `TokenStore` the options choose, and `Chosen`. */
@@ -137,14 +124,14 @@ const layerStore = (flags: Command.Command.ParseConfig<typeof own>) =>
     const api = yield* checked("--base-url", "AMP_API_BASE_URL", AmpConfig.baseUrl, apiFlag)
     const kind = Option.getOrElse(flags.store, () => parent.store)
     if (kind === "redis" || kind === "postgres") {
-      const { layer, name, url, variable } = shared[kind]
+      const [name, variable, config, layer] = shared[kind]
       const option = `${kind}Url` as const
       const given = Option.orElse(flags[option], () => parent[option])
       const store = layer({
         baseUrl: Config.succeed(api),
         url: Option.isSome(given)
-          ? Config.succeed(yield* checked(`--${kind}-url`, variable, url, Redacted.value(given.value)))
-          : url
+          ? Config.succeed(yield* checked(`--${kind}-url`, variable, config, Redacted.value(given.value)))
+          : config
       })
       yield* Effect.logDebug(`Token store: ${name}, AMP API ${api}`)
       return Layer.provideMerge(
@@ -173,15 +160,11 @@ const layerStore = (flags: Command.Command.ParseConfig<typeof own>) =>
 class Exit extends Data.TaggedError("Exit")<{ readonly code: number }> {}
 
 /** The token file cannot be used (nothing else was tried), or a renewed token was not saved. */
-class StoreFailed extends Data.TaggedError("StoreFailed")<{
-  readonly what: string
-  readonly error: TokenError.TokenStoreError
-}> {}
+class StoreFailed extends Data.TaggedError("StoreFailed")<{ what: string; error: TokenError.TokenStoreError }> {}
 
 /**
- * Runs `f` with the token service over the chosen store, and `saved`, failing if the service
- * could not save the token (it only warns, as fits a long-running process). The runtime's
- * `fetch` reaches AMP: one request needs no pool, and the bundle stays half the size.
+ * Runs `f` with the token service, and `saved`, failing if it could not save the token (it only
+ * warns). `fetch` reaches AMP: one request needs no pool, and the bundle stays half the size.
  */
 const withTokenService = <A, E, R>(
   f: (tokens: TokenService.TokenService["Type"], saved: Effect.Effect<void, StoreFailed>) => Effect.Effect<A, E, R>
@@ -199,10 +182,10 @@ const withTokenService = <A, E, R>(
       }))
     )
     const api = AuthApi.layerConfig({ baseUrl: Config.succeed(baseUrl) }).pipe(Layer.provide(FetchHttpClient.layer))
-    return yield* Effect.flatMap(TokenService.TokenService, (tokens) =>
-      f(tokens, Effect.flatten(Ref.get(saved)))).pipe(
-        Effect.provide(TokenService.layerConfig().pipe(Layer.provide(Layer.merge(api, recording))))
-      )
+    const service = TokenService.layerConfig().pipe(Layer.provide(Layer.merge(api, recording)))
+    const run = Effect.flatMap(TokenService.TokenService, (tokens) =>
+      f(tokens, Effect.flatten(Ref.get(saved))))
+    return yield* Effect.provide(run, service)
   })
 
 /** A command on the chosen store, logging at the level `--log-level` sets. */
@@ -212,11 +195,11 @@ const onStore = <Name extends string, R, E, A extends Command.Command.ParseConfi
   self.pipe(
     Command.provide((flags) => layerStore(flags)),
     Command.transformHandler((effect, flags) =>
-      Effect.flatMap(root, (parent) =>
-        Option.match(Option.orElse(flags.logLevel, () => parent.logLevel), {
-          onNone: () => effect,
-          onSome: (level) => Logger.withMinimumLogLevel(effect, level)
-        }))
+      Effect.flatMap(root, (parent) => {
+        // None leaves @effect/cli's own --log-level, which takes some positions before ours.
+        const level = Option.orElse(flags.logLevel, () => parent.logLevel)
+        return Option.isSome(level) ? Logger.withMinimumLogLevel(effect, level.value) : effect
+      })
     )
   )
 
@@ -234,10 +217,8 @@ const inspect = Effect.gen(function*() {
   })
 })
 
-/**
- * An unusable token file fails (not a login on every call), and a token is printed only once
- * saved; a shared store that is down is only warned about, as in the library.
- */
+// An unusable token file fails (not a login on every call); a token is printed once saved. A
+// shared store that is down is only warned about, as in the library.
 const token = command(
   "token",
   "Print a valid token on stdout, and nothing else: from the store, refreshed or from a new login as needed",
@@ -255,12 +236,10 @@ const token = command(
       : yield* withTokenService((tokens, saved) =>
         kind === "file" ? Effect.zipLeft(tokens.getToken, saved) : tokens.getToken
       )
-    // stdout carries the token and nothing else, for `$(amp-token token)`.
     yield* Console.log(Redacted.value(value))
   })
 )
 
-/** `login` and `refresh`: renew, then say where the token went and until when. */
 const renewed = (done: string, renew: "obtainToken" | "forceRefresh") =>
   withTokenService((tokens, saved) =>
     Effect.gen(function*() {
@@ -347,9 +326,7 @@ const status = Command.make("status", { ...own, json }, (flags) =>
     yield* Console.log(flags.json ? JSON.stringify(statusJson(info)) : statusText(heading, info))
     if (Option.isNone(info) || info.value.isExpired) return yield* new Exit({ code: 1 })
   })).pipe(
-    Command.withDescription(
-      "Show what the store holds, without any network call; exit 0 when it holds an unexpired token, 1 otherwise"
-    ),
+    Command.withDescription("Show the stored token without any network call; exit 0 if it is unexpired, 1 otherwise"),
     onStore
   )
 
@@ -410,8 +387,7 @@ const plainConsole = Effect.map(Console.consoleWith(Effect.succeed), (console): 
 }))
 
 /**
- * `colors`: whether the help may use colour codes (the executable's choice: stdout is a
- * terminal and `NO_COLOR` is unset).
+ * `colors`: whether the help may use colour codes.
  *
  * @since 0.1.0
  * @category models
@@ -421,9 +397,8 @@ export interface RunOptions {
 }
 
 /**
- * Runs the CLI on `argv` (`process.argv`) and answers the exit code (0 success, 1 failure, 2
- * usage error, 70 internal error) once everything is printed: output on stdout; logs (warning
- * and above unless `--log-level` says otherwise) and one line per failure on stderr.
+ * Runs the CLI on `argv` (`process.argv`) and answers the exit code once all is printed: 0
+ * success, 1 failure (one line on stderr), 2 usage error, 70 internal error.
  *
  * @since 0.1.0
  * @category running

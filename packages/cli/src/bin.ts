@@ -1,8 +1,5 @@
 #!/usr/bin/env node
-/**
- * The `amp-token` program: bundled as `dist/cli.cjs` (see `scripts/bundle.mjs`, `launcher.ts`);
- * in the workspace, `pnpm amp-token <command>` runs it with tsx.
- */
+/** `amp-token`, bundled as `dist/cli.cjs`; in the workspace, `pnpm amp-token <command>`. */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -21,7 +18,6 @@ const colors = process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") 
 Cli.run(process.argv, { colors }).pipe(
   // Not `NodeContext.layer`, which would load the worker and child-process modules too.
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
-  // Cli.run prints its own failures and logs on stderr.
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,

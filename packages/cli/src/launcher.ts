@@ -1,14 +1,12 @@
 #!/usr/bin/env node
 /**
  * The installed `amp-token` (`dist/amp-token.cjs`): runs the bundle `cli.cjs` beside it from the
- * code V8 compiled on an earlier run, since compiling it was a third of every start and Node 20
- * has no compile cache for modules. The cache is written at exit (with what the run compiled)
- * when there was none or V8 rejected it, in `$XDG_CACHE_HOME/amp-token` (else `~/.cache`;
- * `%LOCALAPPDATA%` on Windows). Its name holds what V8 does not check itself: a hash of the
- * bundle, the Node and V8 versions, the architecture and a hash of the V8-flag options
- * (`execArgv`, `NODE_OPTIONS`). A code cache is code: `0700`/`0600`, written by a rename, read
- * only if the user's own and writable by nobody else. Any failure just compiles without it;
- * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Plain Node: it runs before anything is loaded.
+ * code V8 compiled on an earlier run (compiling was a third of every start, and Node 20 has no
+ * compile cache for modules); writes that cache at exit, with what the run compiled, when there
+ * was none or V8 rejected it. Its name holds what V8 does not check: the bundle's hash, Node and
+ * V8 versions, the architecture, a hash of the V8-flag options. A code cache is code: `0700`
+ * and `0600`, renamed into place, read only if the user's own and writable by nobody else. A
+ * failure only means compiling without it. Plain Node: it runs before anything is loaded.
  *
  * @since 0.1.0
  */
@@ -21,7 +19,11 @@ import * as Vm from "node:vm"
 
 const bundle = Path.join(__dirname, "cli.cjs")
 
-/** Where the caches go, or `undefined` when caching is off or there is no place for it. */
+/** On POSIX: the user's own, and nobody else can write to it. */
+const isPrivate = (stats: Fs.Stats): boolean =>
+  process.platform === "win32" || (stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0)
+
+/** The caches' directory, created private if missing; `undefined` if off or not safe to use. */
 const cacheDirectory = (): string | undefined => {
   const env = process.env
   if ((env["NODE_DISABLE_COMPILE_CACHE"] ?? "") !== "") return undefined
@@ -32,12 +34,12 @@ const cacheDirectory = (): string | undefined => {
     : Path.isAbsolute(xdg)
     ? xdg
     : Path.join(Os.homedir(), ".cache")
-  return Path.isAbsolute(base) ? Path.join(base, "amp-token") : undefined
+  if (!Path.isAbsolute(base)) return undefined
+  const directory = Path.join(base, "amp-token")
+  Fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
+  const stats = Fs.statSync(directory)
+  return stats.isDirectory() && isPrivate(stats) ? directory : undefined
 }
-
-/** On POSIX: the user's own, and nobody else can write to it. */
-const isPrivate = (stats: Fs.Stats): boolean =>
-  process.platform === "win32" || (stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0)
 
 /** The cache file's bytes, when it exists and is safe to use. */
 const readCache = (file: string): Buffer | undefined => {
@@ -57,11 +59,8 @@ const writeCache = (directory: string, name: string, data: Buffer): void => {
   Fs.writeFileSync(temporary, data, { mode: 0o600, flag: "wx" })
   Fs.renameSync(temporary, file)
   const bundlePart = name.slice(0, name.indexOf("-", "cli-".length) + 1)
-  for (const other of Fs.readdirSync(directory)) {
-    if (other.startsWith("cli-") && !other.startsWith(bundlePart)) {
-      Fs.rmSync(Path.join(directory, other), { force: true })
-    }
-  }
+  const others = Fs.readdirSync(directory).filter((other) => other.startsWith("cli-") && !other.startsWith(bundlePart))
+  for (const other of others) Fs.rmSync(Path.join(directory, other), { force: true })
 }
 
 /** `f()`, or `undefined` when it throws: the cache is only an optimisation. */
@@ -74,27 +73,21 @@ const attempt = <A>(f: () => A): A | undefined => {
 }
 
 const source = Fs.readFileSync(bundle)
-const directory = cacheDirectory()
-const usable = directory !== undefined && attempt(() => {
-      Fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
-      const stats = Fs.statSync(directory)
-      return stats.isDirectory() && isPrivate(stats)
-    }) === true
+const directory = attempt(cacheDirectory)
 const hash = (data: string | Buffer, length: number) => createHash("sha256").update(data).digest("hex").slice(0, length)
 // The options that can change V8's flags, hence its code: `-<hash>`, or nothing without any.
 const options = [...process.execArgv, process.env["NODE_OPTIONS"] ?? ""].join("\0")
-// `cli-<bundle hash>-<Node version>-<V8 version>-<arch>[-<options hash>].cache`
 const name = `cli-${hash(source, 32)}-${process.version}-${process.versions.v8}-${process.arch}${
   options === "" ? "" : `-${hash(options, 12)}`
 }.cache`
-const cachedData = usable ? attempt(() => readCache(Path.join(directory, name))) : undefined
+const cachedData = directory === undefined ? undefined : attempt(() => readCache(Path.join(directory, name)))
 
 // The bundle is CommonJS: run it as Node's loader would, in a function of the module's names.
 const script = new Vm.Script(
   `(function (exports, require, module, __filename, __dirname) {${source.toString("utf8")}\n})`,
   cachedData === undefined ? { filename: bundle } : { filename: bundle, cachedData }
 )
-if (usable && (cachedData === undefined || script.cachedDataRejected === true)) {
+if (directory !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
   // Whatever the exit: the CLI ends with `process.exit(code)`.
   process.once("exit", () => attempt(() => writeCache(directory, name, script.createCachedData())))
 }
