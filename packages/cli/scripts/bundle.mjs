@@ -51,11 +51,24 @@ const withoutUnusedPackages = {
   }
 }
 
-/** @type {import("esbuild").Plugin} */
-const redisBeside = {
-  name: "redis-beside",
+/** The Postgres driver's packages (no Effect in them), which `@effect/sql-pg` imports. */
+const pgPackages = ["pg", "pg-connection-string", "pg-cursor"]
+
+/**
+ * The database drivers, in files of their own beside `cli.cjs`: `redis` is `./redis.cjs`, and
+ * each of `pgPackages` is its part of `./pg.cjs`.
+ * @type {import("esbuild").Plugin}
+ */
+const driversBeside = {
+  name: "drivers-beside",
   setup(build) {
     build.onResolve({ filter: /^redis$/ }, () => ({ path: "./redis.cjs", external: true }))
+    build.onResolve({ filter: /^\.\/pg\.cjs$/ }, (args) => ({ path: args.path, external: true }))
+    build.onResolve({ filter: /^pg(-connection-string|-cursor)?$/ }, (args) => ({ path: args.path, namespace: "pg" }))
+    build.onLoad({ filter: /.*/, namespace: "pg" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = require("./pg.cjs")[${JSON.stringify(args.path)}]`
+    }))
   }
 }
 
@@ -79,13 +92,27 @@ const builds = await Promise.all([
     // `import("redis")` becomes `require("./redis.cjs")`: a script run by `vm` has no `import()`.
     supported: { "dynamic-import": false },
     minify: true,
-    plugins: [withoutUnusedPackages, redisBeside]
+    plugins: [withoutUnusedPackages, driversBeside]
   }),
   build({
     ...common,
     stdin: { contents: "module.exports = require(\"redis\")", resolveDir: root, sourcefile: "redis.cjs" },
     outfile: Path.join(outdir, "redis.cjs"),
     format: "cjs",
+    minify: true
+  }),
+  build({
+    ...common,
+    stdin: {
+      contents: `module.exports = { ${pgPackages.map((name) => `"${name}": require("${name}")`).join(", ")} }`,
+      // Where @effect/sql-pg finds them.
+      resolveDir: Fs.realpathSync(Path.join(root, "node_modules/@effect/sql-pg")),
+      sourcefile: "pg.cjs"
+    },
+    outfile: Path.join(outdir, "pg.cjs"),
+    format: "cjs",
+    // pg's optional native binding (`pg.native`), never used.
+    external: ["pg-native"],
     minify: true
   }),
   // CommonJS too: an ES module entry would start Node's module loader for nothing.
@@ -122,5 +149,7 @@ const notices = [...packages.values()]
   )
 Fs.writeFileSync(
   Path.join(outdir, "THIRD-PARTY-LICENSES.txt"),
-  `dist/cli.cjs and dist/redis.cjs bundle the following packages.\n\n${notices.join("\n" + "-".repeat(72) + "\n\n")}`
+  `dist/cli.cjs, dist/redis.cjs and dist/pg.cjs bundle the following packages.\n\n${
+    notices.join("\n" + "-".repeat(72) + "\n\n")
+  }`
 )

@@ -1,5 +1,5 @@
 /**
- * `amp-token`: the token file (or the fleet's token in Redis) from the command line.
+ * `amp-token`: the token file (or the fleet's token in Redis or Postgres) from the command line.
  *
  * ```sh
  * export AMP_USERNAME=... AMP_PASSWORD=...          # credentials come from the environment only
@@ -8,18 +8,15 @@
  * amp-token login | refresh | clear
  * ```
  *
- * The options work before or after the command's name (after it, they win); each falls back to
- * its environment variable, read and checked by the library's own `Config`. The CLI always keeps
- * its token, whatever the persistence policy says.
- *
- * A failure prints one line on stderr naming its cause and exits non-zero. Nothing prints the
- * password; only `amp-token token` prints the token.
+ * Options work before or after the command's name (after it, they win) and fall back to their
+ * environment variables. The CLI always keeps its token, whatever the persistence policy says.
  *
  * @since 0.1.0
  */
-import type { TokenError } from "@amp-effect/core"
-import { AmpConfig, AuthApi, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
+import { AmpConfig, AuthApi, type TokenError, TokenInfo, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeTokenStore from "@amp-effect/node/NodeTokenStore"
+import * as PostgresConfig from "@amp-effect/postgres/PostgresConfig"
+import * as PostgresTokenStore from "@amp-effect/postgres/PostgresTokenStore"
 import * as RedisConfig from "@amp-effect/redis/RedisConfig"
 import * as RedisTokenStore from "@amp-effect/redis/RedisTokenStore"
 import { Command, Options } from "@effect/cli"
@@ -47,10 +44,6 @@ import {
 } from "effect"
 import packageJson from "../package.json" with { type: "json" }
 
-// -----------------------------------------------------------------------------
-// Options
-// -----------------------------------------------------------------------------
-
 // @effect/cli's help says that an option "can be set from environment variables", not which
 // one: each description names its variable.
 const tokenFile = Options.text("token-file").pipe(
@@ -63,191 +56,157 @@ const baseUrl = Options.text("base-url").pipe(
   Options.withDescription("The AMP API base URL, ending in /api (default: $AMP_API_BASE_URL, else AMP testnet)")
 )
 
-const store = Options.choice("store", ["file", "redis"]).pipe(
+const store = Options.choice("store", ["file", "redis", "postgres"]).pipe(
   Options.withDescription(
-    "Where the token is kept: a file, or Redis for a whole fleet (default: $AMP_TOKEN_STORE, else file)"
+    "Where the token is kept: a file, or Redis or Postgres for a whole fleet (default: $AMP_TOKEN_STORE, else file)"
   )
 )
 
-const redisUrl = Options.redacted("redis-url").pipe(
-  Options.withPseudoName("URL"),
-  Options.withDescription(
-    "With --store redis: redis://[[user]:password@]host[:port][/db] or rediss:// (default: $AMP_REDIS_URL)"
+const url = (store: string, format: string) =>
+  Options.redacted(`${store}-url`).pipe(
+    Options.withPseudoName("URL"),
+    Options.withDescription(`With --store ${store}: ${format} (default: $AMP_${store.toUpperCase()}_URL)`),
+    Options.optional
   )
-)
 
-/** Logs go to stderr; warnings and above unless this says otherwise. */
 const logLevel = Options.choiceWithValue(
   "log-level",
   LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level] as const)
-).pipe(Options.withDescription("How much to log on stderr (default: warning)"), Options.optional)
+).pipe(Options.withDescription("How much to log on stderr (default: warning)"))
 
-/** The options every command takes after its name, where they win over `amp-token`'s. */
+/** The options a command takes after its name, where they win over `amp-token`'s. */
 const own = {
   tokenFile: Options.optional(tokenFile),
   baseUrl: Options.optional(baseUrl),
   store: Options.optional(store),
-  redisUrl: Options.optional(redisUrl),
-  logLevel
+  redisUrl: url("redis", "redis://[[user]:password@]host[:port][/db] or rediss://"),
+  postgresUrl: url("postgres", "postgres://user:password@host[:port]/db"),
+  logLevel: Options.optional(logLevel)
 }
 
-/**
- * `amp-token`'s options, before a command's name: the same, each flag falling back to its
- * variable through the library's `Config`. Only here, so that the environment never hides a
- * flag given before the name. `--redis-url` has no fallback: the Redis store reads
- * `AMP_REDIS_URL` itself when it is chosen, so a file-store run never checks it.
- */
+// Only before the name do options fall back to variables: after it, a variable would win over
+// a flag before the name. Not the URLs: the chosen store reads its own.
 const root = Command.make("amp-token", {
   ...own,
   tokenFile: Options.withFallbackConfig(tokenFile, AmpConfig.tokenFile),
   baseUrl: Options.withFallbackConfig(baseUrl, AmpConfig.baseUrl),
-  store: Options.withFallbackConfig(store, RedisConfig.tokenStore)
+  store: Options.withFallbackConfig(
+    store,
+    Config.map(AmpConfig.tokenStore, Option.getOrElse(() => AmpConfig.defaultStoreKind))
+  )
 })
 
-// -----------------------------------------------------------------------------
-// The store a command works on
-// -----------------------------------------------------------------------------
-
-/** Where the token is: the store kind `--store` chose, and the file's path or the store's name. */
+/** Where the token is (the file's path or the store's name), and the AMP API. */
 class Chosen extends Context.Tag("@amp-effect/cli/Chosen")<Chosen, {
-  readonly kind: "file" | "redis"
+  readonly kind: "file" | "redis" | "postgres"
   readonly where: string
   readonly baseUrl: string
 }>() {}
 
-/**
- * A flag's value checked by the library's `Config` for `variable`, as the variable's value is
- * (when the options are parsed, or by the Redis store): a failure here is the flag's, and names it.
- */
+/** A flag's value checked by the `Config` of `variable`: a failure names the flag. */
 const checked = <A>(flag: string, variable: string, config: Config.Config<A>, value: string) =>
   AmpConfig.read(config).pipe(
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map([[variable, value]]))),
     Effect.mapError((error) => new AmpConfig.AmpConfigError({ ...error, variable: flag }))
   )
 
-/**
- * Each command's layer (`Command.provide`): the `TokenStore` its options and `amp-token`'s
- * choose (the file resolved against the working directory, or Redis with the library's
- * `RedisTokenStore.layerConfig`), and `Chosen`.
- */
+/** The shared stores: name, URL variable, its `Config`, layer. Each loads its driver when built. */
+const shared = {
+  redis: ["Redis", "AMP_REDIS_URL", RedisConfig.url, RedisTokenStore.layerConfig],
+  postgres: ["Postgres", "AMP_POSTGRES_URL", PostgresConfig.url, PostgresTokenStore.layerConfig]
+} as const
+
+/** Each command's layer (`Command.provide`): the `TokenStore` the options choose, and `Chosen`. */
 const layerStore = (flags: Command.Command.ParseConfig<typeof own>) =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const parent = yield* root
-    const api = yield* checked(
-      "--base-url",
-      "AMP_API_BASE_URL",
-      AmpConfig.baseUrl,
-      Option.getOrElse(flags.baseUrl, () => parent.baseUrl)
-    )
+    const apiFlag = Option.getOrElse(flags.baseUrl, () => parent.baseUrl)
+    const api = yield* checked("--base-url", "AMP_API_BASE_URL", AmpConfig.baseUrl, apiFlag)
     const kind = Option.getOrElse(flags.store, () => parent.store)
-    if (kind === "redis") {
-      const url = Option.orElse(flags.redisUrl, () => parent.redisUrl)
-      const layer = RedisTokenStore.layerConfig({
+    if (kind === "redis" || kind === "postgres") {
+      const [name, variable, config, layer] = shared[kind]
+      const option = `${kind}Url` as const
+      const given = Option.orElse(flags[option], () => parent[option])
+      const store = layer({
         baseUrl: Config.succeed(api),
-        url: Option.isSome(url)
-          ? Config.succeed(yield* checked("--redis-url", "AMP_REDIS_URL", RedisConfig.url, Redacted.value(url.value)))
-          : RedisConfig.url
+        url: Option.isSome(given)
+          ? Config.succeed(yield* checked(`--${kind}-url`, variable, config, Redacted.value(given.value)))
+          : config
       })
-      yield* Effect.logDebug(`Token store: Redis, AMP API ${api}`)
+      yield* Effect.logDebug(`Token store: ${name}, AMP API ${api}`)
       return Layer.provideMerge(
         Layer.effect(
           Chosen,
           Effect.map(TokenStore.TokenStore, ({ description }) => ({ kind, where: description, baseUrl: api }))
         ),
-        layer
+        store
       )
     }
     if (kind !== "file") {
       return yield* new AmpConfig.AmpConfigError({
         variable: "AMP_TOKEN_STORE",
         value: kind,
-        reason: "amp-token keeps the token in a file or in Redis: expected file or redis"
+        reason: "amp-token keeps the token in a file, in Redis or in Postgres: expected file, redis or postgres"
       })
     }
     const path = yield* Path.Path
-    const file = path.resolve(
-      yield* checked(
-        "--token-file",
-        "AMP_TOKEN_FILE",
-        AmpConfig.tokenFile,
-        Option.getOrElse(flags.tokenFile, () => parent.tokenFile)
-      )
-    )
+    const fileFlag = Option.getOrElse(flags.tokenFile, () => parent.tokenFile)
+    const file = path.resolve(yield* checked("--token-file", "AMP_TOKEN_FILE", AmpConfig.tokenFile, fileFlag))
     yield* Effect.logDebug(`Token file ${file}, AMP API ${api}`)
     return Layer.merge(NodeTokenStore.layer(file), Layer.succeed(Chosen, { kind, where: file, baseUrl: api }))
   }))
 
-/** Ends the command with `code` after its output was printed; no further message. */
+/** Ends the command with `code`, printing nothing more. */
 class Exit extends Data.TaggedError("Exit")<{ readonly code: number }> {}
 
-/**
- * The token file cannot be used (a directory, unreadable): nothing else was tried; or a command
- * got a token but could not save it to its store.
- */
-class StoreFailed extends Data.TaggedError("StoreFailed")<{
-  readonly reason: "Unusable" | "NotSaved"
-  readonly error: TokenError.TokenStoreError
-}> {}
+/** The token file cannot be used (nothing else was tried), or a renewed token was not saved. */
+class StoreFailed extends Data.TaggedError("StoreFailed")<{ what: string; error: TokenError.TokenStoreError }> {}
 
 /**
- * Runs `f` with the library's token service over the chosen store (credentials, retries and
- * margin from `Config`, read only now that a server is needed) and `saved`, which fails when
- * the service could not save the token: it logs that and carries on from memory, which is
- * right for a process that keeps running, not for a command whose point is the saved token.
- *
- * The CLI talks to AMP through the runtime's `fetch` rather than the library's undici client:
- * one request per run needs no connection pool, and the bundle stays half the size.
+ * Runs `f` with the token service, and `saved`, failing if it could not save the token (it only
+ * warns). `fetch` reaches AMP: one request needs no pool, and the bundle stays half the size.
  */
 const withTokenService = <A, E, R>(
   f: (tokens: TokenService.TokenService["Type"], saved: Effect.Effect<void, StoreFailed>) => Effect.Effect<A, E, R>
 ) =>
   Effect.gen(function*() {
     const { baseUrl } = yield* Chosen
-    const failed = yield* Ref.make(Option.none<TokenError.TokenStoreError>())
+    const saved = yield* Ref.make<Effect.Effect<void, StoreFailed>>(Effect.void)
     const recording = Layer.effect(
       TokenStore.TokenStore,
       Effect.map(TokenStore.TokenStore, (store) => ({
         ...store,
         save: (data, replacing) =>
-          Effect.tapError(store.save(data, replacing), (error) => Ref.set(failed, Option.some(error)))
+          Effect.tapError(store.save(data, replacing), (error) =>
+            Ref.set(saved, new StoreFailed({ what: "the token was obtained but not saved", error })))
       }))
     )
     const api = AuthApi.layerConfig({ baseUrl: Config.succeed(baseUrl) }).pipe(Layer.provide(FetchHttpClient.layer))
-    const saved = Effect.flatMap(
-      Ref.get(failed),
-      Option.match({ onNone: () => Effect.void, onSome: (error) => new StoreFailed({ reason: "NotSaved", error }) })
-    )
-    return yield* Effect.flatMap(TokenService.TokenService, (tokens) => f(tokens, saved)).pipe(
-      Effect.provide(TokenService.layerConfig().pipe(Layer.provide(Layer.merge(api, recording))))
-    )
+    const service = TokenService.layerConfig().pipe(Layer.provide(Layer.merge(api, recording)))
+    const run = Effect.flatMap(TokenService.TokenService, (tokens) =>
+      f(tokens, Effect.flatten(Ref.get(saved))))
+    return yield* Effect.provide(run, service)
   })
 
-/**
- * Makes `self` a command on the chosen store (`layerStore`), logging at the level `--log-level`
- * sets on either side of its name.
- */
+/** A command on the chosen store, logging at the level `--log-level` sets. */
 const onStore = <Name extends string, R, E, A extends Command.Command.ParseConfig<typeof own>>(
   self: Command.Command<Name, R, E, A>
 ) =>
   self.pipe(
     Command.provide((flags) => layerStore(flags)),
     Command.transformHandler((effect, flags) =>
-      Effect.flatMap(root, (parent) =>
-        Option.match(Option.orElse(flags.logLevel, () => parent.logLevel), {
-          onNone: () => effect,
-          onSome: (level) => Logger.withMinimumLogLevel(effect, level)
-        }))
+      Effect.flatMap(root, (parent) => {
+        // None leaves @effect/cli's own --log-level, which takes some positions before ours.
+        const level = Option.orElse(flags.logLevel, () => parent.logLevel)
+        return Option.isSome(level) ? Logger.withMinimumLogLevel(effect, level.value) : effect
+      })
     )
   )
 
-/** A command on the chosen store, with the shared options after its name. */
 const command = <R, E>(name: string, description: string, handler: Effect.Effect<void, E, R>) =>
   Command.make(name, own, () => handler).pipe(Command.withDescription(description), onStore)
 
-/**
- * The stored token, and what the library would say of it now: its expiry is the JWT's `exp`
- * where it has one, whatever `expires_at` says. No network, no credentials.
- */
+/** The stored token and what the library says of it now (by the JWT's `exp` where it has one). */
 const inspect = Effect.gen(function*() {
   const stored = yield* Effect.flatMap(TokenStore.TokenStore, (store) => store.load)
   const margin = yield* AmpConfig.read(AmpConfig.refreshMargin)
@@ -258,17 +217,8 @@ const inspect = Effect.gen(function*() {
   })
 })
 
-// -----------------------------------------------------------------------------
-// Commands
-// -----------------------------------------------------------------------------
-
-/**
- * `token`: the stored token when it is valid beyond the refresh margin, with no credentials and
- * no network; otherwise the token service's. A token file that cannot be read or written is a
- * failure (not a login on every call), and the token is printed only once it is in the file.
- * Redis is shared and may be down for a while: as in the library, the token service then logs
- * it and carries on without it.
- */
+// An unusable token file fails (not a login on every call); a token is printed once saved. A
+// shared store that is down is only warned about, as in the library.
 const token = command(
   "token",
   "Print a valid token on stdout, and nothing else: from the store, refreshed or from a new login as needed",
@@ -277,7 +227,7 @@ const token = command(
     const stored = yield* inspect.pipe(
       Effect.catchTag(
         "TokenStoreError",
-        (error) => kind === "file" ? new StoreFailed({ reason: "Unusable", error }) : Effect.succeedNone
+        (error) => kind === "file" ? new StoreFailed({ what: "cannot use the token file", error }) : Effect.succeedNone
       )
     )
     const fresh = Option.filter(stored, ([, info]) => !info.isExpired && !info.expiresSoon)
@@ -286,48 +236,38 @@ const token = command(
       : yield* withTokenService((tokens, saved) =>
         kind === "file" ? Effect.zipLeft(tokens.getToken, saved) : tokens.getToken
       )
-    // stdout carries the token and nothing else, for `$(amp-token token)`.
     yield* Console.log(Redacted.value(value))
   })
 )
 
-/** `login` and `refresh`: renew, then say where the token went and until when (once it is there). */
-const renewed = (
-  done: string,
-  renew: (
-    tokens: TokenService.TokenService["Type"]
-  ) => Effect.Effect<unknown, TokenError.AuthError | TokenError.TokenStoreError>
-) =>
+const renewed = (done: string, renew: "obtainToken" | "forceRefresh") =>
   withTokenService((tokens, saved) =>
     Effect.gen(function*() {
-      yield* renew(tokens)
+      yield* tokens[renew]
       yield* saved
       const { where } = yield* Chosen
       // A renewal leaves its token in memory: no token here would be a bug.
       const info = yield* Effect.orDie(Effect.flatten(tokens.getTokenInfo))
-      yield* Console.log(
-        `${done}; saved to ${where} (expires ${DateTime.formatIso(info.expiresAt)}, in ${
-          formatSeconds(info.expiresIn)
-        })`
-      )
+      const expires = `expires ${DateTime.formatIso(info.expiresAt)}, in ${formatSeconds(info.expiresIn)}`
+      yield* Console.log(`${done}; saved to ${where} (${expires})`)
     })
   )
 
 const login = command(
   "login",
   "Log in with AMP_USERNAME / AMP_PASSWORD and save the new token",
-  renewed("Logged in", (tokens) => tokens.obtainToken)
+  renewed("Logged in", "obtainToken")
 )
 
 const refresh = command(
   "refresh",
   "Renew the token now (refresh, falling back to a new login) and save it",
-  renewed("Token renewed", (tokens) => tokens.forceRefresh)
+  renewed("Token renewed", "forceRefresh")
 )
 
 const clear = command(
   "clear",
-  "Remove the token from its file (or from Redis)",
+  "Remove the token from its file (or from Redis or Postgres)",
   Effect.gen(function*() {
     const { kind, where } = yield* Chosen
     const store = yield* TokenStore.TokenStore
@@ -336,13 +276,10 @@ const clear = command(
       : Effect.map(store.load, Option.isSome)
     const existed = yield* Effect.orElseSucceed(exists, () => true)
     yield* store.remove
-    yield* Console.log(
-      kind === "file"
-        ? existed ? `Removed the token file ${where}` : `No token file at ${where}`
-        : existed
-        ? `Removed the token from ${where}`
-        : `No token in ${where}`
-    )
+    const [removed, none] = kind === "file"
+      ? ["Removed the token file", "No token file at"]
+      : ["Removed the token from", "No token in"]
+    yield* Console.log(`${existed ? removed : none} ${where}`)
   })
 )
 
@@ -381,10 +318,6 @@ const json = Options.boolean("json").pipe(
   )
 )
 
-/**
- * `status`: the store and the clock only, no network and no credentials. The expiry is judged
- * as the library judges it: by the JWT's `exp` where it has one, whatever `expires_at` says.
- */
 const status = Command.make("status", { ...own, json }, (flags) =>
   Effect.gen(function*() {
     const { kind, where } = yield* Chosen
@@ -393,13 +326,10 @@ const status = Command.make("status", { ...own, json }, (flags) =>
     yield* Console.log(flags.json ? JSON.stringify(statusJson(info)) : statusText(heading, info))
     if (Option.isNone(info) || info.value.isExpired) return yield* new Exit({ code: 1 })
   })).pipe(
-    Command.withDescription(
-      "Show what the token file holds, without any network call; exit 0 when it holds an unexpired token, 1 otherwise"
-    ),
+    Command.withDescription("Show the stored token without any network call; exit 0 if it is unexpired, 1 otherwise"),
     onStore
   )
 
-/** `amp-token` and its commands. */
 const cli = root.pipe(
   Command.withHandler(() =>
     Effect.zipRight(
@@ -407,25 +337,20 @@ const cli = root.pipe(
       new Exit({ code: 2 })
     )
   ),
-  Command.withDescription("Keep an always-valid Blockstream AMP API token in a file"),
+  Command.withDescription("Keep an always-valid Blockstream AMP API token in a file, in Redis or in Postgres"),
   Command.withSubcommands([token, status, login, refresh, clear])
 )
-
-// -----------------------------------------------------------------------------
-// Running
-// -----------------------------------------------------------------------------
 
 /** Log lines on stderr, one per line, so stdout stays clean for `$(amp-token token)`. */
 const stderrLogger = Logger.replace(
   Logger.defaultLogger,
   Logger.withConsoleError(Logger.make(({ logLevel, message }) => {
-    const parts = Arr.ensure(message)
     const level = logLevel._tag === "Warning" ? "warning" : logLevel.label.toLowerCase()
-    return `amp-token: ${level}: ${parts.map(String).join(" ")}`
+    return `amp-token: ${level}: ${Arr.ensure(message).map(String).join(" ")}`
   }))
 )
 
-/** What a failed call to AMP means for the user, by its reason. */
+/** What a failed call to AMP means for the user. */
 const authCauses: Partial<Record<TokenError.AuthError["reason"], string>> = {
   InvalidCredentials: "wrong credentials",
   NotFound: "wrong base URL",
@@ -434,28 +359,16 @@ const authCauses: Partial<Record<TokenError.AuthError["reason"], string>> = {
   RateLimited: "rate limited"
 }
 
-const storeFailures: Record<StoreFailed["reason"], string> = {
-  Unusable: "cannot use the token file",
-  NotSaved: "the token was obtained but not saved"
-}
-
 /** The one line a failure prints, naming its cause. Never the password, never the token. */
 const describeFailure = (
   error: AmpConfig.AmpConfigError | TokenError.AuthError | TokenError.TokenStoreError | StoreFailed
 ): string => {
-  switch (error._tag) {
-    case "AuthError": {
-      const cause = authCauses[error.reason]
-      const hint = error.reason === "InvalidCredentials" ? " (check AMP_USERNAME and AMP_PASSWORD)" : ""
-      return cause === undefined ? error.message : `${cause}: ${error.message}${hint}`
-    }
-    case "AmpConfigError":
-      return `configuration: ${error.message}`
-    case "StoreFailed":
-      return `${storeFailures[error.reason]}: ${error.error.message}`
-    case "TokenStoreError":
-      return error.message
-  }
+  if (error._tag === "AmpConfigError") return `configuration: ${error.message}`
+  if (error._tag === "StoreFailed") return `${error.what}: ${error.error.message}`
+  const cause = error._tag === "AuthError" ? authCauses[error.reason] : undefined
+  if (cause === undefined) return error.message
+  const hint = error.reason === "InvalidCredentials" ? " (check AMP_USERNAME and AMP_PASSWORD)" : ""
+  return `${cause}: ${error.message}${hint}`
 }
 
 /** `1d 2h 3m 4s`: whole seconds are precise enough for people. */
@@ -466,7 +379,7 @@ const formatSeconds = (duration: Duration.Duration): string => {
 
 const stripAnsi = (text: unknown) => String(text).replace(/\u001b\[[0-9;]*m/g, "")
 
-/** The console with colour codes removed from what it prints (help and usage errors). */
+/** The console without colour codes (in the help and usage errors). */
 const plainConsole = Effect.map(Console.consoleWith(Effect.succeed), (console): Console.Console => ({
   ...console,
   log: (...args) => console.log(...args.map(stripAnsi)),
@@ -474,8 +387,7 @@ const plainConsole = Effect.map(Console.consoleWith(Effect.succeed), (console): 
 }))
 
 /**
- * How to run: `colors` is whether the help may use colour codes (the executable says yes only
- * when stdout is a terminal and `NO_COLOR` is unset).
+ * `colors`: whether the help may use colour codes.
  *
  * @since 0.1.0
  * @category models
@@ -485,10 +397,8 @@ export interface RunOptions {
 }
 
 /**
- * Runs the CLI on `argv` (`process.argv`: runtime, script, arguments) and answers the exit
- * code: 0 success, 1 failure, 2 usage error, 70 internal error. Everything it prints is already
- * printed: output on stdout, logs and the failure line on stderr. Logs at warning and above
- * unless `--log-level` says otherwise.
+ * Runs the CLI on `argv` (`process.argv`) and answers the exit code once all is printed: 0
+ * success, 1 failure (one line on stderr), 2 usage error, 70 internal error.
  *
  * @since 0.1.0
  * @category running

@@ -1,9 +1,5 @@
 #!/usr/bin/env node
-/**
- * The `amp-token` program. Installed, it is the bundle `dist/cli.cjs`, which the executable
- * `dist/amp-token.cjs` runs (see `scripts/bundle.mjs` and `launcher.ts`); in the workspace,
- * `pnpm amp-token <command>` runs this file with tsx. See `Cli.ts` for the commands.
- */
+/** `amp-token`, bundled as `dist/cli.cjs`; in the workspace, `pnpm amp-token <command>`. */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -11,8 +7,8 @@ import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Cause, Effect, Exit, Layer } from "effect"
 import * as Cli from "./Cli.js"
 
-// An interrupted run is not a success: a script running `$(amp-token token)` under `timeout`
-// must not take an empty output for a token. Exit as a shell reports a death by that signal.
+// An interrupted run is not a success (`$(amp-token token)` under `timeout` must not take an
+// empty output for a token): exit as a shell reports a death by that signal.
 let signalled: number | undefined
 process.once("SIGINT", () => signalled ??= 130)
 process.once("SIGTERM", () => signalled ??= 143)
@@ -20,10 +16,8 @@ process.once("SIGTERM", () => signalled ??= 143)
 const colors = process.stdout.isTTY === true && (process.env["NO_COLOR"] ?? "") === ""
 
 Cli.run(process.argv, { colors }).pipe(
-  // What the CLI uses of the platform, and no more: `NodeContext.layer` would also load the
-  // worker and child-process modules into every start.
+  // Not `NodeContext.layer`, which would load the worker and child-process modules too.
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
-  // Cli.run prints its own failures and logs on stderr; keep the runtime from adding any.
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,

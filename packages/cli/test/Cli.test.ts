@@ -8,13 +8,13 @@
  * codes after a signal, no colour when piped — runs the bundled executable, built once for this
  * file, as a child process.
  */
-import { TokenService } from "@amp-effect/core"
+import { AmpConfig, TokenService } from "@amp-effect/core"
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import * as NodeAmp from "@amp-effect/node/NodeAmp"
 import { RedisServer } from "@amp-effect/redis/testing"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Console, DateTime, Duration, Effect, Option } from "effect"
+import { ConfigProvider, Console, DateTime, Duration, Effect, Option, type Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
@@ -84,6 +84,33 @@ const closedPort = Effect.async<number>((resume) => {
     server.close(() => resume(Effect.succeed(port)))
   })
 })
+
+/** Whether the core's `AMP_TOKEN_STORE` takes `postgres` (helper "wiring" adds it to `StoreKind`). */
+const coreKnowsPostgres = Effect.runSync(
+  AmpConfig.read(AmpConfig.tokenStore).pipe(
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AMP_TOKEN_STORE", "postgres"]]))),
+    Effect.isSuccess
+  )
+)
+
+/**
+ * The throwaway PostgreSQL of the tests, `import { PostgresServer } from "@amp-effect/postgres/testing"`
+ * (published by helper "pg"): imported by name at run time, so that this file runs, and says
+ * why it skips, in a workspace that does not have it yet.
+ */
+interface PostgresTesting {
+  readonly PostgresServer: {
+    readonly unavailable: string | undefined
+    readonly scoped: () => Effect.Effect<{ readonly url: string; readonly password: string }, never, Scope.Scope>
+  }
+}
+const postgresTesting = "@amp-effect/postgres/testing"
+const PostgresTesting: PostgresTesting | undefined = await import(/* @vite-ignore */ postgresTesting).catch(
+  () => undefined
+)
+const postgresSkipped = PostgresTesting === undefined
+  ? `${postgresTesting} is not in this workspace`
+  : PostgresTesting.PostgresServer.unavailable
 
 const readJson = (file: string) => Effect.promise(async () => JSON.parse(await Fs.readFile(file, "utf8")))
 
@@ -489,7 +516,9 @@ describe("amp-token", () => {
     Effect.gen(function*() {
       const help = yield* amp(["--help"])
       expect(help.code).toBe(0)
-      for (const variable of ["AMP_TOKEN_FILE", "AMP_API_BASE_URL", "AMP_TOKEN_STORE", "AMP_REDIS_URL"]) {
+      for (
+        const variable of ["AMP_TOKEN_FILE", "AMP_API_BASE_URL", "AMP_TOKEN_STORE", "AMP_REDIS_URL", "AMP_POSTGRES_URL"]
+      ) {
         expect(help.stdout).toContain(`$${variable}`)
       }
       // @effect/cli's own line for an option with a fallback `Config`.
@@ -541,6 +570,133 @@ describe("amp-token", () => {
       }
       for (const issued of yield* server.issuedTokens) expect(login.stderr).not.toContain(issued)
       expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
+    }))
+
+  it.scopedLive("Postgres unreachable: token logs in without it, as the library does; the others fail naming it", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      const { AMP_TOKEN_FILE: _, ...noFile } = env
+      const url = `postgres://amp:hunter2-pg@127.0.0.1:${yield* closedPort}/amp`
+      const down = ["--store", "postgres", "--postgres-url", url]
+      const token = yield* amp(["token", ...down], noFile)
+      expect(token.code).toBe(0)
+      expect(token.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
+      expect(token.stderr).toMatch(/^amp-token: warning: .*Postgres at postgres:\/\/127\.0\.0\.1:\d+\/amp /)
+      expect((yield* server.counters).obtain).toBe(1)
+
+      // login is for the saved token: not saved, not a success.
+      const login = yield* amp(["login", ...down], noFile)
+      expect(login.code).toBe(1)
+      expect(login.stdout).toBe("")
+      expect(login.stderr.trim().split("\n").at(-1)).toMatch(
+        /^amp-token: the token was obtained but not saved: .*Postgres/
+      )
+      // status and clear cannot say or do anything without it.
+      const others = []
+      for (const command of ["status", "clear"]) {
+        const run = yield* amp([command, ...down], noFile)
+        expect(run.code).toBe(1)
+        expect(run.stdout).toBe("")
+        expect(run.stderr.trim().split("\n").at(-1)).toMatch(/^amp-token: .*Postgres/)
+        others.push(run)
+      }
+      for (const run of [token, login, ...others]) {
+        expect(run.stderr).not.toContain("hunter2-pg")
+        for (const issued of yield* server.issuedTokens) expect(run.stderr).not.toContain(issued)
+      }
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
+    }))
+
+  it.scopedLive("Postgres configuration: a missing or invalid URL is named, never quoted; unused, it is not read", () =>
+    Effect.gen(function*() {
+      const { env, server } = yield* setup
+      const noUrl = oneLineFailure(yield* amp(["--store", "postgres", "status"], env))
+      expect(noUrl).toMatch(/^amp-token: configuration: AMP_POSTGRES_URL /)
+      // A bad flag is an error even where the environment holds a good value for it.
+      const badFlag = oneLineFailure(
+        yield* amp(["status", "--store", "postgres", "--postgres-url", "http://amp:hunter2-pg@x"], {
+          ...env,
+          AMP_POSTGRES_URL: "postgres://127.0.0.1:1/amp"
+        })
+      )
+      expect(badFlag).toMatch(/^amp-token: configuration: --postgres-url /)
+      expect(badFlag).not.toContain("hunter2-pg")
+      const badVariable = oneLineFailure(
+        yield* amp(["status", "--store", "postgres"], { ...env, AMP_POSTGRES_URL: "http://amp:hunter2-pg@x" })
+      )
+      expect(badVariable).toMatch(/^amp-token: configuration: AMP_POSTGRES_URL /)
+      expect(badVariable).not.toContain("hunter2-pg")
+      // AMP_POSTGRES_URL is read only for the Postgres store.
+      const stale = yield* amp(["token"], { ...env, AMP_POSTGRES_URL: "http://x" })
+      expect(stale).toEqual({ code: 0, stdout: `${(yield* server.issuedTokens)[0]}\n`, stderr: "" })
+    }))
+
+  it.scopedLive.skipIf(!coreKnowsPostgres)(
+    "AMP_TOKEN_STORE=postgres and AMP_POSTGRES_URL choose the Postgres store without any flag",
+    () =>
+      Effect.gen(function*() {
+        const { env, server } = yield* setup
+        const { AMP_TOKEN_FILE: _, ...noFile } = env
+        const fromEnv = {
+          ...noFile,
+          AMP_TOKEN_STORE: "postgres",
+          AMP_POSTGRES_URL: `postgres://amp:hunter2-pg@127.0.0.1:${yield* closedPort}/amp`
+        }
+        const token = yield* amp(["token"], fromEnv)
+        expect(token.code).toBe(0)
+        expect(token.stdout).toBe(`${(yield* server.issuedTokens)[0]}\n`)
+        expect(token.stderr).toMatch(/^amp-token: warning: .*Postgres at postgres:\/\/127\.0\.0\.1:\d+\/amp /)
+        const status = oneLineFailure(yield* amp(["status"], fromEnv))
+        expect(status).toMatch(/^amp-token: .*Postgres/)
+        expect(status).not.toContain("hunter2-pg")
+      })
+  )
+})
+
+// -----------------------------------------------------------------------------
+// The fleet's token, in Postgres
+// -----------------------------------------------------------------------------
+
+if (postgresSkipped !== undefined) console.warn(`amp-token --store postgres skipped: ${postgresSkipped}`)
+
+describe.skipIf(postgresSkipped !== undefined)("amp-token --store postgres", () => {
+  it.scopedLive("login, token, status and clear on the fleet's token in Postgres; no file, no password printed", () =>
+    Effect.gen(function*() {
+      const { dir, env, server } = yield* setup
+      const postgres = yield* PostgresTesting!.PostgresServer.scoped()
+      const { AMP_TOKEN_FILE: _, ...noFile } = env
+      const flags = ["--store", "postgres", "--postgres-url", postgres.url]
+
+      const login = yield* amp([...flags, "login"], noFile)
+      expect(login.code).toBe(0)
+      expect(login.stdout).toMatch(/^Logged in; saved to postgres postgres:\/\/127\.0\.0\.1:\d+\/postgres .*\(expires /)
+      const [first] = yield* server.issuedTokens
+
+      // The URL from the environment; only the username (it keys the row), no password.
+      const fromEnv = { AMP_API_BASE_URL: server.baseUrl, AMP_USERNAME: "mock_user", AMP_POSTGRES_URL: postgres.url }
+      const token = yield* amp(["--store", "postgres", "token"], fromEnv)
+      expect(token).toEqual({ code: 0, stdout: `${first}\n`, stderr: "" })
+      expect((yield* server.counters).obtain).toBe(1)
+
+      const status = yield* amp(["status", "--store", "postgres"], fromEnv)
+      expect(status.code).toBe(0)
+      expect(status.stdout).toMatch(/^Token store: postgres postgres:\/\/127\.0\.0\.1:\d+\/postgres /)
+      expect(status.stdout).toContain("Expired: no")
+
+      const clear = yield* amp([...flags, "clear", "--log-level", "debug"], noFile)
+      expect(clear.code).toBe(0)
+      expect(clear.stdout).toMatch(/^Removed the token from postgres /)
+      expect(clear.stderr).toMatch(/^amp-token: debug: Token store: Postgres, AMP API http:\/\/127\.0\.0\.1:\d+\/api\n/)
+      expect(yield* amp([...flags, "clear"], noFile)).toMatchObject({
+        code: 0,
+        stdout: `No token in ${status.stdout.split("\n")[0]!.slice("Token store: ".length)}\n`
+      })
+      expect((yield* amp(["status", "--json", "--store", "postgres"], fromEnv)).code).toBe(1)
+      expect(yield* Effect.promise(() => Fs.readdir(dir))).toEqual([])
+      for (const output of [login, token, status, clear]) {
+        expect(output.stdout + output.stderr).not.toContain(postgres.password)
+        if (output !== token) expect(output.stdout + output.stderr).not.toContain(first)
+      }
     }))
 })
 
@@ -599,7 +755,7 @@ describe.skipIf(RedisServer.unavailable !== undefined)("amp-token --store redis"
       const { env } = yield* setup
       const memory = oneLineFailure(yield* amp(["token"], { ...env, AMP_TOKEN_STORE: "memory" }))
       expect(memory).toBe(
-        "amp-token: configuration: AMP_TOKEN_STORE=\"memory\" is invalid: amp-token keeps the token in a file or in Redis: expected file or redis"
+        "amp-token: configuration: AMP_TOKEN_STORE=\"memory\" is invalid: amp-token keeps the token in a file, in Redis or in Postgres: expected file, redis or postgres"
       )
       const noUrl = oneLineFailure(yield* amp(["--store", "redis", "status"], env))
       expect(noUrl).toMatch(/^amp-token: configuration: AMP_REDIS_URL /)
@@ -691,6 +847,39 @@ describe("amp-token, the executable", () => {
         }
         const fileRun = yield* spawn(["token"], env, NodePath.join(withoutRedis, "amp-token.cjs")).done
         expect(fileRun).toEqual({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[1]}\n`, stderr: "" })
+      }),
+    noHang
+  )
+
+  it.scopedLive(
+    "--store postgres: the executable loads node-postgres from pg.cjs beside it, only then",
+    () =>
+      Effect.gen(function*() {
+        const { env, server } = yield* setup
+        const { AMP_TOKEN_FILE: _, ...noFile } = env
+        const down = [
+          "--store",
+          "postgres",
+          "--postgres-url",
+          `postgres://amp:hunter2-pg@127.0.0.1:${yield* closedPort}/a`
+        ]
+        // node-postgres ran: it could not connect, and the token came without the store.
+        const token = yield* spawn(["token", ...down], noFile).done
+        expect(token).toMatchObject({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[0]}\n` })
+        expect(token.stderr).toMatch(/^amp-token: warning: .*Postgres.*ECONNREFUSED/)
+        expect(token.stderr).not.toContain("hunter2-pg")
+        // Without pg.cjs: a file-store run works; a Postgres run names what is missing.
+        const withoutPg = NodePath.join(bundleDir, "without-pg")
+        yield* Effect.promise(() => Fs.mkdir(withoutPg))
+        for (const name of ["amp-token.cjs", "cli.cjs"]) {
+          yield* Effect.promise(() => Fs.copyFile(NodePath.join(bundleDir, name), NodePath.join(withoutPg, name)))
+        }
+        const bin = NodePath.join(withoutPg, "amp-token.cjs")
+        const fileRun = yield* spawn(["token"], env, bin).done
+        expect(fileRun).toEqual({ code: 0, signal: null, stdout: `${(yield* server.issuedTokens)[1]}\n`, stderr: "" })
+        const pgRun = yield* spawn(["status", ...down], noFile, bin).done
+        expect(pgRun.code).toBe(70)
+        expect(pgRun.stderr).toContain("pg.cjs")
       }),
     noHang
   )

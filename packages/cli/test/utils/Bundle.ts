@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 
 const packageDir = fileURLToPath(new URL("../..", import.meta.url))
 
-/** Runs `scripts/bundle.mjs` into `outdir` (emptied first): `amp-token.cjs`, `cli.cjs`, `redis.cjs`. */
+/** Runs `scripts/bundle.mjs` into `outdir` (emptied first): `amp-token.cjs`, `cli.cjs`, `redis.cjs`, `pg.cjs`. */
 export const build = (outdir: string): Promise<void> =>
   new Promise<void>((resolve, reject) =>
     ChildProcess.execFile(
