@@ -18,14 +18,6 @@ import * as EncryptionKey from "./EncryptionKey.js"
 import * as TokenData from "./TokenData.js"
 
 /**
- * The store that writes the envelope, named in its fingerprint and authenticated data.
- *
- * @since 0.1.0
- * @category models
- */
-export type Store = "redis" | "postgres"
-
-/**
  * The store, the account (a hash, never a user name) and the keys: the first seals, all open;
  * none stores the token in clear.
  *
@@ -33,7 +25,8 @@ export type Store = "redis" | "postgres"
  * @category models
  */
 export interface Options {
-  readonly store: Store
+  /** The store that writes the envelope, named in its fingerprint and authenticated data. */
+  readonly store: "redis" | "postgres"
   readonly account: string
   readonly keys: ReadonlyArray<EncryptionKey.EncryptionKey>
 }
@@ -65,7 +58,7 @@ const utf8 = (text: string) => new TextEncoder().encode(text)
  * @since 0.1.0
  * @category utils
  */
-export const fingerprint = (data: TokenData.TokenData, store: Store): Effect.Effect<string> =>
+export const fingerprint = (data: TokenData.TokenData, store: Options["store"]): Effect.Effect<string> =>
   Effect.map(
     Effect.promise(() =>
       globalThis.crypto.subtle.digest("SHA-256", utf8(`amp-effect/${store} fp ${Redacted.value(data.token)}`))
