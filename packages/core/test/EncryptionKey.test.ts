@@ -30,6 +30,10 @@ describe("EncryptionKey", () => {
     expect(bytes(Buffer.from(vectorBytes.map((b) => 255 - b)).toString("base64"))).toEqual(
       vectorBytes.map((b) => 255 - b)
     )
+    // Both alphabets' two extra letters: "+/v7…" and "-_v7…".
+    const fb = new Uint8Array(32).fill(0xfb)
+    expect(bytes(Buffer.from(fb).toString("base64"))).toEqual(fb)
+    expect(bytes(Buffer.from(fb).toString("base64url"))).toEqual(fb)
     expect(EncryptionKey.fromBase64(Redacted.make(standard))).toEqual(EncryptionKey.fromBase64(standard))
     expect(EncryptionKey.fromBase64("c2hvcnQ=")).toEqual(Either.left("the key is 5 bytes, expected 32"))
     expect(EncryptionKey.fromBase64("not base64!")).toEqual(Either.left("the key is not base64"))
