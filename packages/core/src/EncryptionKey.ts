@@ -39,17 +39,6 @@ export interface EncryptionKey {
 const keyLength = 32
 
 /**
- * A key from its 32 bytes; `Left` with the reason when there are not exactly 32.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (bytes: Uint8Array): Either.Either<EncryptionKey, string> =>
-  bytes.length === keyLength
-    ? Either.right({ bytes: Redacted.make(Uint8Array.from(bytes)) })
-    : Either.left(`the key is ${bytes.length} bytes, expected ${keyLength}`)
-
-/**
  * A key from its base64 text (standard or URL-safe alphabet, padding optional); `Left` with a
  * reason that never quotes the text.
  *
@@ -60,7 +49,11 @@ export const fromBase64 = (text: Redacted.Redacted<string> | string): Either.Eit
   const value = (typeof text === "string" ? text : Redacted.value(text)).trim()
   return Encoding.decodeBase64Url(value.replace(/\+/g, "-").replace(/\//g, "_")).pipe(
     Either.mapLeft(() => "the key is not base64"),
-    Either.flatMap(make)
+    Either.filterOrLeft(
+      (bytes) => bytes.length === keyLength,
+      (bytes) => `the key is ${bytes.length} bytes, expected 32`
+    ),
+    Either.map((bytes) => ({ bytes: Redacted.make(bytes) }))
   )
 }
 

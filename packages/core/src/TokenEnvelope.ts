@@ -18,14 +18,6 @@ import * as EncryptionKey from "./EncryptionKey.js"
 import * as TokenData from "./TokenData.js"
 
 /**
- * The store that writes the envelope, named in its fingerprint and authenticated data.
- *
- * @since 0.1.0
- * @category models
- */
-export type Store = "redis" | "postgres"
-
-/**
  * The store, the account (a hash, never a user name) and the keys: the first seals, all open;
  * none stores the token in clear.
  *
@@ -33,7 +25,8 @@ export type Store = "redis" | "postgres"
  * @category models
  */
 export interface Options {
-  readonly store: Store
+  /** The store that writes the envelope, named in its fingerprint and authenticated data. */
+  readonly store: "redis" | "postgres"
   readonly account: string
   readonly keys: ReadonlyArray<EncryptionKey.EncryptionKey>
 }
@@ -52,9 +45,7 @@ export class Unreadable extends Data.TaggedError("Unreadable")<{
 
 const Clear = Schema.Struct({ v: Schema.Literal(1), exp: Schema.Number, data: TokenData.TokenData })
 const Sealed = Schema.Struct({ ...Clear.fields, kid: Schema.String, iv: Schema.String, data: Schema.String })
-const decodeEnvelope = Schema.decodeEither(Schema.parseJson(Schema.Union(Clear, Sealed)), {
-  onExcessProperty: "ignore"
-})
+const decodeEnvelope = Schema.decodeEither(Schema.parseJson(Schema.Union(Clear, Sealed)))
 
 const utf8 = (text: string) => new TextEncoder().encode(text)
 
@@ -65,7 +56,7 @@ const utf8 = (text: string) => new TextEncoder().encode(text)
  * @since 0.1.0
  * @category utils
  */
-export const fingerprint = (data: TokenData.TokenData, store: Store): Effect.Effect<string> =>
+export const fingerprint = (data: TokenData.TokenData, store: Options["store"]): Effect.Effect<string> =>
   Effect.map(
     Effect.promise(() =>
       globalThis.crypto.subtle.digest("SHA-256", utf8(`amp-effect/${store} fp ${Redacted.value(data.token)}`))
@@ -140,12 +131,11 @@ export const decode = Effect.fnUntraced(function*(text: string, options: Options
     detail: `it does not decrypt with key id ${value.kid}`
   })
   const cryptoKey = yield* aesKey(options.keys[index]!, "decrypt")
-  const iv = Encoding.decodeBase64(value.iv)
-  const sealed = Encoding.decodeBase64(value.data)
-  if (Either.isLeft(iv) || Either.isLeft(sealed)) return yield* undecryptable
-  const json = yield* Effect.tryPromise({
-    try: () => globalThis.crypto.subtle.decrypt(gcm(options, value.exp, iv.right), cryptoKey, sealed.right),
-    catch: () => undecryptable
-  })
+  const json = yield* Either.all([Encoding.decodeBase64(value.iv), Encoding.decodeBase64(value.data)]).pipe(
+    Effect.flatMap(([iv, sealed]) =>
+      Effect.tryPromise(() => globalThis.crypto.subtle.decrypt(gcm(options, value.exp, iv), cryptoKey, sealed))
+    ),
+    Effect.mapError(() => undecryptable)
+  )
   return yield* Either.mapLeft(TokenData.decodeFile(new TextDecoder().decode(json)), () => undecryptable)
 })

@@ -79,6 +79,9 @@ describe("TokenEnvelope", () => {
         reason: "unreadable",
         detail: "it is not a token envelope written by @amp-effect/redis"
       })
+      // Another version of the format is not read as this one.
+      const v2 = JSON.stringify({ ...JSON.parse(vector.clear), v: 2 })
+      expect(yield* reasonOf(TokenEnvelope.decode(v2, redis([])))).toMatchObject({ reason: "unreadable" })
       expect(yield* reasonOf(TokenEnvelope.decode("x", { ...redis([]), store: "postgres" }))).toMatchObject({
         detail: "it is not a token envelope written by @amp-effect/postgres"
       })
@@ -105,6 +108,7 @@ describe("TokenEnvelope", () => {
           [edited({ iv: "" }), redis([vectorKey])],
           [edited({ iv: "not base64" }), redis([vectorKey])],
           [edited({ data: "AAAA" }), redis([vectorKey])],
+          [edited({ data: "not base64" }), redis([vectorKey])],
           // Authentic, but not a token file inside.
           [edited({ data: nodeSeal("not a token file", sealed.exp) }), redis([vectorKey])]
         ] as const
