@@ -84,7 +84,7 @@ export const describeUrl = (url: string): string => {
 export const url: Config.Config<Redacted.Redacted<string>> = Config.redacted().pipe(
   Config.mapOrFail((value) => {
     const text = Redacted.value(value).trim()
-    if (text === "") return Either.left(AmpConfig.notSet("the Postgres token store needs it"))
+    if (text === "") return Either.left(AmpConfig.notSet())
     return isPostgresUrl(text)
       ? Either.right(Redacted.make(text))
       // The value is not quoted: it may hold a password.

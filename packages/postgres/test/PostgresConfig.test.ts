@@ -32,6 +32,7 @@ describe("PostgresConfig", () => {
       "postgres://db:5432/app"
     )
     expect(PostgresConfig.describeUrl("postgresql://db")).toBe("postgresql://db")
+    expect(PostgresConfig.describeUrl("postgres://db:5432/")).toBe("postgres://db:5432")
     expect(PostgresConfig.describeUrl("::")).toBe("postgres (an unparsable URL)")
   })
 

@@ -584,6 +584,25 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       expect(lockError.message).not.toContain("hunter2")
     }))
 
+  it.scopedLive("down, a URL without a password: the reason is quoted as it is", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => PostgresServer.unusedPort())
+      const url = Redacted.make(`postgres://app@127.0.0.1:${port}/app`)
+      const store = yield* PostgresTokenStore.makeUrl({ url, account: Database.account })
+      expect((yield* Effect.flip(store.load)).message).toContain("ECONNREFUSED")
+    }))
+
+  it.scopedLive("maxConnections is the pool's size: a pool of one cannot read while it holds the lock", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresTokenStore.makeUrl(
+        options({ maxConnections: 1, statementTimeout: Duration.millis(500) })
+      )
+      const error = yield* store.withLock(Effect.flip(store.load))
+      expect(error.message).toContain("Postgres did not answer within 500ms")
+      const roomy = yield* PostgresTokenStore.makeUrl(options({ maxConnections: 2 }))
+      expect(Option.isNone(yield* roomy.withLock(roomy.load))).toBe(true)
+    }))
+
   it.scopedLive("a wrong password: the error says so, and never prints it", () =>
     Effect.gen(function*() {
       const url = Database.current().url.replace(Database.current().password, "wr0ng%2Fpass-word")
