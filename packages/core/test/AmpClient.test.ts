@@ -130,6 +130,23 @@ describe("AmpClient", () => {
       expect(bad.message).toMatch(/^AMP GET \/api\/assets\/bad answered HTTP 200 with an unexpected body: /)
     }).pipe(Effect.provide(setup())))
 
+  it.effect("a typed endpoint names a 400's detail, and what failed to decode by its path", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script("assets", MockFault.status(400, { body: "{\"detail\":\"bad request\"}" }))
+      expect(yield* Effect.flip(amp.listAssets)).toMatchObject({
+        reason: "StatusCode",
+        status: 400,
+        detail: "bad request"
+      })
+      yield* mock.script("assets", MockFault.malformed("[{\"name\":1}]"))
+      expect(yield* Effect.flip(amp.listAssets)).toMatchObject({
+        reason: "MalformedResponse",
+        detail: "0.asset_uuid: is missing"
+      })
+    }).pipe(Effect.provide(setup())))
+
   it.effect("a 401 with a revoked token renews once (refresh refused → login) and the request succeeds", () =>
     Effect.gen(function*() {
       const amp = yield* client
