@@ -153,6 +153,14 @@ describe("AuthApi", () => {
       expect(JSON.stringify(error)).not.toContain(PASSWORD)
     }))
 
+  it.scoped("a refused refresh's text is scrubbed of the token it carried and of the password", () =>
+    Effect.gen(function*() {
+      const body = JSON.stringify({ detail: `bad token tok-secret-1 for ${PASSWORD}` })
+      const { service } = yield* api("refresh", MockFault.status(401, { body }))
+      const error = yield* Effect.flip(service.refresh(Redacted.make("tok-secret-1")))
+      expect(error.detail).toBe("bad token <redacted> for <redacted>")
+    }))
+
   it.scoped("a 404 from refresh is a refused refresh (the token service then logs in)", () =>
     Effect.gen(function*() {
       const { service } = yield* api("refresh", MockFault.status(404))
