@@ -232,7 +232,7 @@ const getJson = <A, I, E>(
     const status = response.status
     const fail = (reason: "StatusCode" | "MalformedResponse", detail: string) =>
       new ApiError({ ...describe(response.request), reason, status, detail })
-    return status >= 300
+    return status >= 400
       ? Effect.flatMap(AmpHttp.detailOf(response, []), (detail) => fail("StatusCode", detail))
       : Effect.mapError(AmpHttp.decodeBody(response, schema), (detail) => fail("MalformedResponse", detail))
   })

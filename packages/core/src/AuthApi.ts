@@ -130,7 +130,7 @@ const answer = (
   secrets: ReadonlyArray<string>
 ): Effect.Effect<Redacted.Redacted<string>, AuthError> => {
   const status = response.status
-  if (status < 300) {
+  if (status < 400) {
     return Effect.mapBoth(AmpHttp.decodeBody(response, TokenResponse), {
       onFailure: (detail) => new AuthError({ endpoint, reason: "MalformedResponse", status, detail }),
       onSuccess: ({ token }) => Redacted.make(token)

@@ -130,6 +130,35 @@ describe("AmpClient", () => {
       expect(bad.message).toMatch(/^AMP GET \/api\/assets\/bad answered HTTP 200 with an unexpected body: /)
     }).pipe(Effect.provide(setup())))
 
+  it.effect("a typed endpoint names a 400's detail, and what failed to decode by its path", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const mock = yield* MockAmp.MockAmp
+      yield* mock.script("assets", MockFault.status(400, { body: "{\"detail\":\"bad request\"}" }))
+      expect(yield* Effect.flip(amp.listAssets)).toMatchObject({
+        reason: "StatusCode",
+        status: 400,
+        detail: "bad request"
+      })
+      yield* mock.script("assets", MockFault.malformed("[{\"name\":1}]"))
+      expect(yield* Effect.flip(amp.listAssets)).toMatchObject({
+        reason: "MalformedResponse",
+        detail: "0.asset_uuid: is missing"
+      })
+    }).pipe(Effect.provide(setup())))
+
+  it.effect("each typed endpoint is a span named after it", () =>
+    Effect.gen(function*() {
+      const amp = yield* client
+      const { spans } = yield* withSpans(
+        Effect.all([amp.info, amp.changelog, amp.listAssets, amp.getAsset("uuid-1")])
+      )
+      const names = new Set(spans.map((span) => span.name))
+      for (const name of ["AmpClient.info", "AmpClient.changelog", "AmpClient.listAssets", "AmpClient.getAsset"]) {
+        expect(names.has(name), name).toBe(true)
+      }
+    }).pipe(Effect.provide(setup())))
+
   it.effect("a 401 with a revoked token renews once (refresh refused → login) and the request succeeds", () =>
     Effect.gen(function*() {
       const amp = yield* client
@@ -464,6 +493,10 @@ describe("AmpClient", () => {
       const error = yield* Effect.flip(amp.info)
       expect(error).toMatchObject({ reason: "InvalidRequest", method: "GET", path: "http://127.0.0.1:99999/api/info" })
       expect(error.message).toMatch(/^Could not send GET http:\/\/127\.0\.0\.1:99999\/api\/info: InvalidUrl/)
+      for (const path of ["/info?password=x", "/info#password"]) {
+        const withQuery = yield* Effect.flip(amp.httpClient.get(path))
+        expect(withQuery).toMatchObject({ reason: "InvalidRequest", path: "http://127.0.0.1:99999/api/info" })
+      }
     }).pipe(Effect.provide(MockAmp.layerHttpClient())))
 
   it.effect("layerConfig fails with AmpConfigError on a bad base URL", () =>

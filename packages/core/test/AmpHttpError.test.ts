@@ -50,14 +50,40 @@ describe("AmpHttpError", () => {
     expect(api({ reason: "InvalidRequest", detail: "bad URL" }).message).toBe("Could not send GET /assets: bad URL")
   })
 
+  it("words each reason without the facts it lacks", () => {
+    expect(auth({ reason: "Redirected" }).message).toBe(
+      "AMP obtain_token answered, a redirect to no Location: AMP does not redirect, so it was not followed and " +
+        "nothing was sent there (check AMP_API_BASE_URL)"
+    )
+    expect(api({ reason: "StatusCode", status: 404, detail: "Not found." }).message).toBe(
+      "AMP GET /assets answered HTTP 404: Not found."
+    )
+    expect(api({ reason: "StatusCode" }).message).toBe("AMP GET /assets answered")
+    expect(api({ reason: "Unauthorized" }).message).toBe("AMP rejected GET /assets even with a renewed token")
+    expect(api({ reason: "InvalidRequest" }).message).toBe("Could not send GET /assets")
+    expect(auth({ reason: "TransportError" }).message).toBe("AMP obtain_token is unreachable")
+    expect(auth({ reason: "ServerError" }).message).toBe("AMP obtain_token failed on the server side")
+    expect(auth({ reason: "RefreshRejected" }).message).toBe("AMP refused to refresh the token")
+  })
+
   it("isTransient: 5xx, no answer, timeouts and 429 only", () => {
     for (const reason of ["ServerError", "TransportError", "RequestTimeout", "RateLimited"] as const) {
       expect(isTransient(auth({ reason })), reason).toBe(true)
     }
-    for (const reason of ["InvalidCredentials", "RefreshRejected", "NotFound", "MalformedResponse"] as const) {
+    for (
+      const reason of [
+        "InvalidCredentials",
+        "RefreshRejected",
+        "NotFound",
+        "MalformedResponse",
+        "InvalidRequest",
+        "Redirected"
+      ] as const
+    ) {
       expect(isTransient(auth({ reason })), reason).toBe(false)
     }
     expect(isTransient(api({ reason: "Unauthorized" }))).toBe(false)
+    expect(isTransient(api({ reason: "StatusCode" }))).toBe(false)
   })
 
   it("isAmpHttpError: only the two AMP errors", () => {

@@ -153,6 +153,14 @@ describe("AuthApi", () => {
       expect(JSON.stringify(error)).not.toContain(PASSWORD)
     }))
 
+  it.scoped("a refused refresh's text is scrubbed of the token it carried and of the password", () =>
+    Effect.gen(function*() {
+      const body = JSON.stringify({ detail: `bad token tok-secret-1 for ${PASSWORD}` })
+      const { service } = yield* api("refresh", MockFault.status(401, { body }))
+      const error = yield* Effect.flip(service.refresh(Redacted.make("tok-secret-1")))
+      expect(error.detail).toBe("bad token <redacted> for <redacted>")
+    }))
+
   it.scoped("a 404 from refresh is a refused refresh (the token service then logs in)", () =>
     Effect.gen(function*() {
       const { service } = yield* api("refresh", MockFault.status(404))
@@ -430,6 +438,48 @@ describe("AuthApi", () => {
       expect(yield* received(bare.mock)).toBe(2)
       const padded = yield* api("obtain", MockFault.status(429, { headers: { "retry-after": " 3600 " } }))
       expect(yield* Effect.flip(padded.service.obtain)).toMatchObject({ retryAfter: Duration.hours(1) })
+    }))
+
+  it.scoped("a Retry-After that is neither seconds nor a date is ignored: the normal backoff", () =>
+    Effect.gen(function*() {
+      for (const header of ["5 seconds", "x1"]) {
+        const limited = MockFault.status(429, { headers: { "retry-after": header } })
+        const { mock, service } = yield* api("obtain", limited, limited, limited)
+        const error = yield* untilDone(Effect.flip(service.obtain))
+        expect(error.retryAfter, header).toBeUndefined()
+        expect(error.message).toBe("AMP rate limited obtain_token (HTTP 429, no Retry-After)")
+        expect(yield* received(mock)).toBe(3)
+      }
+    }))
+
+  it.scoped("a refused answer whose body cannot be read is named without a detail", () =>
+    Effect.gen(function*() {
+      const broken = HttpClient.make((request) =>
+        Effect.succeed(HttpClientResponse.fromWeb(
+          request,
+          new Response(new ReadableStream({ start: (controller) => controller.error(new Error("reset")) }), {
+            status: 401
+          })
+        ))
+      )
+      const service = yield* AuthApi.make(options).pipe(Effect.provideService(HttpClient.HttpClient, broken))
+      const error = yield* Effect.flip(service.refresh(Redacted.make("old-token")))
+      expect(error).toMatchObject({ reason: "RefreshRejected", status: 401, detail: "" })
+      expect(error.message).toBe("AMP refused to refresh the token (HTTP 401)")
+    }))
+
+  it.scoped("an interrupted call is counted as interrupted", () =>
+    Effect.gen(function*() {
+      const interrupted = Effect.map(
+        Metric.value(Metric.tagged(TokenMetrics.logins, "outcome", "interrupted")),
+        (state) => state.count
+      )
+      const before = yield* interrupted
+      const { mock, service } = yield* api("obtain", MockFault.hang)
+      const fiber = yield* Effect.fork(service.obtain)
+      while ((yield* received(mock)) < 1) yield* Effect.yieldNow()
+      yield* Fiber.interrupt(fiber)
+      expect(yield* interrupted).toBe(before + 1)
     }))
 
   it.effect("layerConfig reads the credentials and the base URL (trailing slashes ignored) from the config", () =>

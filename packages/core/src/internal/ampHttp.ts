@@ -73,8 +73,7 @@ const guarded = <E, R>(
   Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
     sent.pipe(
       Effect.provideService(FetchHttpClient.RequestInit, { ...Option.getOrUndefined(init), redirect: "manual" }),
-      Effect.locallyWith(Headers.currentRedactedNames, (names) =>
-        names.includes("authorization") ? names : [...names, "authorization"])
+      Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, "authorization"])
     ))
 
 /** What a failed attempt means. A refused answer's body is read and dropped (the connection is reused). */
@@ -89,18 +88,16 @@ const failureOf = (error: HttpClientError.HttpClientError): Effect.Effect<Failur
     }
     const { headers, status } = error.response
     yield* Effect.ignore(error.response.text)
-    if (status < 400) {
-      return { reason: "Redirected", status, detail: locationOrigin(headers["location"], error.request.url) }
-    }
-    if (status !== 429) return { reason: "ServerError", status }
-    return { reason: "RateLimited", status, retryAfter: yield* retryAfter(headers["retry-after"]) }
+    if (status === 429) return { reason: "RateLimited", status, retryAfter: yield* retryAfter(headers["retry-after"]) }
+    if (status >= 500 || status === 408) return { reason: "ServerError", status }
+    return { reason: "Redirected", status, detail: locationOrigin(headers["location"], error.request.url) }
   })
 
 const decodePassword = Schema.decodeOption(Schema.parseJson(Schema.Struct({ password: Schema.String })))
 
 /** The secrets a request carries, to remove from what a transport says of it: token and password. */
 const secretsOf = (request: HttpClientRequest.HttpClientRequest): ReadonlyArray<string> => {
-  const token = request.headers["authorization"]?.replace(/^token /, "")
+  const token = request.headers["authorization"]?.slice("token ".length)
   const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
   const password = Option.map(decodePassword(body), (body) => body.password)
   return [token, Option.getOrUndefined(password)].filter((secret) => secret !== undefined)
@@ -118,7 +115,8 @@ export const normalizeBaseUrl = (url: string): string => url.replace(/\/+$/, "")
 /** `Retry-After` as delay-seconds or an HTTP date (relative to `Clock`); `undefined` when unreadable. */
 const retryAfter = (header: string | undefined): Effect.Effect<Duration.Duration | undefined> =>
   Effect.map(Clock.currentTimeMillis, (now) => {
-    const text = header?.trim() ?? ""
+    if (header === undefined) return undefined
+    const text = header.trim()
     if (/^\d+$/.test(text)) return Duration.seconds(Number(text))
     // `Date.parse` reads IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), the format HTTP uses.
     const date = Date.parse(text)
@@ -161,10 +159,11 @@ export const decodeBody = <A, I>(
     (error) => ParseResult.isParseError(error) ? cleanText(problem(error)) : "the body is not JSON"
   )
 
-const problem = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map(({ message, path }) =>
-    path.length === 0 ? message : `${path.join(".")}: ${message}`
-  ).join("; ")
+/** The first issue (the only one: decoding stops there), with its path. */
+const problem = (error: ParseResult.ParseError): string => {
+  const { message, path } = ParseResult.ArrayFormatter.formatErrorSync(error)[0]!
+  return path.length === 0 ? message : `${path.join(".")}: ${message}`
+}
 
 /**
  * Makes server- or transport-supplied text safe to keep in an error: control and format
