@@ -631,6 +631,45 @@ describe("TokenService", () => {
       expect(gauge.value).toBe(3600)
     }))
 
+  it.effect("a store that cannot load, then cannot remove an expired token: warned and counted, the service logs in", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const count = (operation: string) =>
+        Effect.map(
+          Metric.value(Metric.tagged(TokenMetrics.persistenceFailures, "operation", operation)),
+          (state) => state.count
+        )
+      const failure = (operation: "load" | "remove") =>
+        new TokenStoreError({ store: "redis", operation, path: "amp:token", reason: "connection refused" })
+      const expired = tokenData({ exp: 3600 }, 0)
+      let loads = 0
+      const flaky = TokenStore.TokenStore.of({
+        description: "flaky",
+        load: Effect.suspend(() => ++loads === 1 ? failure("load") : Effect.succeedSome(expired)),
+        save: Effect.succeed,
+        remove: failure("remove"),
+        withLock: (effect) => effect
+      })
+      const loadFailures = yield* count("load")
+      const removeFailures = yield* count("remove")
+      yield* TestClock.adjust("3 hours")
+      const { api, service } = yield* logs.provide(setup({ store: flaky }))
+      expect(yield* service.getTokenInfo).toEqual(Option.none())
+      yield* logs.provide(service.getToken)
+      expect(loads).toBe(2)
+      expect(api.obtainCalls).toBe(1)
+      expect((yield* count("load")) - loadFailures).toBe(1)
+      expect((yield* count("remove")) - removeFailures).toBe(1)
+      expect(logs.warnings()).toEqual([
+        expect.stringContaining(
+          "Could not load the token from Redis at amp:token: connection refused; continuing without a stored token"
+        ),
+        expect.stringContaining(
+          "Could not remove the token from Redis at amp:token: connection refused; it stays in the store"
+        )
+      ])
+    }))
+
   it.effect("layerMock answers a fixed token with no API and no store", () =>
     Effect.gen(function*() {
       const service = yield* TokenService.TokenService
