@@ -428,7 +428,7 @@ describe("MockAmp", () => {
         const unavailable = yield* obtain(amp)
         expect(unavailable.status).toBe(503)
         expect(unavailable.headers["retry-after"]).toBeUndefined()
-        expect(JSON.parse(unavailable.text)).toEqual({ detail: "Service Unavailable" })
+        expect(JSON.parse(unavailable.text)).toEqual({ detail: "HTTP 503" })
 
         const malformed = yield* obtain(amp)
         expect(malformed.status).toBe(200)

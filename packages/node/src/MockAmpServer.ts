@@ -1,9 +1,7 @@
 /**
- * `@amp-effect/core`'s fake AMP (`MockAmp`: routes, tokens, faults, counters) served over TCP on
- * `127.0.0.1` and an ephemeral port by `NodeHttpServer`, so the code under test talks to it as to
- * AMP. Here a `Reset` fault really resets the TCP connection and a `Hang` holds it until the
- * client gives up or the server's scope closes. Tests that need no socket can use
- * `MockAmp.layerHttpClient` instead: the same mock, in memory.
+ * `@amp-effect/core`'s fake AMP (`MockAmp`) served by `NodeHttpServer` on `127.0.0.1`, for code
+ * that needs a real socket. Here a `Reset` fault resets the TCP connection and a `Hang` holds it
+ * until the client gives up or the server's scope closes.
  *
  * @since 0.1.0
  */
@@ -25,69 +23,8 @@ import type { AddressInfo } from "node:net"
 export const MockFault: typeof MockAmp.MockFault = MockAmp.MockFault
 
 /**
- * A mock AMP server, running for the lifetime of a `Scope`. Its "now" and its delays follow the
- * `Clock` of the fiber that created it, so under `TestClock` tokens expire with `TestClock.adjust`.
- *
- * @since 0.1.0
- * @category tags
- */
-export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")<
-  MockAmpServer,
-  MockAmpServer.Service
->() {
-  /** The credentials accepted when none are configured. */
-  static readonly defaultCredentials = MockAmp.defaultCredentials
-
-  /** The module's {@link make}. */
-  static readonly make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
-    make(options)
-
-  /** The module's {@link layer}. */
-  static readonly layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> => layer(options)
-}
-
-/**
- * The types of the `MockAmpServer` service.
- *
- * @since 0.1.0
- * @category models
- */
-export declare namespace MockAmpServer {
-  /**
-   * A running server: where it listens, and the mock's controls.
-   *
-   * @since 0.1.0
-   * @category models
-   */
-  export interface Service extends MockAmp.MockAmp.Controls {
-    /** Base URL of the API, e.g. `"http://127.0.0.1:41234/api"` (no trailing slash). */
-    readonly baseUrl: string
-    readonly port: number
-  }
-}
-
-/**
  * Starts a mock server on `127.0.0.1` (ephemeral port) in the current `Scope`. Closing the
  * scope closes the server and every open connection, hung ones included.
- *
- * @example
- * ```ts
- * import { MockAmpServer } from "@amp-effect/node"
- * import { Effect } from "effect"
- *
- * // A server for the length of the scope; any HTTP client reaches it on 127.0.0.1.
- * const program = Effect.scoped(
- *   Effect.gen(function*() {
- *     const server = yield* MockAmpServer.make()
- *     const response = yield* Effect.promise(() => fetch(`${server.baseUrl}/info`))
- *     const counters = yield* server.counters
- *     console.log(response.status, counters.info)
- *     // Output: 200 1
- *   })
- * )
- *
- * Effect.runPromise(program)
- * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -100,8 +37,7 @@ export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpSer
     const httpServer = yield* Effect.orDie(
       NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 })
     )
-    // Runs before NodeHttpServer's own close, which would wait for hung and keep-alive
-    // connections forever: stop accepting, then cut every connection.
+    // Runs first: NodeHttpServer's own close waits for hung and keep-alive connections forever
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
         server.close(() => resume(Effect.void))
@@ -132,3 +68,42 @@ const resetConnection = () =>
  */
 export const layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> =>
   Layer.scoped(MockAmpServer, make(options))
+
+/**
+ * A mock AMP server, running for the lifetime of a `Scope`. Its "now" and its delays follow the
+ * `Clock` of the fiber that created it, so under `TestClock` tokens expire with `TestClock.adjust`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class MockAmpServer
+  extends Context.Tag("@amp-effect/node/MockAmpServer")<MockAmpServer, MockAmpServer.Service>()
+{
+  /** The credentials accepted when none are configured. */
+  static readonly defaultCredentials = MockAmp.defaultCredentials
+
+  /** The module's {@link make}. */
+  static readonly make = make
+  /** The module's {@link layer}. */
+  static readonly layer = layer
+}
+
+/**
+ * The types of the `MockAmpServer` service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace MockAmpServer {
+  /**
+   * A running server: where it listens, and the mock's controls.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service extends MockAmp.MockAmp.Controls {
+    /** Base URL of the API, e.g. `"http://127.0.0.1:41234/api"` (no trailing slash). */
+    readonly baseUrl: string
+    readonly port: number
+  }
+}
