@@ -1,8 +1,7 @@
 /**
- * A fake Blockstream AMP API for tests, as a platform-independent `HttpApp`: AMP's routes (with
- * or without the trailing slash), Django REST framework's answers and `token` scheme, JWT-shaped
- * tokens dated by the `Clock` of the fiber that made the mock (so `TestClock.adjust` expires
- * them), scripted faults, request counters, a request log and revocation. Reach it in memory with
+ * A fake Blockstream AMP API for tests, as a platform-independent `HttpApp`: AMP's routes and
+ * Django REST framework's answers, JWT-shaped tokens dated by the `Clock` of the fiber that made
+ * the mock, scripted faults, request counters, a request log, revocation. Reach it in memory with
  * `layerHttpClient()` (any host), or over TCP with `@amp-effect/node`'s `MockAmpServer`.
  *
  * @example
@@ -63,15 +62,6 @@ export const MockFault: typeof internal.MockFault = internal.MockFault
 export type MockEndpoint = internal.MockEndpoint
 
 /**
- * Requests received since start (or the last reset), by endpoint, faulted ones included;
- * `unauthorized` counts the 401s of the token check, `total` every request, unknown paths too.
- *
- * @since 0.1.0
- * @category models
- */
-export type MockAmpCounters = internal.MockAmpCounters
-
-/**
  * An asset served by `GET /assets/`.
  *
  * @since 0.1.0
@@ -129,8 +119,7 @@ export const mintToken: (options?: MintOptions) => Effect.Effect<string> = inter
 export class MockAmp extends Context.Tag("@amp-effect/core/MockAmp")<MockAmp, MockAmp.Service>() {}
 
 /**
- * The `Controls` are what a test reads and changes, however the mock is reached; the `Service`
- * adds the routes as an `HttpApp`, the in-memory `HttpClient` and its base URL.
+ * What a test reads and changes (`Controls`); the `Service` adds the `HttpApp` and an in-memory client.
  *
  * @since 0.1.0
  * @category models
@@ -164,9 +153,6 @@ export const make: (options?: MockAmpOptions) => Effect.Effect<MockAmp.Service> 
  * @category layers
  */
 export const layerHttpClient = (options?: MockAmpOptions): Layer.Layer<MockAmp | HttpClient.HttpClient> =>
-  Layer.effectContext(
-    Effect.map(
-      make(options),
-      (amp) => Context.make(MockAmp, amp).pipe(Context.add(HttpClient.HttpClient, amp.httpClient))
-    )
+  Layer.effect(HttpClient.HttpClient, Effect.map(MockAmp, (amp) => amp.httpClient)).pipe(
+    Layer.provideMerge(Layer.effect(MockAmp, make(options)))
   )

@@ -71,7 +71,7 @@ const decodeSegment = (segment: string): Record<string, unknown> =>
 const payloadOf = (token: string) => decodeSegment(token.split(".")[1]!)
 
 /** Lets other fibers run until the mock has received `n` requests to `endpoint`. */
-const awaitCount = (amp: Amp, endpoint: keyof MockAmp.MockAmpCounters, n: number) =>
+const awaitCount = (amp: Amp, endpoint: MockAmp.MockEndpoint | "total", n: number) =>
   Effect.gen(function*() {
     while ((yield* amp.counters)[endpoint] < n) yield* Effect.yieldNow()
   })

@@ -9,8 +9,7 @@ import { MockAmp } from "@amp-effect/core"
 import { HttpServerRequest } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { Context, Effect, Layer } from "effect"
-import type { Scope } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 
@@ -23,8 +22,7 @@ import type { AddressInfo } from "node:net"
 export const MockFault: typeof MockAmp.MockFault = MockAmp.MockFault
 
 /**
- * Starts a mock server on `127.0.0.1` (ephemeral port) in the current `Scope`. Closing the
- * scope closes the server and every open connection, hung ones included.
+ * Starts a mock server on `127.0.0.1` in the current `Scope`, whose close cuts every connection.
  *
  * @since 0.1.0
  * @category constructors
@@ -34,9 +32,7 @@ export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpSer
     const { app, baseUrl: _baseUrl, httpClient: _httpClient, ...controls } = yield* MockAmp.make(options)
     const server = Http.createServer()
     // A deep accept backlog so that bursts of thousands of connections are not dropped
-    const httpServer = yield* Effect.orDie(
-      NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 })
-    )
+    const http = yield* Effect.orDie(NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 }))
     // Runs first: NodeHttpServer's own close waits for hung and keep-alive connections forever
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
@@ -44,20 +40,16 @@ export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpSer
         server.closeAllConnections()
       })
     )
+    // A `Reset` fault: an RST instead of an answer; the server then interrupts the request
+    const reset = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      NodeHttpServerRequest.toIncomingMessage(request).socket.resetAndDestroy()
+      return Effect.interruptible(Effect.never)
+    })
     // The mock plays a remote server: its requests make no spans in the tests' tracer
-    yield* httpServer.serve(Effect.catchTag(app, "ConnectionReset", resetConnection)).pipe(
-      Effect.withTracerEnabled(false)
-    )
+    yield* http.serve(Effect.catchTag(app, "ConnectionReset", () => reset)).pipe(Effect.withTracerEnabled(false))
     // Listening on a host and port, never a pipe: the address is a TCP one
     const { port } = server.address() as AddressInfo
     return { ...controls, baseUrl: `http://127.0.0.1:${port}/api`, port }
-  })
-
-/** A `Reset` over a socket: an RST instead of an answer; the server then interrupts the request. */
-const resetConnection = () =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    NodeHttpServerRequest.toIncomingMessage(request).socket.resetAndDestroy()
-    return Effect.interruptible(Effect.never)
   })
 
 /**
@@ -70,8 +62,7 @@ export const layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServ
   Layer.scoped(MockAmpServer, make(options))
 
 /**
- * A mock AMP server, running for the lifetime of a `Scope`. Its "now" and its delays follow the
- * `Clock` of the fiber that created it, so under `TestClock` tokens expire with `TestClock.adjust`.
+ * A mock AMP server for the lifetime of a `Scope`; its time is the `Clock` of the fiber that made it.
  *
  * @since 0.1.0
  * @category tags
@@ -81,7 +72,6 @@ export class MockAmpServer
 {
   /** The credentials accepted when none are configured. */
   static readonly defaultCredentials = MockAmp.defaultCredentials
-
   /** The module's {@link make}. */
   static readonly make = make
   /** The module's {@link layer}. */

@@ -30,8 +30,6 @@ export type MockFault =
 
 export type MockEndpoint = "obtain" | "refresh" | "info" | "assets" | "changelog"
 
-export type MockAmpCounters = { readonly [K in MockEndpoint | "unauthorized" | "total"]: number }
-
 export interface MockRequest {
   /** The endpoint it was routed to; `undefined` for an unknown path (answered 404). */
   readonly endpoint: MockEndpoint | undefined
@@ -55,7 +53,7 @@ export interface MintOptions {
 
 export interface Controls {
   /** Requests received since start (or the last reset), by endpoint. */
-  readonly counters: Effect.Effect<MockAmpCounters>
+  readonly counters: Effect.Effect<{ readonly [K in MockEndpoint | "unauthorized" | "total"]: number }>
   /** Sets every counter back to zero and empties the request log. */
   readonly resetCounters: Effect.Effect<void>
   /** Every request received since start (or the last reset), oldest first. */
@@ -154,25 +152,28 @@ export const mintToken = (options: MintOptions = {}): Effect.Effect<string> =>
 
 type Faults = Readonly<Record<MockEndpoint, ReadonlyArray<MockFault>>>
 
-/** A mock's settings and state; the counters are counted from the request log. */
-interface Mock {
+/** What changes as requests come; the counters are counted from the request log. */
+const makeState = (tokenLifetime: Duration.DurationInput) =>
+  Effect.all({
+    requests: Ref.make(Chunk.empty<MockRequest>()),
+    unauthorized: Ref.make(0),
+    faults: Ref.make<Faults>({ obtain: [], refresh: [], info: [], assets: [], changelog: [] }),
+    tokenLifetime: Ref.make(Duration.decode(tokenLifetime)),
+    issued: Ref.make(Chunk.empty<string>()),
+    // The expiry of every issued token not revoked
+    valid: Ref.make(HashMap.empty<string, number>())
+  })
+
+interface Mock extends Effect.Effect.Success<ReturnType<typeof makeState>> {
   readonly username: string
   readonly password: string
   readonly latency: Duration.Duration
   readonly assets: ReadonlyArray<MockAsset>
-  readonly requests: Ref.Ref<Chunk.Chunk<MockRequest>>
-  readonly unauthorized: Ref.Ref<number>
-  readonly faults: Ref.Ref<Faults>
-  readonly tokenLifetime: Ref.Ref<Duration.Duration>
-  readonly issued: Ref.Ref<Chunk.Chunk<string>>
-  /** The expiry of every issued token not revoked. */
-  readonly valid: Ref.Ref<HashMap.HashMap<string, number>>
 }
 
 type Answer<E = never, R = never> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 
-const json = (status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) =>
-  HttpServerResponse.unsafeJson(body, { status, headers })
+const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
 
 const notFound = json(404, { detail: "Not found." })
 
@@ -225,7 +226,7 @@ const route = <E, R>(mock: Mock, endpoint: MockEndpoint, answer: Answer<E, R>) =
     const refused = endpoint === "obtain" || endpoint === "info" ? undefined : yield* refusal(mock, request)
     if (refused === undefined) return yield* answer
     yield* Ref.update(mock.unauthorized, (n) => n + 1)
-    return json(401, { detail: refused }, { "www-authenticate": "Token" })
+    return HttpServerResponse.setHeader(json(401, { detail: refused }), "www-authenticate", "Token")
   })
 
 /** Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`): why it refuses a request. */
@@ -310,16 +311,11 @@ export const make = (options: MockAmpOptions = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const mock: Mock = {
+      ...(yield* makeState(options.tokenLifetime ?? "24 hours")),
       username: options.username ?? defaultCredentials.username,
       password: options.password ?? defaultCredentials.password,
       latency: Duration.decode(options.latency ?? Duration.zero),
-      assets: options.assets ?? mockAssets,
-      requests: yield* Ref.make(Chunk.empty<MockRequest>()),
-      unauthorized: yield* Ref.make(0),
-      faults: yield* Ref.make<Faults>({ obtain: [], refresh: [], info: [], assets: [], changelog: [] }),
-      tokenLifetime: yield* Ref.make(Duration.decode(options.tokenLifetime ?? "24 hours")),
-      issued: yield* Ref.make(Chunk.empty<string>()),
-      valid: yield* Ref.make(HashMap.empty<string, number>())
+      assets: options.assets ?? mockAssets
     }
     // AMP is served by Django REST framework: paths work with or without the trailing slash
     const routes = yield* HttpRouter.toHttpApp(router(mock)).pipe(
