@@ -171,7 +171,7 @@ interface Mock extends Effect.Effect.Success<ReturnType<typeof makeState>> {
   readonly assets: ReadonlyArray<MockAsset>
 }
 
-type Answer<E = never, R = never> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+type Answer<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 
 const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
 
