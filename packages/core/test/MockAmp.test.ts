@@ -71,7 +71,7 @@ const decodeSegment = (segment: string): Record<string, unknown> =>
 const payloadOf = (token: string) => decodeSegment(token.split(".")[1]!)
 
 /** Lets other fibers run until the mock has received `n` requests to `endpoint`. */
-const awaitCount = (amp: Amp, endpoint: keyof MockAmp.MockAmpCounters, n: number) =>
+const awaitCount = (amp: Amp, endpoint: MockAmp.MockEndpoint | "total", n: number) =>
   Effect.gen(function*() {
     while ((yield* amp.counters)[endpoint] < n) yield* Effect.yieldNow()
   })
@@ -428,7 +428,7 @@ describe("MockAmp", () => {
         const unavailable = yield* obtain(amp)
         expect(unavailable.status).toBe(503)
         expect(unavailable.headers["retry-after"]).toBeUndefined()
-        expect(JSON.parse(unavailable.text)).toEqual({ detail: "Service Unavailable" })
+        expect(JSON.parse(unavailable.text)).toEqual({ detail: "HTTP 503" })
 
         const malformed = yield* obtain(amp)
         expect(malformed.status).toBe(200)

@@ -1,9 +1,7 @@
 /**
- * `@amp-effect/core`'s fake AMP (`MockAmp`: routes, tokens, faults, counters) served over TCP on
- * `127.0.0.1` and an ephemeral port by `NodeHttpServer`, so the code under test talks to it as to
- * AMP. Here a `Reset` fault really resets the TCP connection and a `Hang` holds it until the
- * client gives up or the server's scope closes. Tests that need no socket can use
- * `MockAmp.layerHttpClient` instead: the same mock, in memory.
+ * `@amp-effect/core`'s fake AMP (`MockAmp`) served by `NodeHttpServer` on `127.0.0.1`, for code
+ * that needs a real socket. Here a `Reset` fault resets the TCP connection and a `Hang` holds it
+ * until the client gives up or the server's scope closes.
  *
  * @since 0.1.0
  */
@@ -11,8 +9,7 @@ import { MockAmp } from "@amp-effect/core"
 import { HttpServerRequest } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { Context, Effect, Layer } from "effect"
-import type { Scope } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 
@@ -25,25 +22,60 @@ import type { AddressInfo } from "node:net"
 export const MockFault: typeof MockAmp.MockFault = MockAmp.MockFault
 
 /**
- * A mock AMP server, running for the lifetime of a `Scope`. Its "now" and its delays follow the
- * `Clock` of the fiber that created it, so under `TestClock` tokens expire with `TestClock.adjust`.
+ * Starts a mock server on `127.0.0.1` in the current `Scope`, whose close cuts every connection.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { app, baseUrl: _baseUrl, httpClient: _httpClient, ...controls } = yield* MockAmp.make(options)
+    const server = Http.createServer()
+    // A deep accept backlog so that bursts of thousands of connections are not dropped
+    const http = yield* Effect.orDie(NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 }))
+    // Runs first: NodeHttpServer's own close waits for hung and keep-alive connections forever
+    yield* Effect.addFinalizer(() =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+    )
+    // A `Reset` fault: an RST instead of an answer; the server then interrupts the request
+    const reset = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      NodeHttpServerRequest.toIncomingMessage(request).socket.resetAndDestroy()
+      return Effect.interruptible(Effect.never)
+    })
+    // The mock plays a remote server: its requests make no spans in the tests' tracer
+    yield* http.serve(Effect.catchTag(app, "ConnectionReset", () => reset)).pipe(Effect.withTracerEnabled(false))
+    // Listening on a host and port, never a pipe: the address is a TCP one
+    const { port } = server.address() as AddressInfo
+    return { ...controls, baseUrl: `http://127.0.0.1:${port}/api`, port }
+  })
+
+/**
+ * A layer running one mock server for the lifetime of the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> =>
+  Layer.scoped(MockAmpServer, make(options))
+
+/**
+ * A mock AMP server for the lifetime of a `Scope`; its time is the `Clock` of the fiber that made it.
  *
  * @since 0.1.0
  * @category tags
  */
-export class MockAmpServer extends Context.Tag("@amp-effect/node/MockAmpServer")<
-  MockAmpServer,
-  MockAmpServer.Service
->() {
+export class MockAmpServer
+  extends Context.Tag("@amp-effect/node/MockAmpServer")<MockAmpServer, MockAmpServer.Service>()
+{
   /** The credentials accepted when none are configured. */
   static readonly defaultCredentials = MockAmp.defaultCredentials
-
   /** The module's {@link make}. */
-  static readonly make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
-    make(options)
-
+  static readonly make = make
   /** The module's {@link layer}. */
-  static readonly layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> => layer(options)
+  static readonly layer = layer
 }
 
 /**
@@ -65,70 +97,3 @@ export declare namespace MockAmpServer {
     readonly port: number
   }
 }
-
-/**
- * Starts a mock server on `127.0.0.1` (ephemeral port) in the current `Scope`. Closing the
- * scope closes the server and every open connection, hung ones included.
- *
- * @example
- * ```ts
- * import { MockAmpServer } from "@amp-effect/node"
- * import { Effect } from "effect"
- *
- * // A server for the length of the scope; any HTTP client reaches it on 127.0.0.1.
- * const program = Effect.scoped(
- *   Effect.gen(function*() {
- *     const server = yield* MockAmpServer.make()
- *     const response = yield* Effect.promise(() => fetch(`${server.baseUrl}/info`))
- *     const counters = yield* server.counters
- *     console.log(response.status, counters.info)
- *     // Output: 200 1
- *   })
- * )
- *
- * Effect.runPromise(program)
- * ```
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (options?: MockAmp.MockAmpOptions): Effect.Effect<MockAmpServer.Service, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const { app, baseUrl: _baseUrl, httpClient: _httpClient, ...controls } = yield* MockAmp.make(options)
-    const server = Http.createServer()
-    // A deep accept backlog so that bursts of thousands of connections are not dropped
-    const httpServer = yield* Effect.orDie(
-      NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0, backlog: 4096 })
-    )
-    // Runs before NodeHttpServer's own close, which would wait for hung and keep-alive
-    // connections forever: stop accepting, then cut every connection.
-    yield* Effect.addFinalizer(() =>
-      Effect.async<void>((resume) => {
-        server.close(() => resume(Effect.void))
-        server.closeAllConnections()
-      })
-    )
-    // The mock plays a remote server: its requests make no spans in the tests' tracer
-    yield* httpServer.serve(Effect.catchTag(app, "ConnectionReset", resetConnection)).pipe(
-      Effect.withTracerEnabled(false)
-    )
-    // Listening on a host and port, never a pipe: the address is a TCP one
-    const { port } = server.address() as AddressInfo
-    return { ...controls, baseUrl: `http://127.0.0.1:${port}/api`, port }
-  })
-
-/** A `Reset` over a socket: an RST instead of an answer; the server then interrupts the request. */
-const resetConnection = () =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    NodeHttpServerRequest.toIncomingMessage(request).socket.resetAndDestroy()
-    return Effect.interruptible(Effect.never)
-  })
-
-/**
- * A layer running one mock server for the lifetime of the layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (options?: MockAmp.MockAmpOptions): Layer.Layer<MockAmpServer> =>
-  Layer.scoped(MockAmpServer, make(options))

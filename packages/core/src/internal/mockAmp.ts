@@ -1,19 +1,8 @@
-/**
- * The fake AMP behind `MockAmp`: its state in one `Ref`, its routes as an `HttpApp`, and the
- * in-memory `HttpClient` over them.
- *
- * @internal
- */
-import {
-  HttpClient,
-  HttpClientError,
-  HttpClientResponse,
-  HttpRouter,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
+/** @internal */
+import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
+import { type HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Chunk, Clock, Data, Duration, Effect, Either, Encoding, HashMap, Match, Option, Ref, Schema } from "effect"
+import type * as AmpClient from "../AmpClient.js"
 
 export interface MockAmpOptions {
   /** Username accepted by `POST /user/obtain_token`. Defaults to `"mock_user"`. */
@@ -28,20 +17,18 @@ export interface MockAmpOptions {
   readonly assets?: ReadonlyArray<MockAsset> | undefined
 }
 
+type StatusOptions = {
+  readonly body?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
 export type MockFault =
-  | {
-    readonly _tag: "Status"
-    readonly status: number
-    readonly body?: string | undefined
-    readonly headers?: Readonly<Record<string, string>> | undefined
-  }
+  | ({ readonly _tag: "Status"; readonly status: number } & StatusOptions)
   | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
   | { readonly _tag: "Hang" }
   | { readonly _tag: "Reset" }
 
 export type MockEndpoint = "obtain" | "refresh" | "info" | "assets" | "changelog"
-
-export type MockAmpCounters = { readonly [K in MockEndpoint | "unauthorized" | "total"]: number }
 
 export interface MockRequest {
   /** The endpoint it was routed to; `undefined` for an unknown path (answered 404). */
@@ -53,17 +40,7 @@ export interface MockRequest {
   readonly authorization: string | undefined
 }
 
-export interface MockAsset {
-  readonly asset_uuid: string
-  readonly asset_id: string
-  readonly name: string
-  readonly ticker: string | null
-  readonly precision: number
-  readonly domain: string | null
-  readonly is_registered: boolean
-  readonly is_authorized: boolean
-  readonly is_locked: boolean
-}
+export type MockAsset = typeof AmpClient.Asset.Encoded
 
 export interface MintOptions {
   /** The `sub` claim. Defaults to `"mock_user"`. */
@@ -76,7 +53,7 @@ export interface MintOptions {
 
 export interface Controls {
   /** Requests received since start (or the last reset), by endpoint. */
-  readonly counters: Effect.Effect<MockAmpCounters>
+  readonly counters: Effect.Effect<{ readonly [K in MockEndpoint | "unauthorized" | "total"]: number }>
   /** Sets every counter back to zero and empties the request log. */
   readonly resetCounters: Effect.Effect<void>
   /** Every request received since start (or the last reset), oldest first. */
@@ -96,16 +73,13 @@ export interface Controls {
 export interface Service extends Controls {
   /** The routes, to serve on any platform. Fails only with `ConnectionReset` (a `Reset` fault). */
   readonly app: HttpApp.Default<ConnectionReset>
-  /** An `HttpClient` that hands every request to `app` in memory: no socket, any host. */
+  /** An `HttpClient` that runs `app` in memory: no socket, any host, `Uint8Array` bodies. */
   readonly httpClient: HttpClient.HttpClient
   /** A base URL for the in-memory client: `"http://amp.mock.invalid/api"`. */
   readonly baseUrl: string
 }
 
 export const defaultCredentials = { username: "mock_user", password: "mock_pass" } as const
-
-/** Upper bound of an obtain_token body; anything larger is not a login. */
-const maxBodyBytes = 64 * 1024
 
 export const mockAssets: ReadonlyArray<MockAsset> = [
   {
@@ -134,10 +108,7 @@ export const mockAssets: ReadonlyArray<MockAsset> = [
 
 export const MockFault = {
   /** Answer with `status`, optionally with a raw body and extra headers. */
-  status: (
-    status: number,
-    options?: { readonly body?: string | undefined; readonly headers?: Readonly<Record<string, string>> | undefined }
-  ): MockFault => ({ _tag: "Status", status, ...options }),
+  status: (status: number, options?: StatusOptions): MockFault => ({ _tag: "Status", status, ...options }),
   /** `429 Too Many Requests`, with a `Retry-After` header when one is given. */
   rateLimited: (retryAfter?: string): MockFault => ({
     _tag: "Status",
@@ -179,45 +150,32 @@ const mintAt = (nowMillis: number, options: MintOptions): string =>
 export const mintToken = (options: MintOptions = {}): Effect.Effect<string> =>
   Effect.map(Clock.currentTimeMillis, (nowMillis) => mintAt(nowMillis, options))
 
-/** Everything that changes, in one `Ref`: a request is logged and takes its fault in one step. */
-interface State {
-  readonly requests: Chunk.Chunk<MockRequest>
-  readonly unauthorized: number
-  readonly faults: Readonly<Record<MockEndpoint, ReadonlyArray<MockFault>>>
-  readonly issued: Chunk.Chunk<string>
-  /** The expiry of each issued token not revoked. */
-  readonly valid: HashMap.HashMap<string, number>
-  readonly tokenLifetime: Duration.Duration
-}
+type Faults = Readonly<Record<MockEndpoint, ReadonlyArray<MockFault>>>
 
-interface Mock {
-  readonly state: Ref.Ref<State>
+/** What changes as requests come; the counters are counted from the request log. */
+const makeState = (tokenLifetime: Duration.DurationInput) =>
+  Effect.all({
+    requests: Ref.make(Chunk.empty<MockRequest>()),
+    unauthorized: Ref.make(0),
+    faults: Ref.make<Faults>({ obtain: [], refresh: [], info: [], assets: [], changelog: [] }),
+    tokenLifetime: Ref.make(Duration.decode(tokenLifetime)),
+    issued: Ref.make(Chunk.empty<string>()),
+    // The expiry of every issued token not revoked
+    valid: Ref.make(HashMap.empty<string, number>())
+  })
+
+interface Mock extends Effect.Effect.Success<ReturnType<typeof makeState>> {
   readonly username: string
   readonly password: string
   readonly latency: Duration.Duration
   readonly assets: ReadonlyArray<MockAsset>
 }
 
-const json = (status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) =>
-  HttpServerResponse.unsafeJson(body, { status, headers })
+type Answer<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+
+const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
 
 const notFound = json(404, { detail: "Not found." })
-
-/** Reason phrases for the default body of a `Status` fault. */
-const reasons: Readonly<Record<number, string>> = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  409: "Conflict",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout"
-}
 
 /** What a fault does: `Some` answer instead of the normal one, `None` to answer normally. */
 const play = Match.typeTags<MockFault>()({
@@ -228,7 +186,7 @@ const play = Match.typeTags<MockFault>()({
     return Effect.succeedSome(
       [204, 205, 304].includes(status)
         ? HttpServerResponse.empty(options)
-        : HttpServerResponse.text(body ?? JSON.stringify({ detail: reasons[status] ?? "Error" }), options)
+        : HttpServerResponse.text(body ?? JSON.stringify({ detail: `HTTP ${status}` }), options)
     )
   },
   Delay: ({ duration }) => Effect.as(Effect.sleep(duration), Option.none()),
@@ -236,30 +194,27 @@ const play = Match.typeTags<MockFault>()({
   Reset: () => Effect.fail(new ConnectionReset())
 })
 
-/** Appends a request to the log, which the counters are counted from. */
-const log = (request: HttpServerRequest.HttpServerRequest, endpoint?: MockEndpoint) => (state: State): State => {
+const log = (mock: Mock, request: HttpServerRequest.HttpServerRequest, endpoint?: MockEndpoint) => {
   // In memory the client's own URL; over a socket, the path with the `Host` header
   const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
     ? request.originalUrl
     : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
   const entry = { endpoint, method: request.method, url, authorization: request.headers["authorization"] }
-  return { ...state, requests: Chunk.append(state.requests, entry) }
+  return Ref.update(mock.requests, Chunk.append(entry))
 }
 
-type Answer<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-
 /**
- * One endpoint: log the request and take its next fault, then latency (logins only), the fault,
- * the method, the token (all but obtain and info) and AMP's answer.
+ * One endpoint: its next fault taken (before the request is counted: a test that saw the count
+ * knows it), latency for logins, the fault, the method, the token (not for obtain, info), the answer.
  */
 const route = <E, R>(mock: Mock, endpoint: MockEndpoint, answer: Answer<E, R>) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const fault = yield* Ref.modify(mock.state, (state) => {
-      const [next, ...rest] = state.faults[endpoint]
-      const faults = { ...state.faults, [endpoint]: rest }
-      return [Option.fromNullable(next), { ...log(request, endpoint)(state), faults }]
+    const fault = yield* Ref.modify(mock.faults, (faults) => {
+      const [next, ...rest] = faults[endpoint]
+      return [Option.fromNullable(next), { ...faults, [endpoint]: rest }]
     })
+    yield* log(mock, request, endpoint)
     if ((endpoint === "obtain" || endpoint === "refresh") && !Duration.isZero(mock.latency)) {
       yield* Effect.sleep(mock.latency)
     }
@@ -269,22 +224,19 @@ const route = <E, R>(mock: Mock, endpoint: MockEndpoint, answer: Answer<E, R>) =
       return json(405, { detail: `Method "${request.method}" not allowed.` })
     }
     const refused = endpoint === "obtain" || endpoint === "info" ? undefined : yield* refusal(mock, request)
-    if (refused !== undefined) {
-      yield* Ref.update(mock.state, (state) => ({ ...state, unauthorized: state.unauthorized + 1 }))
-      return json(401, { detail: refused }, { "www-authenticate": "Token" })
-    }
-    return yield* answer
+    if (refused === undefined) return yield* answer
+    yield* Ref.update(mock.unauthorized, (n) => n + 1)
+    return HttpServerResponse.setHeader(json(401, { detail: refused }), "www-authenticate", "Token")
   })
 
-/** Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`): why a token is refused. */
+/** Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`): why it refuses a request. */
 const refusal = (mock: Mock, request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
     const [keyword, token, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
     if (keyword?.toLowerCase() !== "token") return "Authentication credentials were not provided."
     if (token === undefined || rest.length > 0) return "Invalid token header."
-    const expiresAt = HashMap.get((yield* Ref.get(mock.state)).valid, token)
+    const expiresAt = HashMap.get(yield* Ref.get(mock.valid), token)
     if (Option.isNone(expiresAt) || (yield* Clock.currentTimeMillis) >= expiresAt.value) return "Invalid token."
-    return undefined
   })
 
 const Credentials = Schema.Struct({ username: Schema.String, password: Schema.String })
@@ -293,8 +245,8 @@ const Credentials = Schema.Struct({ username: Schema.String, password: Schema.St
 const obtainToken = (mock: Mock) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    // Measured once read; the text is kept for the decoding below
-    if ((yield* Effect.orElseSucceed(request.text, () => "")).length > maxBodyBytes) {
+    // Anything larger is not a login. The text read here is kept for the decoding below.
+    if ((yield* Effect.orElseSucceed(request.text, () => "")).length > 64 * 1024) {
       return json(413, { detail: "Request too large." })
     }
     const credentials = yield* Effect.either(HttpServerRequest.schemaBodyJson(Credentials))
@@ -310,13 +262,14 @@ const obtainToken = (mock: Mock) =>
   })
 
 const issueToken = (mock: Mock) =>
-  Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
-    Ref.modify(mock.state, (state) => {
-      const token = mintAt(nowMillis, { subject: mock.username, lifetime: state.tokenLifetime })
-      const expiresAt = nowMillis + Duration.toMillis(state.tokenLifetime)
-      const issued = Chunk.append(state.issued, token)
-      return [json(200, { token }), { ...state, issued, valid: HashMap.set(state.valid, token, expiresAt) }]
-    }))
+  Effect.gen(function*() {
+    const nowMillis = yield* Clock.currentTimeMillis
+    const lifetime = yield* Ref.get(mock.tokenLifetime)
+    const token = mintAt(nowMillis, { subject: mock.username, lifetime })
+    yield* Ref.update(mock.issued, Chunk.append(token))
+    yield* Ref.update(mock.valid, HashMap.set(token, nowMillis + Duration.toMillis(lifetime)))
+    return json(200, { token })
+  })
 
 const asset = (mock: Mock) =>
   Effect.map(HttpRouter.params, ({ uuid }) => {
@@ -336,59 +289,47 @@ const router = (mock: Mock) =>
     HttpRouter.all("/api/assets/:uuid", route(mock, "assets", asset(mock)))
   )
 
-const controls = (state: Ref.Ref<State>): Controls => ({
-  counters: Effect.map(Ref.get(state), ({ requests, unauthorized }) => {
+const controls = (mock: Mock): Controls => ({
+  counters: Effect.zipWith(Ref.get(mock.requests), Ref.get(mock.unauthorized), (requests, unauthorized) => {
     const counters = { obtain: 0, refresh: 0, info: 0, assets: 0, changelog: 0, unauthorized, total: requests.length }
     for (const { endpoint } of requests) {
       if (endpoint !== undefined) counters[endpoint]++
     }
     return counters
   }),
-  resetCounters: Ref.update(state, (current) => ({ ...current, requests: Chunk.empty(), unauthorized: 0 })),
-  requests: Effect.map(Ref.get(state), (current) => Chunk.toReadonlyArray(current.requests)),
-  script: (endpoint, ...faults) =>
-    Ref.update(state, (current) => ({
-      ...current,
-      faults: { ...current.faults, [endpoint]: [...current.faults[endpoint], ...faults] }
-    })),
-  setTokenLifetime: (lifetime) =>
-    Ref.update(state, (current) => ({ ...current, tokenLifetime: Duration.decode(lifetime) })),
-  issuedTokens: Effect.map(Ref.get(state), (current) => Chunk.toReadonlyArray(current.issued)),
-  revokeAll: Ref.update(state, (current) => ({ ...current, valid: HashMap.empty() })),
-  revoke: (token) => Ref.update(state, (current) => ({ ...current, valid: HashMap.remove(current.valid, token) }))
+  resetCounters: Effect.zipRight(Ref.set(mock.requests, Chunk.empty()), Ref.set(mock.unauthorized, 0)),
+  requests: Effect.map(Ref.get(mock.requests), Chunk.toReadonlyArray),
+  script: (endpoint, ...more) =>
+    Ref.update(mock.faults, (faults) => ({ ...faults, [endpoint]: [...faults[endpoint], ...more] })),
+  setTokenLifetime: (lifetime) => Ref.set(mock.tokenLifetime, Duration.decode(lifetime)),
+  issuedTokens: Effect.map(Ref.get(mock.issued), Chunk.toReadonlyArray),
+  revokeAll: Ref.set(mock.valid, HashMap.empty()),
+  revoke: (token) => Ref.update(mock.valid, HashMap.remove(token))
 })
 
 export const make = (options: MockAmpOptions = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const state = yield* Ref.make<State>({
-      requests: Chunk.empty(),
-      unauthorized: 0,
-      faults: { obtain: [], refresh: [], info: [], assets: [], changelog: [] },
-      issued: Chunk.empty(),
-      valid: HashMap.empty(),
-      tokenLifetime: Duration.decode(options.tokenLifetime ?? "24 hours")
-    })
-    const routes = yield* HttpRouter.toHttpApp(router({
-      state,
+    const mock: Mock = {
+      ...(yield* makeState(options.tokenLifetime ?? "24 hours")),
       username: options.username ?? defaultCredentials.username,
       password: options.password ?? defaultCredentials.password,
       latency: Duration.decode(options.latency ?? Duration.zero),
       assets: options.assets ?? mockAssets
-    })).pipe(
-      // AMP is served by Django REST framework: paths work with or without the trailing slash
+    }
+    // AMP is served by Django REST framework: paths work with or without the trailing slash
+    const routes = yield* HttpRouter.toHttpApp(router(mock)).pipe(
       HttpRouter.withRouterConfig({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true })
     )
     const app: HttpApp.Default<ConnectionReset> = routes.pipe(
-      Effect.catchTag("RouteNotFound", ({ request }) => Effect.as(Ref.update(state, log(request)), notFound)),
+      Effect.catchTag("RouteNotFound", ({ request }) => Effect.as(log(mock, request), notFound)),
       // "Now" and delays follow the Clock of the fiber that made the mock, wherever it is served
       Effect.withClock(clock)
     )
-    const baseUrl = "http://amp.mock.invalid/api"
-    return { app, httpClient: toHttpClient(app), baseUrl, ...controls(state) }
+    return { app, httpClient: toHttpClient(app), baseUrl: "http://amp.mock.invalid/api", ...controls(mock) }
   })
 
-/** An `HttpClient` that runs `app` in the calling fiber: no socket, any host, `Uint8Array` bodies. */
+/** Runs `app` in the calling fiber; a `Reset` is what a client sees when the server drops the connection. */
 const toHttpClient = (app: HttpApp.Default<ConnectionReset>) =>
   HttpClient.make((request, url) => {
     const body = request.body._tag === "Uint8Array" ? request.body.body : null
@@ -396,7 +337,6 @@ const toHttpClient = (app: HttpApp.Default<ConnectionReset>) =>
     return app.pipe(
       Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(web)),
       Effect.map((response) => HttpClientResponse.fromWeb(request, HttpServerResponse.toWeb(response))),
-      // What a client sees when the server drops the connection
       Effect.catchTag("ConnectionReset", (cause) =>
         new HttpClientError.RequestError({ request, reason: "Transport", cause }))
     )
