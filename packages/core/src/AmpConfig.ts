@@ -355,29 +355,22 @@ export const fields: Fields = {
  * import { AmpConfig } from "@amp-effect/core"
  * import { Config, ConfigProvider, Effect } from "effect"
  *
- * // Two AMP accounts in one environment (a map joined with `_` stands in for it).
+ * // Two accounts in one environment (a map joined with `_` stands in for it).
  * const env = ConfigProvider.fromMap(
  *   new Map([
  *     ["ISSUER_AMP_USERNAME", "issuer"],
  *     ["ISSUER_AMP_PASSWORD", "s3cret"],
- *     ["ISSUER_API_RETRY_MAX_ATTEMPTS", "5"],
  *     ["AUDITOR_AMP_USERNAME", "auditor"]
  *   ]),
  *   { pathDelim: "_" }
  * )
- * const account = (prefix: string) => AmpConfig.read(Config.all(AmpConfig.nested(prefix)))
+ * const account = (prefix: string) =>
+ *   AmpConfig.read(Config.all(AmpConfig.nested(prefix))).pipe(Effect.withConfigProvider(env))
  *
- * const program = Effect.gen(function*() {
- *   const issuer = yield* account("ISSUER")
- *   console.log(issuer.username, issuer.retry.maxAttempts, issuer.baseUrl)
- *   // Output: issuer 5 https://amp-test.blockstream.com/api
- *
- *   const auditor = yield* Effect.flip(account("AUDITOR"))
- *   console.log(auditor.message)
- *   // Output: AUDITOR_AMP_PASSWORD is not set
- * })
- *
- * Effect.runPromise(program.pipe(Effect.withConfigProvider(env)))
+ * console.log(Effect.runSync(account("ISSUER")).username)
+ * // Output: issuer
+ * console.log(Effect.runSync(Effect.flip(account("AUDITOR"))).message)
+ * // Output: AUDITOR_AMP_PASSWORD is not set
  * ```
  *
  * @since 0.1.0

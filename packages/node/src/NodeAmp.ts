@@ -60,7 +60,7 @@ const sharedStores = {
 const loadStore = (kind: keyof typeof sharedStores): Effect.Effect<SharedStoreLayer, AmpConfig.AmpConfigError> => {
   const specifier = `@amp-effect/${kind}`
   return Effect.tryPromise({
-    try: () => import(specifier) as Promise<Record<string, { readonly layerConfig: SharedStoreLayer }>>,
+    try: () => import(specifier) as Promise<{ readonly [module: string]: { readonly layerConfig: SharedStoreLayer } }>,
     catch: (cause) =>
       new AmpConfig.AmpConfigError({
         variable: "AMP_TOKEN_STORE",

@@ -176,6 +176,30 @@ describe("NodeAmp", () => {
       )
     }))
 
+  it.scoped("AMP_TOKEN_STORE=redis loads @amp-effect/redis, configured for the account NodeAmp read", () =>
+    Effect.gen(function*() {
+      const infos: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Info") infos.push((Array.isArray(message) ? message : [message]).join(" "))
+      })
+      // The account under a prefix: the store must be given it, not read AMP_USERNAME itself.
+      const env = {
+        ISSUER_AMP_USERNAME: "alice",
+        ISSUER_AMP_PASSWORD: "hunter2",
+        ISSUER_AMP_TOKEN_STORE: "redis",
+        AMP_REDIS_URL: "redis://127.0.0.1:1"
+      }
+      const description = yield* Effect.map(
+        Effect.provide(TokenStore.TokenStore, NodeAmp.layerPolicyStore(AmpConfig.nested("ISSUER"))),
+        (store) => store.description
+      ).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" })),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      expect(description).toMatch(/^redis redis:\/\/127\.0\.0\.1:1 /)
+      expect(infos).toEqual([`Token persistence on (AMP_TOKEN_STORE=redis): tokens are kept in ${description}`])
+    }))
+
   it.scopedLive("over the application's own Dispatcher, composed to follow redirects, a 3xx is still refused", () =>
     Effect.gen(function*() {
       const amp = yield* MockAmpServer.make()
@@ -203,7 +227,10 @@ describe("NodeAmp", () => {
       expect((yield* other.counters).total).toBe(0)
     }))
 
-  it.live(
+  // Stryker's sandbox leaves examples/ out; the demo runs in a child process, so no mutant of
+  // this package's src would ever be active in it anyway.
+  const demo = fileURLToPath(new URL("../../../examples/token-persistence.ts", import.meta.url))
+  it.live.skipIf(!Fs.existsSync(demo))(
     "the demo runs end to end against the embedded server",
     () =>
       Effect.promise(() =>
