@@ -62,10 +62,10 @@ const store = Options.choice("store", ["file", "redis", "postgres"]).pipe(
   )
 )
 
-const url = (store: string, format: string) =>
-  Options.redacted(`${store}-url`).pipe(
+const url = (kind: string, format: string) =>
+  Options.redacted(`${kind}-url`).pipe(
     Options.withPseudoName("URL"),
-    Options.withDescription(`With --store ${store}: ${format} (default: $AMP_${store.toUpperCase()}_URL)`),
+    Options.withDescription(`With --store ${kind}: ${format} (default: $AMP_${kind.toUpperCase()}_URL)`),
     Options.optional
   )
 
