@@ -10,8 +10,8 @@ import * as NodeAmp from "@amp-effect/node/NodeAmp"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Logger, Option, Redacted } from "effect"
 import * as PostgresTokenStore from "../src/PostgresTokenStore.js"
+import { PostgresServer } from "../src/testing/index.js"
 import * as Database from "./utils/Database.js"
-import * as PostgresServer from "./utils/PostgresServer.js"
 
 const { sampleToken } = TokenStoreContract
 
