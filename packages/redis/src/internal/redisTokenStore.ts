@@ -327,7 +327,8 @@ const load = (link: Link) =>
   Effect.gen(function*() {
     const { keys, where } = link.settings
     const reply = yield* send(link, ["GET", keys.token]).pipe(Effect.catchAll(storeError(link, "load")))
-    if (reply === null || reply === undefined) return Option.none<TokenData.TokenData>()
+    // node-redis answers null for a missing key, never undefined.
+    if (reply === null) return Option.none<TokenData.TokenData>()
     const decoded = yield* Effect.either(TokenEnvelope.decode(textOf(reply), envelope(link)))
     if (Either.isRight(decoded)) return Option.some(decoded.right)
     yield* Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason))
