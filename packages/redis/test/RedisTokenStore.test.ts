@@ -36,7 +36,7 @@ import {
 import * as Net from "node:net"
 import { createClient, RESP_TYPES } from "redis"
 import { afterAll, beforeAll } from "vitest"
-import { secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
+import { reconnectDelay, secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
@@ -724,6 +724,18 @@ suite("RedisTokenStore: options, defaults and recovery", () => {
         Option.some("RedisTokenStore: url must be a redis:// or rediss:// URL")
       )
     }))
+
+  it("the client reconnects after 50 ms doubling up to 1 s, each delay jittered by ±25 %", () => {
+    const delays = (retries: number) => Array.from({ length: 200 }, () => reconnectDelay(retries))
+    for (const [retries, base] of [[0, 50], [1, 100], [4, 800], [5, 1000], [30, 1000]] as const) {
+      const seen = delays(retries)
+      expect(Math.min(...seen)).toBeGreaterThanOrEqual(Math.round(base * 0.75))
+      expect(Math.max(...seen)).toBeLessThanOrEqual(Math.round(base * 1.25))
+      // Spread over the range, in whole milliseconds.
+      expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThan(base * 0.3)
+      expect(seen.every(Number.isInteger)).toBe(true)
+    }
+  })
 
   it.scopedLive("the lock's lease is 10 s unless configured", () =>
     Effect.gen(function*() {

@@ -196,6 +196,10 @@ const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: message
   )
 )
 
+/** Reconnection delays: 50 ms doubling up to 1 s, each ±25 % so that a fleet spreads out. */
+export const reconnectDelay = (retries: number): number =>
+  Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+
 /** A client on `url`, closed with the scope; it connects in `connectFirst`. */
 export const openClient = (url: string, commandTimeout: Duration.Duration) =>
   Effect.flatMap(loadRedis, ({ createClient }) =>
@@ -207,8 +211,7 @@ export const openClient = (url: string, commandTimeout: Duration.Duration) =>
           disableOfflineQueue: true,
           socket: {
             connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
-            reconnectStrategy: (retries: number) =>
-              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+            reconnectStrategy: reconnectDelay
           }
         })
         // The store reads errors through its own listener; this one outlives it, so that a
