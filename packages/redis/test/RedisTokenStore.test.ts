@@ -17,7 +17,9 @@ import {
 import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
   ConfigProvider,
+  Context,
   DateTime,
   Duration,
   Effect,
@@ -28,12 +30,13 @@ import {
   Metric,
   Option,
   Redacted,
+  type Scope,
   TestClock
 } from "effect"
 import * as Net from "node:net"
-import { createClient } from "redis"
+import { createClient, RESP_TYPES } from "redis"
 import { afterAll, beforeAll } from "vitest"
-import { secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
+import { reconnectDelay, secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
@@ -603,7 +606,7 @@ suite("RedisTokenStore.layerFromClient", () => {
 suite("RedisTokenStore: spans", () => {
   it.scopedLive("load, save, withLock and lockWait are spans of store redis", () =>
     Effect.gen(function*() {
-      const { store } = yield* makeStore()
+      const { keys, store } = yield* makeStore()
       const { spans } = yield* withSpans(store.withLock(Effect.zipRight(store.load, store.save(freshToken("traced")))))
       expect(spans.map((span) => span.name).sort()).toEqual([
         "TokenStore.load",
@@ -612,6 +615,8 @@ suite("RedisTokenStore: spans", () => {
         "TokenStore.withLock"
       ])
       expect(spans.every((span) => span.attributes.get("store") === "redis")).toBe(true)
+      const load = spans.find((span) => span.name === "TokenStore.load")
+      expect(load?.attributes.get("key")).toBe(keys.token)
     }))
 })
 
@@ -681,6 +686,149 @@ suite("RedisTokenStore: what it says", () => {
     expect(secretsOf("redis://cache:6379")).toEqual([])
     expect(secretsOf("redis://:%E0%A4%A@cache:6379")).toEqual(["%E0%A4%A"])
   })
+})
+
+// -----------------------------------------------------------------------------
+// Options, defaults, recovery
+// -----------------------------------------------------------------------------
+
+/** The message of the defect `effect` dies with. */
+const defectOf = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
+  Effect.map(
+    Effect.exit(Effect.scoped(effect)),
+    (exit) =>
+      Exit.isFailure(exit)
+        ? Option.map(Cause.dieOption(exit.cause), (error) => (error as Error).message)
+        : Option.none()
+  )
+
+suite("RedisTokenStore: options, defaults and recovery", () => {
+  it.scopedLive("invalid options are defects that name the option", () =>
+    Effect.gen(function*() {
+      const client = createClient({ url: redis().url })
+      const fromClient = (options: Partial<RedisTokenStore.StoreOptions>) =>
+        defectOf(RedisTokenStore.makeFromClient(client, { account, ...options }))
+      expect(yield* fromClient({ lockLease: Duration.zero })).toEqual(
+        Option.some("RedisTokenStore: lockLease must be a positive, finite duration")
+      )
+      expect(yield* fromClient({ commandTimeout: Duration.infinity })).toEqual(
+        Option.some("RedisTokenStore: commandTimeout must be a positive, finite duration")
+      )
+      expect(yield* fromClient({ keyPrefix: "a{b}" })).toEqual(
+        Option.some("RedisTokenStore: keyPrefix \"a{b}\" must be 1 to 64 letters, digits or .:_-/")
+      )
+      expect(yield* fromClient({ lockLease: Duration.millis(1), commandTimeout: Duration.millis(1) })).toEqual(
+        Option.none()
+      )
+      expect(yield* defectOf(RedisTokenStore.make({ url: "http://user:s3cret@cache", account }))).toEqual(
+        Option.some("RedisTokenStore: url must be a redis:// or rediss:// URL")
+      )
+    }))
+
+  it("the client reconnects after 50 ms doubling up to 1 s, each delay jittered by ±25 %", () => {
+    const delays = (retries: number) => Array.from({ length: 200 }, () => reconnectDelay(retries))
+    for (const [retries, base] of [[0, 50], [1, 100], [4, 800], [5, 1000], [30, 1000]] as const) {
+      const seen = delays(retries)
+      expect(Math.min(...seen)).toBeGreaterThanOrEqual(Math.round(base * 0.75))
+      expect(Math.max(...seen)).toBeLessThanOrEqual(Math.round(base * 1.25))
+      // Spread over the range, in whole milliseconds.
+      expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThan(base * 0.3)
+      expect(seen.every(Number.isInteger)).toBe(true)
+    }
+  })
+
+  it.scopedLive("the lock's lease is 10 s unless configured", () =>
+    Effect.gen(function*() {
+      const { keys, store } = yield* makeStore()
+      const ttl = Number(yield* store.withLock(command("PTTL", keys.lock)))
+      expect(ttl).toBeGreaterThan(5_000)
+      expect(ttl).toBeLessThanOrEqual(10_000)
+    }))
+
+  it.scoped("a token expiring at this very millisecond is not written", () =>
+    Effect.gen(function*() {
+      const { keys, store } = yield* makeStore()
+      const data = sampleToken("edge", Date.now())
+      yield* TestClock.setTime(data.expiresAt.epochMillis)
+      expect(yield* store.save(data)).toBe(data)
+      expect(yield* command("EXISTS", keys.token)).toBe(0)
+    }))
+
+  it.scopedLive("slow at start (a stalled server): built with a warning, and used once it answers", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const own = yield* RedisServer.scoped()
+      own.pause()
+      yield* Effect.addFinalizer(() => Effect.sync(() => own.resume()))
+      const store = yield* logs.provide(RedisTokenStore.make({ url: own.url, account, commandTimeout: "300 millis" }))
+      expect(logs.warnings()).toEqual([
+        expect.stringContaining(`Redis at ${own.url} is slow to answer (no connection within 300 ms)`)
+      ])
+      own.resume()
+      const loaded = yield* pollUntil(Effect.either(store.load), Either.isRight).pipe(Effect.timeout("10 seconds"))
+      expect(loaded).toEqual(Either.right(Option.none()))
+    }))
+
+  it.scopedLive("down at start, then up: load failures are counted, and the store uses Redis once it is back", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => RedisServer.unusedPort())
+      const store = yield* LogCapture.make().provide(
+        RedisTokenStore.make({ url: `redis://127.0.0.1:${port}`, account, keyPrefix: freshPrefix() })
+      )
+      const failed = yield* growth(RedisMetrics.unavailable, ["operation", "load"], Effect.flip(store.load))
+      expect(failed.result.operation).toBe("load")
+      expect(failed.grew).toBe(1)
+      yield* RedisServer.scoped({ port })
+      yield* pollUntil(Effect.either(store.load), Either.isRight).pipe(Effect.timeout("10 seconds"))
+      const data = freshToken("back")
+      yield* store.save(data)
+      expect(Option.map(yield* store.load, plain)).toEqual(Option.some(plain(data)))
+    }))
+
+  it.scopedLive("a client whose replies are buffers (withTypeMapping) fits", () =>
+    Effect.gen(function*() {
+      const client = createClient({ url: redis().url })
+      client.on("error", () => {})
+      yield* Effect.promise(() => client.connect())
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const buffers = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.SIMPLE_STRING]: Buffer })
+      const keyPrefix = freshPrefix()
+      const store = yield* RedisTokenStore.makeFromClient(buffers, {
+        account,
+        keyPrefix,
+        lockTimeout: "200 millis",
+        encryptionKey: EncryptionKey.generate()
+      })
+      const data = freshToken("buffered")
+      yield* store.withLock(store.save(data))
+      expect(Option.map(yield* store.load, plain)).toEqual(Option.some(plain(data)))
+      // A refused save reads the kept token from the script's answer, a buffer too.
+      expect(plain(yield* store.save(freshToken("older", -60_000)))).toEqual(plain(data))
+      const lock = RedisTokenStore.keys(account, keyPrefix).lock
+      yield* command("SET", lock, JSON.stringify({ host: "elsewhere", pid: 4242, nonce: "n" }), "PX", "60000")
+      const error = yield* Effect.flip(store.withLock(Effect.void))
+      expect(error.message).toContain("still held by process 4242 on elsewhere")
+    }))
+
+  it.scopedLive("layerConfig reads the key prefix, the encryption key and the account from the environment", () =>
+    Effect.gen(function*() {
+      const keyPrefix = freshPrefix()
+      const key = EncryptionKey.generate()
+      const env = ConfigProvider.fromMap(
+        new Map([
+          ["AMP_REDIS_URL", redis().url],
+          ["AMP_REDIS_KEY_PREFIX", keyPrefix],
+          ["AMP_TOKEN_ENCRYPTION_KEY", Redacted.value(EncryptionKey.toBase64(key))],
+          ["AMP_API_BASE_URL", account.baseUrl],
+          ["AMP_USERNAME", account.username]
+        ])
+      )
+      const layer = RedisTokenStore.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(env)))
+      const store = Context.get(yield* Layer.build(layer), TokenStore.TokenStore)
+      yield* store.save(freshToken("configured"))
+      const raw = JSON.parse(String(yield* command("GET", RedisTokenStore.keys(account, keyPrefix).token)))
+      expect(raw.kid).toBe(yield* EncryptionKey.id(key))
+    }))
 })
 
 // -----------------------------------------------------------------------------

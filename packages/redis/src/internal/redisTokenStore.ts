@@ -196,6 +196,10 @@ const loadRedis = Effect.tryPromise({ try: () => import("redis"), catch: message
   )
 )
 
+/** Reconnection delays: 50 ms doubling up to 1 s, each ±25 % so that a fleet spreads out. */
+export const reconnectDelay = (retries: number): number =>
+  Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+
 /** A client on `url`, closed with the scope; it connects in `connectFirst`. */
 export const openClient = (url: string, commandTimeout: Duration.Duration) =>
   Effect.flatMap(loadRedis, ({ createClient }) =>
@@ -207,8 +211,7 @@ export const openClient = (url: string, commandTimeout: Duration.Duration) =>
           disableOfflineQueue: true,
           socket: {
             connectTimeout: Math.max(1, Duration.toMillis(commandTimeout)),
-            reconnectStrategy: (retries: number) =>
-              Math.round(Math.min(50 * 2 ** retries, 1000) * (0.75 + Math.random() / 2))
+            reconnectStrategy: reconnectDelay
           }
         })
         // The store reads errors through its own listener; this one outlives it, so that a
@@ -327,7 +330,8 @@ const load = (link: Link) =>
   Effect.gen(function*() {
     const { keys, where } = link.settings
     const reply = yield* send(link, ["GET", keys.token]).pipe(Effect.catchAll(storeError(link, "load")))
-    if (reply === null || reply === undefined) return Option.none<TokenData.TokenData>()
+    // node-redis answers null for a missing key, never undefined.
+    if (reply === null) return Option.none<TokenData.TokenData>()
     const decoded = yield* Effect.either(TokenEnvelope.decode(textOf(reply), envelope(link)))
     if (Either.isRight(decoded)) return Option.some(decoded.right)
     yield* Metric.increment(Metric.tagged(RedisMetrics.corrupt, "reason", decoded.left.reason))
