@@ -158,13 +158,14 @@ describe("PostgresTokenStore", () => {
   it.scopedLive("its own pool is opened once, whatever the number of operations", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
-      const database = `d_${Database.freshTable()}`
-      yield* sql.unsafe(`CREATE DATABASE ${database}`)
-      const url = Database.current().url.replace(/\/postgres$/, `/${database}`)
+      // A user of its own, so that its sessions are told apart from the other tests'.
+      const role = `r_${Database.freshTable()}`
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD 'pool-pw'`)
+      const url = `postgres://${role}:pool-pw@127.0.0.1:${Database.current().port}/postgres`
       const store = yield* PostgresTokenStore.makeUrl({ ...options(), url: Redacted.make(url) })
       for (let i = 0; i < 8; i++) yield* store.load
       const [row] = yield* sql<{ readonly count: number }>`SELECT count(*)::int AS count FROM pg_stat_activity
-        WHERE datname = ${database}`
+        WHERE usename = ${role}`
       expect(row!.count).toBe(1)
     }))
 
