@@ -155,6 +155,20 @@ describe("PostgresTokenStore", () => {
       expect(Redacted.value((yield* store.save(later)).token)).toBe("later")
     }))
 
+  it.scopedLive("its own pool is opened once, whatever the number of operations", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      // A user of its own, so that its sessions are told apart from the other tests'.
+      const role = `r_${Database.freshTable()}`
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD 'pool-pw'`)
+      const url = `postgres://${role}:pool-pw@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({ ...options(), url: Redacted.make(url) })
+      for (let i = 0; i < 8; i++) yield* store.load
+      const [row] = yield* sql<{ readonly count: number }>`SELECT count(*)::int AS count FROM pg_stat_activity
+        WHERE usename = ${role}`
+      expect(row!.count).toBe(1)
+    }))
+
   it.scoped("a refused save whose kept token this process cannot read is an error that says so", () =>
     Effect.gen(function*() {
       const table = Database.freshTable()
@@ -332,7 +346,10 @@ describe("PostgresTokenStore", () => {
       expect(corrupt.grew).toBe(1)
       expect(
         logs.warnings().some((line) =>
-          line.includes("cannot be used: it is not a token envelope written by @amp-effect/postgres")
+          line.includes(
+            "cannot be used: it is not a token envelope written by @amp-effect/postgres; treating it as missing, " +
+              "so a new token will be obtained"
+          )
         )
       ).toBe(true)
     }))
@@ -589,7 +606,18 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       const port = yield* Effect.promise(() => PostgresServer.unusedPort())
       const url = Redacted.make(`postgres://app@127.0.0.1:${port}/app`)
       const store = yield* PostgresTokenStore.makeUrl({ url, account: Database.account })
-      expect((yield* Effect.flip(store.load)).message).toContain("ECONNREFUSED")
+      const load = yield* growth(PostgresMetrics.unavailable, ["operation", "load"], Effect.flip(store.load))
+      expect(load.result.message).toMatch(/ECONNREFUSED 127\.0\.0\.1:\d+$/)
+      expect(load.grew).toBe(1)
+      const save = yield* growth(
+        PostgresMetrics.unavailable,
+        ["operation", "save"],
+        Effect.flip(store.save(sampleToken("x", Date.now())))
+      )
+      expect(save.grew).toBe(1)
+      const remove = yield* growth(PostgresMetrics.unavailable, ["operation", "remove"], Effect.flip(store.remove))
+      expect(remove.result.operation).toBe("remove")
+      expect(remove.grew).toBe(1)
     }))
 
   it.scopedLive("maxConnections is the pool's size: a pool of one cannot read while it holds the lock", () =>
