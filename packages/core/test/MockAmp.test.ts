@@ -149,27 +149,36 @@ describe("MockAmp", () => {
         const url = `${amp.baseUrl}/user/obtain_token`
         const notJson = yield* send(amp, HttpClientRequest.post(url).pipe(HttpClientRequest.bodyText("{oops")))
         expect(notJson.status).toBe(400)
-        expect(JSON.parse(notJson.text)).toHaveProperty("detail")
+        expect(JSON.parse(notJson.text)).toEqual({ detail: "JSON parse error - request body is not valid JSON." })
         const missingField = yield* send(
           amp,
           HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({ username: "mock_user" }))
         )
         expect(missingField.status).toBe(400)
-        expect(JSON.parse(missingField.text)).toHaveProperty("password")
-        const huge = yield* send(
-          amp,
-          HttpClientRequest.post(url).pipe(
-            HttpClientRequest.bodyUnsafeJson({ username: "mock_user", password: "x".repeat(70_000) })
+        expect(JSON.parse(missingField.text)).toEqual({
+          username: ["This field is required."],
+          password: ["This field is required."]
+        })
+        // A body of `size` bytes with the right username and a wrong password
+        const sized = (size: number) => {
+          const password = "x".repeat(size - JSON.stringify({ username: "mock_user", password: "" }).length)
+          return send(
+            amp,
+            HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({ username: "mock_user", password }))
           )
-        )
+        }
+        // 64 KiB is still read as a login; one byte more is not
+        expect((yield* sized(64 * 1024)).status).toBe(400)
+        const huge = yield* sized(64 * 1024 + 1)
         expect(huge.status).toBe(413)
+        expect(JSON.parse(huge.text)).toEqual({ detail: "Request too large." })
 
         const wrongMethod = yield* get(amp, "/user/obtain_token")
         expect(wrongMethod.status).toBe(405)
         expect(JSON.parse(wrongMethod.text)).toEqual({ detail: "Method \"GET\" not allowed." })
 
         expect(yield* amp.issuedTokens).toEqual([])
-        expect((yield* amp.counters).obtain).toBe(5)
+        expect((yield* amp.counters).obtain).toBe(6)
       }))
 
     it.effect("issues a unique token every time and records each one, counting exactly", () =>
@@ -240,12 +249,13 @@ describe("MockAmp", () => {
         expect(bearer.status).toBe(401)
         const twoWords = yield* withHeader(`token ${token} extra`)
         expect(JSON.parse(twoWords.text)).toEqual({ detail: "Invalid token header." })
-        // The keyword is case-insensitive, as in Django REST framework
+        // The keyword is case-insensitive and any whitespace separates it, as in Django REST framework
         expect((yield* withHeader(`Token ${token}`)).status).toBe(200)
+        expect((yield* withHeader(`token \t ${token}`)).status).toBe(200)
 
         const counters = yield* amp.counters
         expect(counters.unauthorized).toBe(5)
-        expect(counters.refresh).toBe(6)
+        expect(counters.refresh).toBe(7)
       }))
 
     it.effect("rejects a token once the TestClock reaches its expiry", () =>
@@ -310,7 +320,9 @@ describe("MockAmp", () => {
 
         const changelog = yield* get(amp, "/changelog", token)
         expect(changelog.status).toBe(200)
-        expect(JSON.parse(changelog.text)).toHaveProperty("mock-1.0")
+        expect(JSON.parse(changelog.text)).toEqual({
+          "mock-1.0": { added: ["user/obtain_token", "user/refresh-token", "assets", "info", "changelog"] }
+        })
 
         expect((yield* get(amp, "/nope")).status).toBe(404)
         expect((yield* send(amp, HttpClientRequest.get("http://amp.mock.invalid/info"))).status).toBe(404)

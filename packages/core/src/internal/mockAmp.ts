@@ -195,10 +195,8 @@ const play = Match.typeTags<MockFault>()({
 })
 
 const log = (mock: Mock, request: HttpServerRequest.HttpServerRequest, endpoint?: MockEndpoint) => {
-  // In memory the client's own URL; over a socket, the path with the `Host` header
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(request.originalUrl)
-    ? request.originalUrl
-    : Option.match(HttpServerRequest.toURL(request), { onNone: () => request.url, onSome: String })
+  // In memory the client's own URL; over a socket, the path on the `Host` header
+  const url = new URL(request.originalUrl, `http://${request.headers["host"]}`).href
   const entry = { endpoint, method: request.method, url, authorization: request.headers["authorization"] }
   return Ref.update(mock.requests, Chunk.append(entry))
 }
@@ -232,7 +230,7 @@ const route = <E, R>(mock: Mock, endpoint: MockEndpoint, answer: Answer<E, R>) =
 /** Django REST framework's TokenAuthentication (keyword `token`, not `Bearer`): why it refuses a request. */
 const refusal = (mock: Mock, request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
-    const [keyword, token, ...rest] = (request.headers["authorization"] ?? "").trim().split(/\s+/)
+    const [keyword, token, ...rest] = (request.headers["authorization"] ?? "").split(/\s+/)
     if (keyword?.toLowerCase() !== "token") return "Authentication credentials were not provided."
     if (token === undefined || rest.length > 0) return "Invalid token header."
     const expiresAt = HashMap.get(yield* Ref.get(mock.valid), token)
