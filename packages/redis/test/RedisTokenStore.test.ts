@@ -268,6 +268,8 @@ suite("RedisTokenStore: save is a compare-and-set on the expiry", () => {
       expect(Option.isNone(loaded.result)).toBe(true)
       expect(loaded.grew).toBe(1)
       expect(logs.warnings().some((line) => line.includes("cannot be used") && line.includes(keys.token))).toBe(true)
+      expect(logs.warnings().some((line) => line.includes("; treating it as missing, so a new token will be obtained")))
+        .toBe(true)
       expect(logs.lines.some((line) => line.text.includes("eyJ.leak.me"))).toBe(false)
       const data = freshToken("replacement")
       yield* store.save(data)
@@ -778,6 +780,13 @@ suite("RedisTokenStore: options, defaults and recovery", () => {
       const failed = yield* growth(RedisMetrics.unavailable, ["operation", "load"], Effect.flip(store.load))
       expect(failed.result.operation).toBe("load")
       expect(failed.grew).toBe(1)
+      const unsaved = yield* growth(
+        RedisMetrics.unavailable,
+        ["operation", "save"],
+        Effect.flip(store.save(freshToken("x")))
+      )
+      expect(unsaved.result.operation).toBe("save")
+      expect(unsaved.grew).toBe(1)
       yield* RedisServer.scoped({ port })
       yield* pollUntil(Effect.either(store.load), Either.isRight).pipe(Effect.timeout("10 seconds"))
       const data = freshToken("back")
