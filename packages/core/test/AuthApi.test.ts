@@ -74,6 +74,18 @@ describe("AuthApi", () => {
       expect(JSON.parse(sent[0]!.body)).toEqual({ username: "alice", password: PASSWORD })
     }))
 
+  it.scoped("a base URL with trailing slashes is the same API", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockAmp.make({ username: "alice", password: PASSWORD })
+      const service = yield* AuthApi.make({ ...options, baseUrl: "https://amp.example/api//" }).pipe(
+        Effect.provideService(HttpClient.HttpClient, mock.httpClient)
+      )
+      yield* service.obtain
+      expect((yield* mock.requests).map((request) => request.url)).toEqual([
+        "https://amp.example/api/user/obtain_token"
+      ])
+    }))
+
   it.scoped("refresh GETs {base}/user/refresh-token with Authorization: token <current>", () =>
     Effect.gen(function*() {
       const { mock, service } = yield* api()
@@ -550,6 +562,9 @@ describe("AuthApi", () => {
       expect(yield* refusedWith(PASSWORD, JSON.stringify("just text"))).toBe("\"just text\"")
       expect(yield* refusedWith("two  spaces", "bad two spaces!")).toBe("bad <redacted>!")
       expect(yield* refusedWith(PASSWORD, "  spaced  ")).toBe("spaced")
+      expect(yield* refusedWith("  padded pass ", "bad padded pass!")).toBe("bad <redacted>!")
+      // Only a slash may come escaped as `\/`.
+      expect(yield* refusedWith("pass-word", "bad pass\\/word!")).toBe("bad pass\\/word!")
     }))
 
   it.scoped("logs each retry without secrets", () =>

@@ -190,9 +190,8 @@ const anyEncoding = (words: string): RegExp => {
   const gap = String.raw`(?:\s|\+|%(?:20|09|0[aAdD])|\\[ntr]|\\u00(?:20|09|0[aAdD]))+`
   const parts = Array.from(words, (char) => {
     if (char === " ") return gap
-    const forms = [escapeRegExp(char), escapeRegExp(JSON.stringify(char).slice(1, -1)), percentForm(char)]
-    const code = char.codePointAt(0)!
-    if (code <= 0xffff) forms.push(String.raw`\\u${caseless(code.toString(16).padStart(4, "0"))}`)
+    const unicode = String.raw`\\u${caseless(char.codePointAt(0)!.toString(16).padStart(4, "0"))}`
+    const forms = [escapeRegExp(char), escapeRegExp(JSON.stringify(char).slice(1, -1)), percentForm(char), unicode]
     if (char === "/") forms.push(String.raw`\\/`)
     return `(?:${forms.join("|")})`
   })
