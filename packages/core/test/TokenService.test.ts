@@ -670,6 +670,20 @@ describe("TokenService", () => {
       ])
     }))
 
+  it.effect("refreshToken whose token expires while it waits for the store's lock refuses, and never logs in", () =>
+    Effect.gen(function*() {
+      const memory = yield* TokenStore.makeMemory
+      const slowLock = TokenStore.TokenStore.of({
+        ...memory,
+        withLock: (effect) => Effect.zipRight(Effect.sleep("2 hours"), effect)
+      })
+      const { api, service } = yield* setup({ stored: tokenData({ exp: 3600 }, 0), store: slowLock })
+      const fiber = yield* Effect.fork(Effect.flip(service.refreshToken))
+      yield* TestClock.adjust("2 hours")
+      expect(yield* Fiber.join(fiber)).toMatchObject({ _tag: "NoTokenToRefresh", reason: "expired" })
+      expect(api.obtainCalls + api.refreshCalls).toBe(0)
+    }))
+
   it.effect("layerMock answers a fixed token with no API and no store", () =>
     Effect.gen(function*() {
       const service = yield* TokenService.TokenService
