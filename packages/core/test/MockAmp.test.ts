@@ -145,6 +145,7 @@ describe("MockAmp", () => {
         const wrong = yield* obtain(amp, "mock_user", "nope")
         expect(wrong.status).toBe(400)
         expect(JSON.parse(wrong.text)).toEqual({ non_field_errors: ["Unable to log in with provided credentials."] })
+        expect(JSON.parse((yield* obtain(amp, "someone", "mock_pass")).text)).toEqual(JSON.parse(wrong.text))
 
         const url = `${amp.baseUrl}/user/obtain_token`
         const notJson = yield* send(amp, HttpClientRequest.post(url).pipe(HttpClientRequest.bodyText("{oops")))
@@ -178,7 +179,7 @@ describe("MockAmp", () => {
         expect(JSON.parse(wrongMethod.text)).toEqual({ detail: "Method \"GET\" not allowed." })
 
         expect(yield* amp.issuedTokens).toEqual([])
-        expect((yield* amp.counters).obtain).toBe(6)
+        expect((yield* amp.counters).obtain).toBe(7)
       }))
 
     it.effect("issues a unique token every time and records each one, counting exactly", () =>
@@ -249,13 +250,14 @@ describe("MockAmp", () => {
         expect(bearer.status).toBe(401)
         const twoWords = yield* withHeader(`token ${token} extra`)
         expect(JSON.parse(twoWords.text)).toEqual({ detail: "Invalid token header." })
+        expect(JSON.parse((yield* withHeader("token")).text)).toEqual({ detail: "Invalid token header." })
         // The keyword is case-insensitive and any whitespace separates it, as in Django REST framework
         expect((yield* withHeader(`Token ${token}`)).status).toBe(200)
         expect((yield* withHeader(`token \t ${token}`)).status).toBe(200)
 
         const counters = yield* amp.counters
-        expect(counters.unauthorized).toBe(5)
-        expect(counters.refresh).toBe(7)
+        expect(counters.unauthorized).toBe(6)
+        expect(counters.refresh).toBe(8)
       }))
 
     it.effect("rejects a token once the TestClock reaches its expiry", () =>
