@@ -8,13 +8,14 @@
  * codes after a signal, no colour when piped — runs the bundled executable, built once for this
  * file, as a child process.
  */
-import { AmpConfig, TokenService } from "@amp-effect/core"
+import { TokenService } from "@amp-effect/core"
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
 import * as NodeAmp from "@amp-effect/node/NodeAmp"
+import { PostgresServer } from "@amp-effect/postgres/testing"
 import { RedisServer } from "@amp-effect/redis/testing"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Console, DateTime, Duration, Effect, Option, type Scope } from "effect"
+import { ConfigProvider, Console, DateTime, Duration, Effect, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
@@ -84,33 +85,6 @@ const closedPort = Effect.async<number>((resume) => {
     server.close(() => resume(Effect.succeed(port)))
   })
 })
-
-/** Whether the core's `AMP_TOKEN_STORE` takes `postgres` (helper "wiring" adds it to `StoreKind`). */
-const coreKnowsPostgres = Effect.runSync(
-  AmpConfig.read(AmpConfig.tokenStore).pipe(
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AMP_TOKEN_STORE", "postgres"]]))),
-    Effect.isSuccess
-  )
-)
-
-/**
- * The throwaway PostgreSQL of the tests, `import { PostgresServer } from "@amp-effect/postgres/testing"`
- * (published by helper "pg"): imported by name at run time, so that this file runs, and says
- * why it skips, in a workspace that does not have it yet.
- */
-interface PostgresTesting {
-  readonly PostgresServer: {
-    readonly unavailable: string | undefined
-    readonly scoped: () => Effect.Effect<{ readonly url: string; readonly password: string }, never, Scope.Scope>
-  }
-}
-const postgresTesting = "@amp-effect/postgres/testing"
-const PostgresTesting: PostgresTesting | undefined = await import(/* @vite-ignore */ postgresTesting).catch(
-  () => undefined
-)
-const postgresSkipped = PostgresTesting === undefined
-  ? `${postgresTesting} is not in this workspace`
-  : PostgresTesting.PostgresServer.unavailable
 
 const readJson = (file: string) => Effect.promise(async () => JSON.parse(await Fs.readFile(file, "utf8")))
 
@@ -631,7 +605,7 @@ describe("amp-token", () => {
       expect(stale).toEqual({ code: 0, stdout: `${(yield* server.issuedTokens)[0]}\n`, stderr: "" })
     }))
 
-  it.scopedLive.skipIf(!coreKnowsPostgres)(
+  it.scopedLive(
     "AMP_TOKEN_STORE=postgres and AMP_POSTGRES_URL choose the Postgres store without any flag",
     () =>
       Effect.gen(function*() {
@@ -657,13 +631,15 @@ describe("amp-token", () => {
 // The fleet's token, in Postgres
 // -----------------------------------------------------------------------------
 
-if (postgresSkipped !== undefined) console.warn(`amp-token --store postgres skipped: ${postgresSkipped}`)
+if (PostgresServer.unavailable !== undefined) {
+  console.warn(`amp-token --store postgres skipped: ${PostgresServer.unavailable}`)
+}
 
-describe.skipIf(postgresSkipped !== undefined)("amp-token --store postgres", () => {
+describe.skipIf(PostgresServer.unavailable !== undefined)("amp-token --store postgres", () => {
   it.scopedLive("login, token, status and clear on the fleet's token in Postgres; no file, no password printed", () =>
     Effect.gen(function*() {
       const { dir, env, server } = yield* setup
-      const postgres = yield* PostgresTesting!.PostgresServer.scoped()
+      const postgres = yield* PostgresServer.scoped()
       const { AMP_TOKEN_FILE: _, ...noFile } = env
       const flags = ["--store", "postgres", "--postgres-url", postgres.url]
 

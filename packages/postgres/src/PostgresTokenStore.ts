@@ -205,11 +205,16 @@ const passwordsOf = (url: string): ReadonlyArray<string> => {
 const openOnDemand = (url: string, options: UrlOptions, secrets: ReadonlyArray<string>) =>
   Effect.flatMap(Effect.scope, (outer) =>
     internal.keepSuccess(Effect.gen(function*() {
-      const { layer } = yield* Effect.tryPromise(() => import("@effect/sql-pg/PgClient")).pipe(
-        Effect.orDieWith((cause) =>
-          new globalThis.Error(`PostgresTokenStore needs @effect/sql-pg (npm install @effect/sql-pg): ${cause}`)
-        )
-      )
+      // The defect names the import's own failure (a missing package, or a bundle's missing file).
+      const { layer } = yield* Effect.tryPromise({
+        try: () => import("@effect/sql-pg/PgClient"),
+        catch: (cause) =>
+          new globalThis.Error(
+            `PostgresTokenStore needs @effect/sql-pg (npm install @effect/sql-pg): ${
+              cause instanceof globalThis.Error ? cause.message : String(cause)
+            }`
+          )
+      }).pipe(Effect.orDie)
       const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
       const context = yield* Layer.buildWithScope(
         layer({
