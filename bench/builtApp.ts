@@ -47,7 +47,7 @@ export const make = (scripts: ReadonlyArray<string>) =>
   ).pipe(
     Effect.tap((dir) =>
       Effect.sync(() => {
-        for (const name of ["core", "node", "redis"]) installPackage(Path.join(dir, "node_modules"), name)
+        for (const name of ["core", "node", "redis", "postgres"]) installPackage(Path.join(dir, "node_modules"), name)
         for (const script of scripts) {
           const { outputText } = ts.transpileModule(Fs.readFileSync(Path.join(benchDir, script), "utf8"), {
             compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 }

@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url"
 import ts from "typescript"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
-const allPackages = ["core", "node", "redis", "cli"]
+const allPackages = ["core", "node", "redis", "postgres", "cli"]
 const packages = process.argv.length > 2 ? process.argv.slice(2) : allPackages
 const out = Path.join(root, "docs", "api")
 
