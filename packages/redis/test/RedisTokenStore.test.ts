@@ -909,7 +909,9 @@ describe("RedisConfig", () => {
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({}))).toBe("file")
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "Redis" }))).toBe("redis")
       const error = yield* Effect.flip(AmpConfig.read(RedisConfig.tokenStore).pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
-      expect(error.message).toContain("AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, postgres, memory or none")
+      expect(error.message).toContain(
+        "AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, postgres, memory or none"
+      )
       // Any case, trimmed; as a plain Config (a CLI's fallback) its error names the rule too.
       expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: " MEMORY " }))).toBe("memory")
       const configError = yield* Effect.flip(RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
