@@ -821,6 +821,48 @@ describe("TokenService", () => {
       expect(api.issued.slice(1)).toEqual(expect.arrayContaining(tokens))
     }))
 
+  it.effect("a store that answers a copy of the token it saved (as one that reads it back): no warning", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const memory = yield* TokenStore.makeMemory
+      const readBack = TokenStore.TokenStore.of({
+        ...memory,
+        save: (data) => Effect.as(memory.save(data), new TokenData({ ...data }))
+      })
+      const { service } = yield* setup({ store: readBack })
+      yield* logs.provide(service.getToken)
+      yield* logs.provide(service.forceRefresh)
+      expect(logs.warnings()).toEqual([])
+    }))
+
+  it.effect("the removal of an expired stored token is logged with its expiry", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      yield* TestClock.adjust("3 hours")
+      const { service } = yield* setup({ stored: tokenData({ exp: 3600 }, 0) })
+      yield* logs.provide(service.getToken)
+      expect(logs.lines.filter((line) => line.level === "INFO").map((line) => line.text)).toEqual([
+        expect.stringMatching(/^The stored token expired at 1970-01-01T01:00:00(\.000)?Z; removing it/)
+      ])
+    }))
+
+  it.effect("a getToken arriving while clearToken waits for a renewal is answered, and the clear then runs", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      api.latency = Duration.millis(50)
+      const renewal = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("10 millis")
+      const clear = yield* Effect.fork(service.clearToken)
+      yield* TestClock.adjust("10 millis")
+      const late = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("1 minutes")
+      const answered = yield* Fiber.poll(late)
+      expect(Option.isSome(answered) && Exit.isSuccess(answered.value)).toBe(true)
+      yield* Fiber.join(renewal)
+      yield* Fiber.join(clear)
+      expect(yield* store.load).toEqual(Option.none())
+    }))
+
   it.effect("layerMock answers a fixed token with no API and no store", () =>
     Effect.gen(function*() {
       const service = yield* TokenService.TokenService
