@@ -369,6 +369,15 @@ describe("MockAmp", () => {
         expect(yield* amp.counters).toMatchObject({ info: 1, obtain: 1, assets: 2, refresh: 1, total: 5 })
       }))
 
+    it.effect("accepts doubled slashes in a path, as the paths without them", () =>
+      Effect.gen(function*() {
+        const amp = yield* MockAmp.make()
+        expect((yield* get(amp, "//info")).status).toBe(200)
+        const token = yield* obtainToken(amp)
+        expect((yield* get(amp, "/assets//", token)).status).toBe(200)
+        expect(yield* amp.counters).toMatchObject({ info: 1, assets: 1 })
+      }))
+
     it.effect("survives malformed percent-escapes in the path", () =>
       Effect.gen(function*() {
         const amp = yield* MockAmp.make()

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, DateTime, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import * as LogCapture from "../src/testing/LogCapture.js"
+import { withSpans } from "../src/testing/SpanCapture.js"
 import { TokenData } from "../src/TokenData.js"
 import { AuthError, TokenStoreError } from "../src/TokenError.js"
 import * as TokenMetrics from "../src/TokenMetrics.js"
@@ -682,6 +683,184 @@ describe("TokenService", () => {
       yield* TestClock.adjust("2 hours")
       expect(yield* Fiber.join(fiber)).toMatchObject({ _tag: "NoTokenToRefresh", reason: "expired" })
       expect(api.obtainCalls + api.refreshCalls).toBe(0)
+    }))
+
+  describe("at the exact expiry millisecond the token is expired", () => {
+    it.effect("a stored token is not loaded; one a millisecond younger is", () =>
+      Effect.gen(function*() {
+        const stored = tokenData({ exp: 3600 }, 0)
+        yield* TestClock.adjust(Duration.subtract(Duration.hours(1), Duration.millis(1)))
+        const young = yield* setup({ stored })
+        expect(Option.isSome(yield* young.service.getTokenInfo)).toBe(true)
+        yield* TestClock.adjust("1 millis")
+        const expired = yield* setup({ stored })
+        expect(yield* expired.service.getTokenInfo).toEqual(Option.none())
+      }))
+
+    it.effect("renewRejected of an older token renews instead of serving the current one", () =>
+      Effect.gen(function*() {
+        const { api, service } = yield* setup()
+        const current = yield* service.getToken
+        const older = Redacted.make("an older token")
+        yield* TestClock.adjust(Duration.subtract(Duration.hours(1), Duration.millis(1)))
+        expect(value(yield* service.renewRejected(older))).toBe(value(current))
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([0, 1])
+        yield* TestClock.adjust("1 millis")
+        expect(value(yield* service.renewRejected(older))).toBe(api.issued[1])
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([0, 2])
+      }))
+
+    it.effect("refreshToken refuses without even taking the store's lock", () =>
+      Effect.gen(function*() {
+        const memory = yield* TokenStore.makeMemory
+        let locks = 0
+        const counted = TokenStore.TokenStore.of({
+          ...memory,
+          withLock: (effect) => Effect.suspend(() => (locks++, memory.withLock(effect)))
+        })
+        const { api, service, store } = yield* setup({ store: counted })
+        const token = yield* service.getToken
+        expect(locks).toBe(1)
+        yield* TestClock.adjust("1 hours")
+        expect(yield* Effect.flip(service.refreshToken)).toMatchObject({ _tag: "NoTokenToRefresh", reason: "expired" })
+        expect(locks).toBe(1)
+        expect(Option.map(yield* store.load, (data) => value(data.token))).toEqual(Option.some(value(token)))
+        expect([api.refreshCalls, api.obtainCalls]).toEqual([0, 1])
+      }))
+  })
+
+  it.effect("traces every operation but getToken's answer from memory, and where a renewed token came from", () =>
+    Effect.gen(function*() {
+      const traced = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.map(
+          withSpans(effect),
+          ({ spans }) => spans.map((span) => [span.name, span.attributes.get("source")])
+        )
+      const built = yield* withSpans(setup())
+      expect(built.spans.map((span) => span.name)).toEqual(["TokenService.load"])
+      const { service, store } = built.result
+      expect(yield* traced(service.getToken)).toEqual([["TokenService.renew", "server"]])
+      expect(yield* traced(service.getToken)).toEqual([])
+      expect(yield* traced(service.obtainToken)).toEqual([["TokenService.obtainToken", "server"]])
+      expect(yield* traced(service.forceRefresh)).toEqual([["TokenService.forceRefresh", "server"]])
+      expect(yield* traced(service.refreshToken)).toEqual([["TokenService.refreshToken", "server"]])
+      const rejected = yield* service.getToken
+      expect(yield* traced(service.renewRejected(rejected))).toEqual([["TokenService.renewRejected", "server"]])
+      // A token another process saved: adopted from the store.
+      yield* TestClock.adjust("56 minutes")
+      yield* store.save(tokenData({ exp: 7200 }, Duration.toMillis("56 minutes")))
+      expect(yield* traced(service.getToken)).toEqual([["TokenService.renew", "file"]])
+      expect(yield* traced(service.clearToken)).toEqual([["TokenService.clearToken", undefined]])
+    }))
+
+  it.effect("a token another process saved after this one was built is adopted at the first getToken", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      const other = tokenData({ exp: 7200 }, 0)
+      yield* store.save(other)
+      expect(value(yield* service.getToken)).toBe(value(other.token))
+      expect(api.obtainCalls + api.refreshCalls).toBe(0)
+    }))
+
+  it.effect("a token another process saved that is itself in the margin is refreshed, not served", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      yield* service.getToken
+      yield* TestClock.adjust("56 minutes")
+      const other = tokenData({ exp: 3600 + 30 }, Duration.toMillis("56 minutes"))
+      yield* store.save(other)
+      expect(value(yield* service.getToken)).toBe(api.issued[1])
+      expect(api.refreshedFrom).toEqual([value(other.token)])
+    }))
+
+  it.effect("renewals log a warning only when something went wrong: a failed refresh, not a plain renewal", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const { api, service } = yield* setup()
+      yield* logs.provide(service.getToken)
+      yield* TestClock.adjust("56 minutes")
+      yield* logs.provide(service.getToken)
+      expect(logs.warnings()).toEqual([])
+      yield* TestClock.adjust("56 minutes")
+      api.refreshFailures.push(
+        new AuthError({ endpoint: "refresh-token", reason: "RefreshRejected", status: 401, detail: "revoked" })
+      )
+      yield* logs.provide(service.getToken)
+      expect(logs.warnings()).toEqual([
+        expect.stringMatching(/^Token refresh failed \(.*revoked.*\); logging in instead/)
+      ])
+    }))
+
+  it.effect("calls made while clearToken runs wait for it, then renew: the cleared token is never served", () =>
+    Effect.gen(function*() {
+      const memory = yield* TokenStore.makeMemory
+      const slowRemove = TokenStore.TokenStore.of({
+        ...memory,
+        remove: Effect.zipRight(Effect.sleep("50 millis"), memory.remove)
+      })
+      const { api, service } = yield* setup({ store: slowRemove })
+      const cleared = yield* service.getToken
+      const clear = yield* Effect.fork(service.clearToken)
+      yield* TestClock.adjust("10 millis")
+      const auto = yield* Effect.fork(service.getToken)
+      const obtain = yield* Effect.fork(service.obtainToken)
+      const again = yield* Effect.fork(service.clearToken)
+      yield* TestClock.adjust("10 millis")
+      const running = [
+        Option.isNone(yield* Fiber.poll(auto)),
+        Option.isNone(yield* Fiber.poll(obtain)),
+        Option.isNone(yield* Fiber.poll(again))
+      ]
+      expect(running).toEqual([true, true, true])
+      expect(api.obtainCalls).toBe(1)
+      yield* TestClock.adjust("1 minutes")
+      yield* Fiber.join(clear)
+      yield* Fiber.join(again)
+      const tokens = (yield* Effect.all([Fiber.join(auto), Fiber.join(obtain)])).map(value)
+      expect(tokens).not.toContain(value(cleared))
+      expect(api.issued.slice(1)).toEqual(expect.arrayContaining(tokens))
+    }))
+
+  it.effect("a store that answers a copy of the token it saved (as one that reads it back): no warning", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const memory = yield* TokenStore.makeMemory
+      const readBack = TokenStore.TokenStore.of({
+        ...memory,
+        save: (data) => Effect.as(memory.save(data), new TokenData({ ...data }))
+      })
+      const { service } = yield* setup({ store: readBack })
+      yield* logs.provide(service.getToken)
+      yield* logs.provide(service.forceRefresh)
+      expect(logs.warnings()).toEqual([])
+    }))
+
+  it.effect("the removal of an expired stored token is logged with its expiry", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      yield* TestClock.adjust("3 hours")
+      const { service } = yield* setup({ stored: tokenData({ exp: 3600 }, 0) })
+      yield* logs.provide(service.getToken)
+      expect(logs.lines.filter((line) => line.level === "INFO").map((line) => line.text)).toEqual([
+        expect.stringMatching(/^The stored token expired at 1970-01-01T01:00:00(\.000)?Z; removing it/)
+      ])
+    }))
+
+  it.effect("a getToken arriving while clearToken waits for a renewal is answered, and the clear then runs", () =>
+    Effect.gen(function*() {
+      const { api, service, store } = yield* setup()
+      api.latency = Duration.millis(50)
+      const renewal = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("10 millis")
+      const clear = yield* Effect.fork(service.clearToken)
+      yield* TestClock.adjust("10 millis")
+      const late = yield* Effect.fork(service.getToken)
+      yield* TestClock.adjust("1 minutes")
+      const answered = yield* Fiber.poll(late)
+      expect(Option.isSome(answered) && Exit.isSuccess(answered.value)).toBe(true)
+      yield* Fiber.join(renewal)
+      yield* Fiber.join(clear)
+      expect(yield* store.load).toEqual(Option.none())
     }))
 
   it.effect("layerMock answers a fixed token with no API and no store", () =>
