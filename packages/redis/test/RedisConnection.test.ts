@@ -6,6 +6,7 @@
 import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber, Metric, Option } from "effect"
+import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
@@ -142,6 +143,27 @@ suite("RedisTokenStore: Redis gone after start", () => {
       yield* RedisServer.scoped({ port })
       const back = yield* pollUntil(Effect.either(store.load), Either.isRight).pipe(Effect.timeout("10 seconds"))
       expect(back).toEqual(Either.right(Option.none()))
+    }))
+})
+
+suite("RedisTokenStore: an application's client during an outage", () => {
+  it.scopedLive("a command that gave up waiting for the client leaves no listener behind", () =>
+    Effect.gen(function*() {
+      const own = yield* Effect.promise(() => RedisServer.start())
+      const client = createClient({ url: own.url, socket: { reconnectStrategy: 100 } })
+      client.on("error", () => {})
+      yield* Effect.promise(() => client.connect())
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const store = yield* RedisTokenStore.makeFromClient(client, {
+        account,
+        keyPrefix: freshPrefix(),
+        commandTimeout: Duration.millis(500)
+      })
+      const listeners = client.listenerCount("ready")
+      yield* Effect.promise(() => own.stop())
+      yield* pollUntil(Effect.sync(() => client.isReady), (ready) => !ready)
+      expect((yield* Effect.flip(store.load)).message).toContain("Redis is unreachable")
+      expect(client.listenerCount("ready")).toBe(listeners)
     }))
 })
 
