@@ -12,6 +12,7 @@ import { MockAmp } from "@amp-effect/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Option, Scope, TestClock, Tracer } from "effect"
 import * as Http from "node:http"
+import * as Os from "node:os"
 import * as MockAmpServerModule from "../src/MockAmpServer.js"
 import { MockAmpServer, MockFault } from "../src/MockAmpServer.js"
 
@@ -256,6 +257,21 @@ describe("MockAmpServer", () => {
         expect((yield* third.counters).obtain).toBe(1)
         expect(MockAmpServer.defaultCredentials).toEqual({ username: "mock_user", password: "mock_pass" })
       }).pipe(Effect.provide(MockAmpServer.layer())))
+
+    // The machine's own address on another interface (none on a loopback-only machine).
+    const external = Object.values(Os.networkInterfaces()).flat().find((address) =>
+      address !== undefined && !address.internal && address.family === "IPv4"
+    )?.address
+
+    it.live.skipIf(external === undefined)(
+      "listens on the loopback interface only",
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const server = yield* MockAmpServer.make()
+          expect(yield* freshConnectionErrorCode(`${server.baseUrl}/info`)).toBeUndefined()
+          expect(yield* freshConnectionErrorCode(`http://${external}:${server.port}/api/info`)).toBe("ECONNREFUSED")
+        }))
+    )
 
     it.scoped("servers in the same scope are independent", () =>
       Effect.gen(function*() {
