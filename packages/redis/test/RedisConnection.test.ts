@@ -186,6 +186,10 @@ suite("RedisTokenStore: passwords in connection errors", () => {
       expect(yield* reasonWith("ECONN%52EFUSED")).toContain("(connect <redacted> 127.0.0.1")
       // Three characters or fewer would garble every message: kept.
       expect(yield* reasonWith("127")).toContain(`(connect ECONNREFUSED 127.0.0.1:${port})`)
+      // The warning at start quotes the same refusal, as redacted as the error.
+      expect(logs.warnings()).toContainEqual(expect.stringContaining(
+        `Could not connect to Redis at redis://127.0.0.1:${port} (connect <redacted> 127.0.0.1:${port}); `
+      ))
       // Refused at start: said once per store, with what happens meanwhile.
       expect(logs.warnings()).toContainEqual(expect.stringContaining(
         `Could not connect to Redis at redis://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}); ` +

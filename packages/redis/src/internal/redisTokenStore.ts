@@ -256,7 +256,7 @@ export const connectFirst = (link: Link & { readonly client: { connect(): Promis
       link.down = true
       link.lastError = refused
       return Effect.logWarning(
-        `Could not connect to Redis at ${settings.where} (${refused}); reconnecting in the background, ` +
+        `Could not connect to Redis at ${settings.where} (${scrub(link, refused)}); reconnecting in the background, ` +
           "and renewing tokens without it meanwhile"
       )
     })
