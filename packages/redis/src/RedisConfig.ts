@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { AmpConfig, EncryptionKey } from "@amp-effect/core"
-import { Config, ConfigError, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Either, Redacted } from "effect"
 import type { Effect } from "effect"
 
 /**
@@ -30,17 +30,6 @@ export interface RedisConfig {
  * @category constants
  */
 export const defaultKeyPrefix = "amp-effect"
-
-/**
- * `AMP_TOKEN_STORE` with its default (`file`), for `Options.withFallbackConfig` in a CLI.
- *
- * @since 0.1.0
- * @category config
- */
-export const tokenStore: Config.Config<AmpConfig.StoreKind> = Config.map(
-  AmpConfig.tokenStore,
-  Option.getOrElse(() => AmpConfig.defaultStoreKind)
-)
 
 /**
  * Whether `url` is a Redis URL the store accepts: `redis:` or `rediss:` with a host.

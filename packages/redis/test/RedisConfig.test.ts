@@ -79,15 +79,13 @@ describe("RedisConfig", () => {
       }
     }))
 
-  it.effect("config and load read every variable; tokenStore defaults to file", () =>
+  it.effect("config and load read every variable", () =>
     Effect.gen(function*() {
       const env = withEnv({ AMP_REDIS_URL: "redis://cache", AMP_REDIS_KEY_PREFIX: "p" })
       const loaded = yield* RedisConfig.load.pipe(env)
       expect([Redacted.value(loaded.url), loaded.keyPrefix, loaded.encryptionKeys]).toEqual(["redis://cache", "p", []])
       expect(yield* RedisConfig.config.pipe(env)).toEqual(loaded)
       expect((yield* Effect.flip(RedisConfig.load.pipe(withEnv({})))).message).toBe("AMP_REDIS_URL is not set")
-      expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "" }))).toBe("file")
-      expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "none" }))).toBe("none")
       expect(RedisConfig.describeUrl("rediss://u:pw@cache:6380/")).toBe("rediss://cache:6380")
       expect(RedisConfig.describeUrl("redis://:pw@cache:6379/2")).toBe("redis://cache:6379/2")
       expect(RedisConfig.describeUrl("::")).toBe("redis (an unparsable URL)")

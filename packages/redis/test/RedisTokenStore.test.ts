@@ -904,20 +904,6 @@ describe("RedisConfig", () => {
       expect(notBase64.message).not.toContain("not base64!")
     }))
 
-  it.effect("AMP_TOKEN_STORE is file by default, any case, and refuses other values", () =>
-    Effect.gen(function*() {
-      expect(yield* RedisConfig.tokenStore.pipe(withEnv({}))).toBe("file")
-      expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "Redis" }))).toBe("redis")
-      const error = yield* Effect.flip(AmpConfig.read(RedisConfig.tokenStore).pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
-      expect(error.message).toContain(
-        "AMP_TOKEN_STORE is invalid: got \"s3\", expected file, redis, postgres, memory or none"
-      )
-      // Any case, trimmed; as a plain Config (a CLI's fallback) its error names the rule too.
-      expect(yield* RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: " MEMORY " }))).toBe("memory")
-      const configError = yield* Effect.flip(RedisConfig.tokenStore.pipe(withEnv({ AMP_TOKEN_STORE: "s3" })))
-      expect(String(configError)).toContain("expected file, redis, postgres, memory or none")
-    }))
-
   it.effect("layerConfig needs AMP_USERNAME to name the keys", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(
