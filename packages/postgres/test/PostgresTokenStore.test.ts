@@ -380,6 +380,37 @@ describe("PostgresTokenStore", () => {
       expect(logs.warnings()).toEqual([])
     }))
 
+  it.scopedLive("a refused save that then cannot read the kept token fails as a save, counted so", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const role = `r_${Database.freshTable()}`
+      const owner = yield* PostgresTokenStore.makeUrl(options({ table }))
+      yield* owner.save(sampleToken("newer", Date.now()))
+      // A user whose right to read the table is withdrawn by the save's write itself (its last
+      // statement, the removal of expired rows): the fenced write succeeds, the reading after it fails.
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'fence-pw'`)
+      yield* sql.unsafe(`GRANT SELECT ON public.${table}_migrations TO ${role}`)
+      yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON public.${table} TO ${role}`)
+      yield* sql.unsafe(`CREATE FUNCTION public.${table}_deny() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        AS $$ BEGIN REVOKE SELECT ON public.${table} FROM ${role}; RETURN NULL; END $$`)
+      yield* sql.unsafe(`CREATE TRIGGER deny AFTER DELETE ON public.${table}
+        FOR EACH STATEMENT EXECUTE FUNCTION public.${table}_deny()`)
+      const url = `postgres://${role}:fence-pw@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({ ...options({ table }), url: Redacted.make(url) })
+      const older = store.save(sampleToken("older", Date.now() - 3600_000))
+      const fenced = yield* growth(
+        PostgresMetrics.saveRejections,
+        undefined,
+        growth(PostgresMetrics.unavailable, ["operation", "save"], Effect.flip(older))
+      )
+      const counted = fenced.result
+      expect(fenced.grew).toBe(1)
+      expect(counted.grew).toBe(1)
+      expect(counted.result.operation).toBe("save")
+      expect(counted.result.message).toContain(`permission denied for table ${table}`)
+    }))
+
   it.scoped("a refused save whose kept token was removed meanwhile is an error that says so", () =>
     Effect.gen(function*() {
       const sql = yield* Database.client()
