@@ -353,6 +353,81 @@ describe("PostgresTokenStore", () => {
         )
       ).toBe(true)
     }))
+  it.scoped("a token that expires this very instant is not saved: the stored one stays, a debug line says so", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const store = yield* PostgresTokenStore.makeUrl(options())
+      yield* store.save(sampleToken("stored", Date.UTC(2024, 5, 1)))
+      const instant = sampleToken("instant", Date.UTC(2024, 0, 1))
+      yield* TestClock.setTime(DateTime.toEpochMillis(instant.expiresAt))
+      const saved = yield* growth(PostgresMetrics.saveRejections, undefined, logs.provide(store.save(instant)))
+      expect(saved.result).toBe(instant)
+      expect(saved.grew).toBe(0)
+      expect(tokenOf(yield* store.load)).toEqual(Option.some("stored"))
+      const where = store.description.slice("postgres ".length)
+      const debug = logs.lines.filter((line) => line.level === "DEBUG").map((line) => line.text)
+      expect(debug.some((text) => text.startsWith(`Not saving an already expired token to Postgres (${where})`)))
+        .toBe(true)
+    }))
+
+  it.scoped("nothing stored: load answers none quietly, nothing counted as corrupt", () =>
+    Effect.gen(function*() {
+      const logs = LogCapture.make()
+      const store = yield* PostgresTokenStore.makeUrl(options())
+      const loaded = yield* growth(PostgresMetrics.corrupt, ["reason", "unreadable"], logs.provide(store.load))
+      expect(Option.isNone(loaded.result)).toBe(true)
+      expect(loaded.grew).toBe(0)
+      expect(logs.warnings()).toEqual([])
+    }))
+
+  it.scopedLive("a refused save that then cannot read the kept token fails as a save, counted so", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const role = `r_${Database.freshTable()}`
+      const owner = yield* PostgresTokenStore.makeUrl(options({ table }))
+      yield* owner.save(sampleToken("newer", Date.now()))
+      // A user whose right to read the table is withdrawn by the save's write itself (its last
+      // statement, the removal of expired rows): the fenced write succeeds, the reading after it fails.
+      yield* sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'fence-pw'`)
+      yield* sql.unsafe(`GRANT SELECT ON public.${table}_migrations TO ${role}`)
+      yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON public.${table} TO ${role}`)
+      yield* sql.unsafe(`CREATE FUNCTION public.${table}_deny() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        AS $$ BEGIN REVOKE SELECT ON public.${table} FROM ${role}; RETURN NULL; END $$`)
+      yield* sql.unsafe(`CREATE TRIGGER deny AFTER DELETE ON public.${table}
+        FOR EACH STATEMENT EXECUTE FUNCTION public.${table}_deny()`)
+      const url = `postgres://${role}:fence-pw@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({ ...options({ table }), url: Redacted.make(url) })
+      const older = store.save(sampleToken("older", Date.now() - 3600_000))
+      const fenced = yield* growth(
+        PostgresMetrics.saveRejections,
+        undefined,
+        growth(PostgresMetrics.unavailable, ["operation", "save"], Effect.flip(older))
+      )
+      const counted = fenced.result
+      expect(fenced.grew).toBe(1)
+      expect(counted.grew).toBe(1)
+      expect(counted.result.operation).toBe("save")
+      expect(counted.result.message).toContain(`permission denied for table ${table}`)
+    }))
+
+  it.scoped("a refused save whose kept token was removed meanwhile is an error that says so", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const table = Database.freshTable()
+      const store = yield* PostgresTokenStore.makeUrl(options({ table }))
+      yield* store.save(sampleToken("newer", Date.UTC(2024, 5, 1)))
+      // Another process's remove, between this save's fenced write and its reading of the kept token.
+      yield* sql.unsafe(`CREATE FUNCTION public.${table}_gone() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN DELETE FROM public.${table}; RETURN NULL; END $$`)
+      yield* sql.unsafe(`CREATE TRIGGER gone AFTER INSERT ON public.${table}
+        FOR EACH STATEMENT EXECUTE FUNCTION public.${table}_gone()`)
+      const error = yield* Effect.flip(store.save(sampleToken("older", Date.UTC(2024, 0, 1))))
+      expect(error.operation).toBe("save")
+      expect(error.message).toContain(
+        "it keeps a token that expires later, which this process cannot read: it was removed meanwhile"
+      )
+    }))
 })
 
 describe("PostgresTokenStore: encryption at rest", () => {
@@ -551,6 +626,34 @@ describe("PostgresTokenStore: the advisory lock", () => {
       expect(logs.warnings()).toEqual([])
     }))
 
+  it.scopedLive("the lock is the account's in its schema and table: other stores take their own at once", () =>
+    Effect.gen(function*() {
+      const table = Database.freshTable()
+      const first = yield* PostgresTokenStore.makeUrl(options({ table }))
+      const quick = { lockTimeout: Duration.seconds(5) }
+      const others = [
+        yield* PostgresTokenStore.makeUrl(options({ ...quick, table: Database.freshTable() })),
+        yield* PostgresTokenStore.makeUrl(options({ ...quick, table, schema: `s_${Database.freshTable()}` })),
+        yield* PostgresTokenStore.makeUrl(options({
+          ...quick,
+          table,
+          account: { ...Database.account, username: "someone-else" }
+        }))
+      ]
+      const held = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(
+        first.withLock(Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(release)))
+      )
+      yield* Deferred.await(held)
+      for (const other of others) {
+        const taken = yield* growth(TokenMetrics.lockWaits, undefined, other.withLock(Effect.succeed("own lock")))
+        expect(taken).toEqual({ result: "own lock", grew: 0 })
+      }
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+    }))
+
   it.scopedLive("fibers of one process queue for the lock: never two at once", () =>
     Effect.gen(function*() {
       const store = yield* PostgresTokenStore.makeUrl(options())
@@ -641,6 +744,17 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       expect(error.message).toContain("password authentication failed")
       expect(error.message).not.toContain("wr0ng")
       expect(error.message).not.toContain(Database.current().password)
+    }))
+
+  it.scopedLive("a server message quoting the URL's password (here the user's name too) has it redacted", () =>
+    Effect.gen(function*() {
+      // Percent-encoded in the URL; the server sees, and quotes, the decoded name.
+      const url = `postgres://pw%2Fshown:pw%2Fshown@127.0.0.1:${Database.current().port}/postgres`
+      const store = yield* PostgresTokenStore.makeUrl({ url: Redacted.make(url), account: Database.account })
+      const error = yield* Effect.flip(store.load)
+      expect(error.message).toContain(`password authentication failed for user "<redacted>"`)
+      expect(error.message).not.toContain("pw/shown")
+      expect(error.message).not.toContain("pw%2Fshown")
     }))
 
   it.scopedLive("a statement that does not answer in time fails after statementTimeout, then all is well", () =>
