@@ -723,6 +723,40 @@ describe("PostgresTokenStore: Postgres down, slow, restarted", () => {
       expect(remove.grew).toBe(1)
     }))
 
+  it.scopedLive("a lock session that stops answering at release: a failed release, warned and counted, not a loss", () =>
+    Effect.gen(function*() {
+      const sql = yield* Database.client()
+      const logs = LogCapture.make()
+      const store = yield* PostgresTokenStore.makeUrl(
+        options({ statementTimeout: Duration.seconds(2), whenUnavailable: "fail" })
+      )
+      // The lock's server process, stopped (as a frozen host would be) until the store let go of it.
+      let stopped: number | undefined
+      const resume = Effect.sync(() => {
+        if (stopped !== undefined) process.kill(stopped, "SIGCONT")
+        stopped = undefined
+      })
+      yield* Effect.addFinalizer(() => resume)
+      const stop = Effect.map(advisoryHolders(sql), ([session]) => {
+        stopped = session!.pid
+        process.kill(stopped, "SIGSTOP")
+      })
+      const released = yield* growth(
+        PostgresMetrics.lockLost,
+        undefined,
+        growth(PostgresMetrics.unavailable, ["operation", "release"], logs.provide(store.withLock(stop)))
+      )
+      yield* resume
+      expect(released.grew).toBe(0)
+      expect(released.result.grew).toBe(1)
+      expect(
+        logs.warnings().some((line) =>
+          line.startsWith("Could not release the Postgres advisory lock") &&
+          line.includes("(Postgres did not answer within 2s)")
+        )
+      ).toBe(true)
+    }))
+
   it.scopedLive("maxConnections is the pool's size: a pool of one cannot read while it holds the lock", () =>
     Effect.gen(function*() {
       // Generous enough that a busy machine still takes the lock in time (a lock not taken would

@@ -74,13 +74,16 @@ const timedOut = (settings: Settings) => `Postgres did not answer within ${Durat
 
 /**
  * `query`, abandoned after the statement timeout (the client cancels it on the server).
- * Interruptible even where the caller is not (the lock kit's acquisition and release).
+ * Interruptible, timeout included, even where the caller is not (the lock kit's take and
+ * release): there the timeout would otherwise wait for a frozen connection to answer.
  */
 const bounded = <A, E>(settings: Settings, query: Effect.Effect<A, E>): Effect.Effect<A, string> =>
-  Effect.interruptible(query).pipe(
-    Effect.mapError((error) => reasonOf(settings, error)),
-    Effect.disconnect,
-    Effect.timeoutFail({ duration: settings.statementTimeout, onTimeout: () => timedOut(settings) })
+  Effect.interruptible(
+    query.pipe(
+      Effect.mapError((error) => reasonOf(settings, error)),
+      Effect.disconnect,
+      Effect.timeoutFail({ duration: settings.statementTimeout, onTimeout: () => timedOut(settings) })
+    )
   )
 
 /** On the lock's connection, any failure but a slow answer means its session, and lock, are gone. */
