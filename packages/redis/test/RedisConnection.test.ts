@@ -3,46 +3,21 @@
  * Redis gone after start (waited for, then failed fast, then used again), and passwords kept
  * out of the connection errors a message quotes.
  */
-import { LogCapture, SpanCapture, TokenStoreContract } from "@amp-effect/core/testing"
-import { describe, expect, it } from "@effect/vitest"
+import { LogCapture, SpanCapture } from "@amp-effect/core/testing"
+import { expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber, Metric, Option } from "effect"
 import { createClient } from "redis"
-import { afterAll, beforeAll } from "vitest"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
 import { RedisServer } from "../src/testing/index.js"
+import * as SharedServer from "./utils/SharedServer.js"
 
-RedisServer.warnIfSkipped()
+const { account, freshToken, pollUntil } = SharedServer
 
-const account = { baseUrl: "https://amp.example.com/api", username: "svc-issuer@example.com" }
-
-let server: RedisServer.RedisServer | undefined
-const redis = () => server!
-
-beforeAll(async () => {
-  if (RedisServer.unavailable === undefined) server = await RedisServer.start()
-}, 120_000)
-
-afterAll(async () => {
-  await server?.stop()
-})
-
-let stores = 0
-const freshPrefix = () => `connection-${process.pid}-${stores++}`
-
-const command = (...args: Array<string>) => Effect.promise(() => redis().command(...args))
-
-/** A token obtained now (real time), valid for 24 hours. */
-const freshToken = (token: string) => TokenStoreContract.sampleToken(token, Date.now())
+const { command, freshPrefix, redis, suite } = SharedServer.perFile("connection")
 
 const count = (metric: Metric.Metric.Counter<number>, operation: string) =>
   Effect.map(Metric.value(Metric.tagged(metric, "operation", operation)), (state) => state.count)
-
-/** Repeats `effect` every 50 ms until `done` holds for its result, which it answers. */
-const pollUntil = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  Effect.repeat(Effect.delay(effect, Duration.millis(50)), { until: done })
-
-const suite = RedisServer.unavailable === undefined ? describe : describe.skip
 
 suite("RedisTokenStore: what Redis answers", () => {
   it.scopedLive("a command Redis refuses fails with Redis's own answer, naming the command", () =>

@@ -35,34 +35,18 @@ import {
 } from "effect"
 import * as Net from "node:net"
 import { createClient, RESP_TYPES } from "redis"
-import { afterAll, beforeAll } from "vitest"
 import { reconnectDelay, secretsOf, timeoutAfterIo } from "../src/internal/redisTokenStore.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisMetrics from "../src/RedisMetrics.js"
 import * as RedisTokenStore from "../src/RedisTokenStore.js"
 import { RedisServer } from "../src/testing/index.js"
+import * as SharedServer from "./utils/SharedServer.js"
 
 const { plain, sampleToken, storeContract } = TokenStoreContract
 const { withSpans } = SpanCapture
 
-RedisServer.warnIfSkipped()
-
-const account = { baseUrl: "https://amp.example.com/api", username: "svc-issuer@example.com" }
-
-let server: RedisServer.RedisServer | undefined
-const redis = () => server!
-
-beforeAll(async () => {
-  if (RedisServer.unavailable === undefined) server = await RedisServer.start()
-}, 120_000)
-
-afterAll(async () => {
-  await server?.stop()
-})
-
-/** Each store gets its own key prefix: tests share one server. */
-let stores = 0
-const freshPrefix = () => `test-${process.pid}-${stores++}`
+const { account, freshToken, pollUntil } = SharedServer
+const { command, freshPrefix, redis, suite } = SharedServer.perFile("test")
 
 const makeStore = (options?: Partial<RedisTokenStore.Options>) =>
   Effect.gen(function*() {
@@ -70,11 +54,6 @@ const makeStore = (options?: Partial<RedisTokenStore.Options>) =>
     const store = yield* RedisTokenStore.make({ url: redis().url, account, ...options, keyPrefix })
     return { store, keys: RedisTokenStore.keys(account, keyPrefix) }
   })
-
-const command = (...args: Array<string>) => Effect.promise(() => redis().command(...args))
-
-/** A token obtained now (real time), valid for 24 hours. */
-const freshToken = (token: string, offsetMillis = 0) => sampleToken(token, Date.now() + offsetMillis)
 
 const counter = (metric: Metric.Metric.Counter<number>, tag?: readonly [string, string]) =>
   Effect.map(Metric.value(tag === undefined ? metric : Metric.tagged(metric, tag[0], tag[1])), (state) => state.count)
@@ -90,12 +69,6 @@ const growth = <A, E, R>(
     const result = yield* effect
     return { result, grew: (yield* counter(metric, tag)) - before }
   })
-
-/** Repeats `effect` every 50 ms until `done` holds for its result, which it answers. */
-const pollUntil = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  Effect.repeat(Effect.delay(effect, Duration.millis(50)), { until: done })
-
-const suite = RedisServer.unavailable === undefined ? describe : describe.skip
 
 // -----------------------------------------------------------------------------
 // The contract
