@@ -5,7 +5,7 @@
  */
 import { LogCapture } from "@amp-effect/core/testing"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
 import { EventEmitter } from "node:events"
 import * as internal from "../src/internal/redisTokenStore.js"
 
@@ -56,6 +56,22 @@ describe("RedisTokenStore against a scripted client", () => {
       expect(client.sent).toEqual([])
     }))
 
+  it.scopedLive("a command that waited for the client to be ready is answered, and leaves no listener behind", () =>
+    Effect.gen(function*() {
+      const client = new ScriptedClient(() => Promise.resolve(null))
+      client.isReady = false
+      const { store } = yield* internal.make(client, settings({ commandTimeout: Duration.minutes(1) }))
+      const listeners = client.listenerCount("ready")
+      const waiting = yield* Effect.fork(store.load)
+      yield* Effect.repeat(Effect.zipRight(Effect.yieldNow(), Effect.sync(() => client.listenerCount("ready"))), {
+        until: (count) => count > listeners
+      })
+      client.isReady = true
+      client.emit("ready")
+      expect(yield* Fiber.join(waiting)).toEqual(Option.none())
+      expect(client.listenerCount("ready")).toBe(listeners)
+    }))
+
   it.scopedLive("a command Redis does not answer is abandoned at its timeout: its abort signal fires", () =>
     Effect.gen(function*() {
       const client = new ScriptedClient()
@@ -93,7 +109,7 @@ describe("RedisTokenStore against a scripted client", () => {
       expect(client.commands()).toContain("GET")
     }))
 
-  it.scopedLive("a first connection that errs and is ready at once is up: not marked down, no warning", () =>
+  it.scopedLive("a first connection that errs and is ready at once is up: not marked down, no warning, no listener left", () =>
     Effect.gen(function*() {
       const client = Object.assign(new ScriptedClient(), {
         connect() {
@@ -106,9 +122,12 @@ describe("RedisTokenStore against a scripted client", () => {
       })
       const logs = LogCapture.make()
       const { link } = yield* internal.make(client, settings())
+      const listeners = [client.listenerCount("ready"), client.listenerCount("error")]
       yield* logs.provide(internal.connectFirst(link))
       expect(link.down).toBe(false)
       expect(logs.warnings()).toEqual([])
+      // Its own listeners went with the first connection; the store's stay.
+      expect([client.listenerCount("ready"), client.listenerCount("error")]).toEqual(listeners)
     }))
 })
 

@@ -134,10 +134,14 @@ const unreachable = (link: Link) =>
     reason: scrub(link, `Redis is unreachable${link.lastError === undefined ? "" : ` (${link.lastError})`}`)
   })
 
+/** `Effect.async` runs its returned effect only when interrupted: a listener that fired removes itself. */
 const waitReady = (client: RedisClient) =>
   Effect.async<void>((resume) => {
     if (client.isReady) return resume(Effect.void)
-    const ready = () => resume(Effect.void)
+    const ready = () => {
+      client.off("ready", ready)
+      resume(Effect.void)
+    }
     client.on("ready", ready)
     return Effect.sync(() => client.off("ready", ready))
   })
@@ -236,15 +240,20 @@ export const secretsOf = (url: string): Array<string> => {
 export const connectFirst = (link: Link & { readonly client: { connect(): Promise<unknown> } }) => {
   const { client, settings } = link
   const connected = Effect.async<void, string>((resume) => {
-    const ready = () => resume(Effect.void)
-    const failed = (error: unknown) => resume(Effect.fail(messageOf(error)))
+    const settle = (outcome: Effect.Effect<void, string>) => {
+      stop()
+      resume(outcome)
+    }
+    const ready = () => settle(Effect.void)
+    const failed = (error: unknown) => settle(Effect.fail(messageOf(error)))
+    const stop = () => {
+      client.off("ready", ready)
+      client.off("error", failed)
+    }
     client.on("ready", ready)
     client.on("error", failed)
     client.connect().catch(() => {}) // rejects only when closed meanwhile
-    return Effect.sync(() => {
-      client.off("ready", ready)
-      client.off("error", failed)
-    })
+    return Effect.sync(stop)
   })
   const wait = Duration.toMillis(settings.commandTimeout)
   return timeoutAfterIo(connected, settings.commandTimeout, () => undefined).pipe(
