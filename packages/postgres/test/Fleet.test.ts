@@ -4,20 +4,24 @@
  * counters are the proof of how many logins and refreshes the fleet made.
  */
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
+import { FleetReplicas } from "@amp-effect/node/testing"
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, type Scope } from "effect"
+import { Duration, Effect, Fiber, type Scope } from "effect"
+import { build } from "esbuild"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import * as PostgresTokenStore from "../src/PostgresTokenStore.js"
 import * as Database from "./utils/Database.js"
-import * as Replicas from "./utils/Replicas.js"
 
 const describe = Database.setup()
 
 let bundle = ""
 beforeAll(async () => {
-  bundle = await Replicas.bundle()
+  const fixture = fileURLToPath(new URL("fixtures/replica.ts", import.meta.url))
+  // pg loads its optional native binding only when asked for.
+  bundle = await FleetReplicas.bundle(build, fixture, ["pg-native"])
 }, 120_000)
 afterAll(async () => {
   if (bundle !== "") await Fs.rm(Path.dirname(bundle), { recursive: true, force: true })
@@ -55,25 +59,11 @@ const advisoryLocks = Effect.scoped(Effect.gen(function*() {
   return row!.count
 }))
 
-/** Repeats `effect` every 20 ms until `done` holds for its result (bounded by the test's timeout). */
-const pollUntil = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  Effect.repeat(Effect.delay(effect, Duration.millis(20)), { until: done })
-
-const tokensOf = (answers: ReadonlyArray<Replicas.Answer>) =>
-  answers.map((answer) => {
-    expect(answer.error).toBeUndefined()
-    return answer.token!
-  })
-
-/** No replica printed a token the server issued, nor the database password, anywhere but in answers. */
-const expectNoSecretInLogs = (replicas: ReadonlyArray<Replicas.Replica>, server: MockAmpServer.Service) =>
+/** No replica printed a token the server issued anywhere but in its answers, nor the database password. */
+const expectNoSecretInLogs = (replicas: ReadonlyArray<FleetReplicas.Replica>, server: MockAmpServer.Service) =>
   Effect.gen(function*() {
-    const issued = yield* server.issuedTokens
-    for (const replica of replicas) {
-      const logText = replica.output().split("\n").filter((line) => !line.startsWith("{\"op\"")).join("\n")
-      for (const token of issued) expect(logText).not.toContain(token.split(".")[1])
-      expect(replica.output()).not.toContain(Database.current().password)
-    }
+    expect(yield* FleetReplicas.printedTokens(replicas, server)).toEqual([])
+    for (const replica of replicas) expect(replica.output()).not.toContain(Database.current().password)
   })
 
 const fleetTest = <E>(name: string, body: () => Effect.Effect<void, E, Scope.Scope>) =>
@@ -86,9 +76,9 @@ describe("fleet: one token for many processes through Postgres", () => {
       Effect.gen(function*() {
         const server = yield* MockAmpServer.make()
         const table = Database.freshTable()
-        const replicas = yield* Replicas.startMany(bundle, 16, envFor(server, table))
+        const replicas = yield* FleetReplicas.startMany(bundle, 16, envFor(server, table))
         let started = Date.now()
-        const tokens = tokensOf(yield* Replicas.all(replicas, "get"))
+        const tokens = yield* FleetReplicas.tokens(replicas, "get")
         const cold = yield* server.counters
         console.log(
           `postgres fleet 1: 16 processes, nothing stored: ${JSON.stringify(cold)} in ${Date.now() - started} ms`
@@ -102,9 +92,9 @@ describe("fleet: one token for many processes through Postgres", () => {
         // A day later, as a fleet that ran all along sees it: three minutes from expiry, inside
         // the five-minute margin. The refreshed token lives 48 hours.
         yield* server.setTokenLifetime(Duration.hours(48))
-        yield* Replicas.all(replicas, `clock ${24 * 3600_000 - 3 * 60_000}`)
+        yield* FleetReplicas.all(replicas, `clock ${24 * 3600_000 - 3 * 60_000}`)
         started = Date.now()
-        const refreshed = tokensOf(yield* Replicas.all(replicas, "get"))
+        const refreshed = yield* FleetReplicas.tokens(replicas, "get")
         const warm = yield* server.counters
         console.log(
           `postgres fleet 2: 16 processes, token in margin: ${JSON.stringify(warm)} in ${Date.now() - started} ms`
@@ -129,14 +119,14 @@ describe("fleet: one token for many processes through Postgres", () => {
         // A long lease: only the session's end can free the lock in time.
         const env = envFor(server, table, { LOCK_LEASE_MS: "60000" })
         yield* server.script("obtain", MockFault.hang)
-        const holder = yield* Replicas.start(bundle, env)
-        void holder.send("get").catch(() => {})
-        yield* pollUntil(server.counters, (counters) => counters.obtain === 1)
+        const holder = yield* FleetReplicas.start(bundle, env)
+        yield* Effect.fork(holder.send("get"))
+        yield* FleetReplicas.pollUntil(server.counters, (counters) => counters.obtain === 1)
         expect(yield* advisoryLocks).toBe(1)
-        yield* Effect.promise(() => holder.kill())
+        yield* holder.kill
         const killedAt = Date.now()
-        const replicas = yield* Replicas.startMany(bundle, 3, env)
-        const tokens = tokensOf(yield* Replicas.all(replicas, "get"))
+        const replicas = yield* FleetReplicas.startMany(bundle, 3, env)
+        const tokens = yield* FleetReplicas.tokens(replicas, "get")
         const waited = Date.now() - killedAt
         console.log(
           `postgres fleet 3: holder killed mid-login: ${JSON.stringify(yield* server.counters)}, ${waited} ms`
@@ -157,29 +147,29 @@ describe("fleet: one token for many processes through Postgres", () => {
         const table = Database.freshTable()
         const env = envFor(server, table, { LOCK_LEASE_MS: "1000", API_REQUEST_TIMEOUT_SECONDS: "120" })
         yield* server.script("obtain", MockFault.delay(Duration.seconds(3)))
-        const slow = yield* Replicas.start(bundle, env)
-        const slowAnswer = slow.send("get")
-        yield* pollUntil(server.counters, (counters) => counters.obtain === 1)
+        const slow = yield* FleetReplicas.start(bundle, env)
+        const slowAnswer = yield* Effect.fork(slow.send("get"))
+        yield* FleetReplicas.pollUntil(server.counters, (counters) => counters.obtain === 1)
         // Paused mid-login: its extensions stop, and its lock session ends after the lease.
         slow.process.kill("SIGSTOP")
         yield* Effect.addFinalizer(() => Effect.sync(() => slow.process.kill("SIGCONT")))
         // Its lock is gone with its session, and its login answered (its token issued first).
-        yield* pollUntil(
+        yield* FleetReplicas.pollUntil(
           Effect.all([server.issuedTokens, advisoryLocks]),
           ([issued, locks]) => issued.length === 1 && locks === 0
         )
         const [slowToken] = yield* server.issuedTokens
 
-        const taker = yield* Replicas.start(bundle, env)
-        const [takerToken] = tokensOf([yield* Effect.promise(() => taker.send("get"))])
+        const taker = yield* FleetReplicas.start(bundle, env)
+        const [takerToken] = yield* FleetReplicas.tokens([taker], "get")
         expect(takerToken).not.toBe(slowToken)
         expect(yield* storedToken(server, table)).toBe(takerToken)
 
         slow.process.kill("SIGCONT")
-        const late = yield* Effect.promise(() => slowAnswer)
+        const late = yield* Fiber.join(slowAnswer)
         // Its save refused, it serves the token the fleet holds, not its own.
         expect(late.token).toBe(takerToken)
-        const metrics = (yield* Effect.promise(() => slow.send("metrics"))).metrics!
+        const metrics = yield* FleetReplicas.metrics(slow)
         console.log(
           `postgres fleet 4: ${JSON.stringify(yield* server.counters)}; late holder: ${JSON.stringify(metrics)}`
         )
