@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Scope } from "effect"
 import * as Fs from "node:fs"
 import { fileURLToPath } from "node:url"
-import { FleetReplicas } from "../src/testing/index.js"
+import { FleetReplicas } from "./fleet/index.js"
 
 const script = fileURLToPath(new URL("fixtures/protocolReplica.mjs", import.meta.url))
 

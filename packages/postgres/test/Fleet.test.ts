@@ -4,7 +4,7 @@
  * counters are the proof of how many logins and refreshes the fleet made.
  */
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
-import { FleetReplicas } from "@amp-effect/node/testing"
+import { FleetReplicas } from "@amp-effect/node/test/fleet"
 import { expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, type Scope } from "effect"
 import { build } from "esbuild"

@@ -8,7 +8,7 @@
  */
 import { EncryptionKey, TokenData } from "@amp-effect/core"
 import { MockAmpServer, MockFault } from "@amp-effect/node/MockAmpServer"
-import { FleetReplicas } from "@amp-effect/node/testing"
+import { FleetReplicas } from "@amp-effect/node/test/fleet"
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Fiber, Redacted, type Scope } from "effect"
 import { build } from "esbuild"

@@ -3,21 +3,16 @@
  * working directory, HOME and TMPDIR: they share no disk, only the store and the AMP server. A
  * replica is a bundled script started with plain `node`, not a transpiler that would work again at
  * every start: that is what makes 16-process scenarios affordable.
- *
- * @since 0.1.0
  */
 import { Duration, Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { MockAmpServer } from "../MockAmpServer.js"
+import type { MockAmpServer } from "../../src/MockAmpServer.js"
 
 /**
  * What a replica answers to a command (see `FleetReplica`).
- *
- * @since 0.1.0
- * @category models
  */
 export interface Answer {
   readonly op: string
@@ -29,9 +24,6 @@ export interface Answer {
 
 /**
  * A running replica, SIGKILLed when the scope that started it closes.
- *
- * @since 0.1.0
- * @category models
  */
 export interface Replica {
   /** For signals (`SIGSTOP`, `SIGCONT`). */
@@ -51,9 +43,6 @@ export interface Replica {
  * `.mjs` with the `build` of esbuild, which stays the caller's (development) dependency; answers
  * its path. Remove its directory afterwards. `external` lists modules to leave out (optional
  * native bindings).
- *
- * @since 0.1.0
- * @category constructors
  */
 export const bundle = async (
   build: (options: {
@@ -146,9 +135,6 @@ const spawnReplica = (script: string, env: Readonly<Record<string, string>>, dir
  * Starts a replica of `script` (see `bundle`) with `env` added to the parent's environment less its
  * `AMP_` and `API_` variables, and waits until it is ready. It is SIGKILLed and its directory
  * removed when the scope closes.
- *
- * @since 0.1.0
- * @category constructors
  */
 export const start = (
   script: string,
@@ -165,9 +151,6 @@ export const start = (
 
 /**
  * Starts `count` replicas in parallel and waits until all are ready.
- *
- * @since 0.1.0
- * @category constructors
  */
 export const startMany = (
   script: string,
@@ -178,9 +161,6 @@ export const startMany = (
 
 /**
  * Sends `command` to every replica at once; their answers in order.
- *
- * @since 0.1.0
- * @category utils
  */
 export const all = (replicas: ReadonlyArray<Replica>, command: string): Effect.Effect<Array<Answer>> =>
   Effect.forEach(replicas, (replica) => replica.send(command), { concurrency: "unbounded" })
@@ -188,9 +168,6 @@ export const all = (replicas: ReadonlyArray<Replica>, command: string): Effect.E
 /**
  * Sends `command` (`get` or `refresh`) to every replica at once; the tokens they answer, in order.
  * Dies if one answers an error.
- *
- * @since 0.1.0
- * @category utils
  */
 export const tokens = (replicas: ReadonlyArray<Replica>, command: string): Effect.Effect<Array<string>> =>
   Effect.flatMap(
@@ -202,9 +179,6 @@ export const tokens = (replicas: ReadonlyArray<Replica>, command: string): Effec
 
 /**
  * Every counter of the replica's metrics, by `name{label=value,...}`.
- *
- * @since 0.1.0
- * @category utils
  */
 export const metrics = (replica: Replica): Effect.Effect<Readonly<Record<string, number>>> =>
   Effect.map(replica.send("metrics"), (answer) => answer.metrics!)
@@ -212,9 +186,6 @@ export const metrics = (replica: Replica): Effect.Effect<Readonly<Record<string,
 /**
  * The tokens the server issued that some replica printed anywhere but in its answers (in a log
  * line, on stderr): a leak check that should find none.
- *
- * @since 0.1.0
- * @category utils
  */
 export const printedTokens = (
   replicas: ReadonlyArray<Replica>,
@@ -230,9 +201,6 @@ export const printedTokens = (
 /**
  * Repeats `effect` every 20 ms until `done` holds for its result: how a scenario waits for what
  * another process does (bounded by the test's timeout).
- *
- * @since 0.1.0
- * @category utils
  */
 export const pollUntil = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean): Effect.Effect<A, E, R> =>
   Effect.repeat(Effect.delay(effect, Duration.millis(20)), { until: done })

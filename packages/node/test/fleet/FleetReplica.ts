@@ -16,8 +16,6 @@
  *
  * Log lines are JSON too: `{"log":"WARN","message":...}`. A failed command answers
  * `{"op":...,"error":<message>}`. It exits when its stdin closes.
- *
- * @since 0.1.0
  */
 import { AuthApi, TokenService, TokenStore } from "@amp-effect/core"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
@@ -98,9 +96,6 @@ const serve = (offset: { ms: number }) =>
 /**
  * Runs this process as a replica over `store` (see the module's description); exits 1 if the
  * service cannot be built. A fleet test's fixture is this call with its store's layer.
- *
- * @since 0.1.0
- * @category constructors
  */
 export const run = <E>(store: Layer.Layer<TokenStore.TokenStore, E>): void => {
   const offset = { ms: 0 }
