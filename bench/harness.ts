@@ -7,6 +7,8 @@ import { AuthApi, TokenService, TokenStore } from "@amp-effect/core"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Bench, type Task } from "tinybench"
@@ -118,6 +120,20 @@ export const medianOver = (
 
 /** The mock server's credentials (`MockAmpServer.defaultCredentials`). */
 export const mockCredentials = { username: "mock_user", password: "mock_pass" } as const
+
+/** What points a child at the mock server at `baseUrl`. */
+export const mockEnv = (server: { readonly baseUrl: string }) => ({
+  AMP_API_BASE_URL: server.baseUrl,
+  AMP_USERNAME: mockCredentials.username,
+  AMP_PASSWORD: mockCredentials.password
+})
+
+/** A temporary directory named `<prefix>…`, removed with the scope. */
+export const tempDir = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  )
 
 /** Retries off: a figure must count exactly the calls the library decided to make. */
 export const noRetry: RetryPolicy.RetryOptions = {

@@ -15,7 +15,6 @@ const postgres: SharedStore.SharedStore = {
   server: PostgresServer.unavailable === undefined
     ? PostgresServer.scoped()
     : Effect.dieMessage(PostgresServer.unavailable),
-  child: "postgresChild.ts",
   childEnv: (url) => ({ AMP_POSTGRES_URL: url, AMP_POSTGRES_TABLE: "bench_fleet" }),
   layer: (url, account) => PostgresTokenStore.layerUrl({ url: Redacted.make(url), account, table: "bench_hot_path" }),
   lock: "the advisory lock (PostgresTokenStore withLock)"

@@ -10,8 +10,6 @@
  */
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { Duration, Effect } from "effect"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as BuiltApp from "./builtApp.js"
 import {
@@ -19,20 +17,16 @@ import {
   type Figure,
   type FigureResult,
   median,
-  mockCredentials,
+  mockEnv,
   report,
   round,
   runChild,
-  target
+  target,
+  tempDir
 } from "./harness.js"
 
 const processCount = 16
 const startRuns = 5
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
 
 /** The compiled `bench/childClient.ts` in a built application, for the scope. */
 const childScript = Effect.map(BuiltApp.make(["childClient.ts"]), (script) => script("childClient.ts"))
@@ -43,9 +37,7 @@ const child = (script: string, server: MockAmpServer.Service, file: string) =>
     try: () =>
       runChild([script], {
         env: {
-          AMP_API_BASE_URL: server.baseUrl,
-          AMP_USERNAME: mockCredentials.username,
-          AMP_PASSWORD: mockCredentials.password,
+          ...mockEnv(server),
           BENCH_TOKEN_FILE: file
         },
         // 16 process starts at once on a busy 2-core machine can take minutes: a bound against a hang only.
@@ -63,7 +55,7 @@ const timing = (run: ChildRun, key: "fromMainMs" | "fromProcessStartMs"): number
 
 export const runProcesses = Effect.gen(function*() {
   const server = yield* MockAmpServer.make({ latency: Duration.millis(50) })
-  const file = Path.join(yield* tempDir, "token.json")
+  const file = Path.join(yield* tempDir("amp-bench-"), "token.json")
   const script = yield* childScript
   const started = performance.now()
   const runs = yield* Effect.forEach(Array.from({ length: processCount }), () => child(script, server, file), {
@@ -89,7 +81,7 @@ export const runProcesses = Effect.gen(function*() {
 
 export const runWarmStart = Effect.gen(function*() {
   const server = yield* MockAmpServer.make({ latency: Duration.millis(200) })
-  const dir = yield* tempDir
+  const dir = yield* tempDir("amp-bench-")
   const script = yield* childScript
   const cold: Array<ChildRun> = []
   const warm: Array<ChildRun> = []

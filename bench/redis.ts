@@ -14,7 +14,6 @@ const redis: SharedStore.SharedStore = {
   server: RedisServer.unavailable === undefined
     ? RedisServer.scoped()
     : Effect.dieMessage(RedisServer.unavailable),
-  child: "redisChild.ts",
   childEnv: (url) => ({ AMP_REDIS_URL: url, AMP_REDIS_KEY_PREFIX: "bench" }),
   layer: (url, account) => RedisTokenStore.layer({ url, account, keyPrefix: "bench-hot-path" }),
   lock: "the Redis lock (RedisTokenStore withLock)"

@@ -2,7 +2,7 @@
  * The shared-store sections, written once for Redis (`bench/redis.ts`) and Postgres
  * (`bench/postgres.ts`), each of which only describes its store:
  *
- * - <store>-fleet: 16 children (the store's child script, built and run on the built packages as
+ * - <store>-fleet: 16 children (`bench/storeChild.ts`, built and run on the built packages as
  *   an application installs them: `BuiltApp`), each in a directory of its own — they share no
  *   disk, only the store — start at once with nothing stored; the store's lock should let
  *   exactly one of them log in.
@@ -12,9 +12,6 @@
 import { TokenService, TokenStore } from "@amp-effect/core"
 import { MockAmpServer } from "@amp-effect/node/MockAmpServer"
 import { Duration, Effect, Layer, type Scope } from "effect"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as BuiltApp from "./builtApp.js"
 import {
   type Figure,
@@ -22,11 +19,13 @@ import {
   interleaved,
   medianOver,
   mockCredentials,
+  mockEnv,
   report,
   round,
   runChild,
   serviceLayer,
-  target
+  target,
+  tempDir
 } from "./harness.js"
 
 /** What differs between the shared stores. */
@@ -36,8 +35,7 @@ export interface SharedStore {
   readonly name: string
   /** A throwaway server for the scope, by its URL. */
   readonly server: Effect.Effect<{ readonly url: string }, never, Scope.Scope>
-  /** The child script in `bench/`, and the environment that points it at the store. */
-  readonly child: string
+  /** The environment that points a fleet child (`bench/storeChild.ts`) at the store. */
   readonly childEnv: (url: string) => Record<string, string>
   /** The store for the hot path, over `url`, for `account`. */
   readonly layer: (
@@ -51,26 +49,20 @@ export interface SharedStore {
 const processCount = 16
 const callsPerSample = 2_000
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "amp-bench-replica-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
-
 export const runFleet = (store: SharedStore) =>
   Effect.gen(function*() {
     const shared = yield* store.server
     const server = yield* MockAmpServer.make({ latency: Duration.millis(50) })
-    const dirs = yield* Effect.all(Array.from({ length: processCount }, () => tempDir))
-    const script = (yield* BuiltApp.make([store.child]))(store.child)
+    const dirs = yield* Effect.all(Array.from({ length: processCount }, () => tempDir("amp-bench-replica-")))
+    const script = (yield* BuiltApp.make(["storeChild.ts"]))("storeChild.ts")
     const started = performance.now()
     const runs = yield* Effect.forEach(dirs, (dir) =>
       Effect.tryPromise({
         try: () =>
           runChild([script], {
             env: {
-              AMP_API_BASE_URL: server.baseUrl,
-              AMP_USERNAME: mockCredentials.username,
-              AMP_PASSWORD: mockCredentials.password,
+              ...mockEnv(server),
+              BENCH_STORE: store.id,
               ...store.childEnv(shared.url),
               HOME: dir,
               TMPDIR: dir
